@@ -1,0 +1,1 @@
+"""Leaderboard rendering (terminal, Markdown, CSV, static HTML) and published reference entries."""

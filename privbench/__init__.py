@@ -1,0 +1,69 @@
+"""privbench: a benchmark and leaderboard for privacy encoders.
+
+A privacy encoder is a camera whose optics or analog front end destroys private information
+(faces, identities) before the image is digitized, while keeping what a vision task needs.
+privbench crosses registered encoders with utility tasks and privacy attacks, stores one result
+row per cell, and renders privacy-utility Pareto fronts and a leaderboard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from privbench.encoder import Encoder, EncoderConfig
+from privbench.errors import PrivbenchError
+from privbench.evaluation import Evaluation, EvaluationConfig, EvalInputs, EvalResult, MetricSpec, RunContext
+from privbench.registry import (
+    get_attack,
+    get_encoder,
+    get_evaluation,
+    get_task,
+    list_attacks,
+    list_benchmarks,
+    list_datasets,
+    list_encoders,
+    list_tasks,
+    register_attack,
+    register_dataset,
+    register_encoder,
+    register_task,
+)
+
+__version__ = "0.1.0"
+
+
+def run(spec: Any = None, **options: Any):
+    """Run a benchmark spec (a BenchmarkSpec, a dict, a YAML path, or a benchmark name).
+
+    Returns the results as a pandas DataFrame (one row per cell). See :mod:`privbench.runner`.
+    """
+    from privbench.runner import run as _run
+
+    return _run(spec, **options)
+
+
+__all__ = [
+    "Encoder",
+    "EncoderConfig",
+    "Evaluation",
+    "EvaluationConfig",
+    "EvalInputs",
+    "EvalResult",
+    "MetricSpec",
+    "PrivbenchError",
+    "RunContext",
+    "get_attack",
+    "get_encoder",
+    "get_evaluation",
+    "get_task",
+    "list_attacks",
+    "list_benchmarks",
+    "list_datasets",
+    "list_encoders",
+    "list_tasks",
+    "register_attack",
+    "register_dataset",
+    "register_encoder",
+    "register_task",
+    "run",
+]

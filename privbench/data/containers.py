@@ -1,0 +1,111 @@
+"""In-memory containers the data layer hands to the runner.
+
+Images are kept as ``uint8 (N, 3, H, W)`` tensors (compact, exact); encoders receive them as
+float in [0, 1]. Every dataset carries a content fingerprint that enters the cache keys and the
+result rows, so results computed on different data are never confused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class LabeledImages:
+    """Images with one integer label each (identity, or face / no-face)."""
+
+    images: torch.Tensor  # uint8 (N, 3, H, W)
+    labels: torch.Tensor  # int64 (N,)
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 (N, 3, H, W); got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must have shape ({self.images.shape[0]},); got {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class LabeledSplits:
+    """train / val / test splits of one labelled image collection."""
+
+    train: LabeledImages
+    val: LabeledImages
+    test: LabeledImages
+
+    def __getitem__(self, split: str) -> LabeledImages:
+        if split not in SPLITS:
+            raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return getattr(self, split)
+
+    def items(self) -> Iterator[tuple[str, LabeledImages]]:
+        for split in SPLITS:
+            yield split, getattr(self, split)
+
+
+@dataclass
+class Scenes:
+    """Scenes with boxes (xyxy pixels, per-box category ids) and reference captions."""
+
+    images: torch.Tensor  # uint8 (N, 3, H, W)
+    boxes: list[torch.Tensor]  # per image: float32 (k, 4) xyxy in pixels
+    box_labels: list[torch.Tensor]  # per image: int64 (k,) indices into categories
+    captions: list[list[str]]  # per image: reference captions
+    categories: list[str]
+    image_ids: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class SceneSplits:
+    train: Scenes
+    val: Scenes
+    test: Scenes
+
+    def __getitem__(self, split: str) -> Scenes:
+        if split not in SPLITS:
+            raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return getattr(self, split)
+
+
+@dataclass
+class BenchmarkData:
+    """Everything one benchmark run reads: the parts an evaluation may ask for, by name.
+
+    ``identities``: face crops labelled by identity (face-ID attacks).
+    ``face_vs_noface``: crops labelled 1 = face, 0 = no face (the CAnOPIC utility task).
+    ``scenes``: larger scenes with face/object boxes and captions (detection, captioning).
+    """
+
+    name: str
+    fingerprint: str
+    identities: LabeledSplits | None = None
+    face_vs_noface: LabeledSplits | None = None
+    scenes: SceneSplits | None = None
+    description: str = ""
+
+    def part(self, name: str):
+        value = getattr(self, name, None)
+        if value is None:
+            from privbench.errors import DataError
+
+            available = [p for p in ("identities", "face_vs_noface", "scenes") if getattr(self, p) is not None]
+            raise DataError(
+                f"Dataset {self.name!r} has no part {name!r} (it provides: {', '.join(available) or 'nothing'}). "
+                f"Choose evaluations that use those parts, or a dataset that provides {name!r}."
+            )
+        return value
