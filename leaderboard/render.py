@@ -1,0 +1,234 @@
+"""Leaderboard renderers: terminal (rich), Markdown, CSV and a static HTML page.
+
+Input is the per-encoder table of :func:`privbench.scores.leaderboard_table`. Rows of different
+benchmark versions or datasets are rendered as separate sections and never ranked together.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from privbench.errors import OutputError
+from privbench.pareto import plot_pareto
+from privbench.scores import leaderboard_table, split_groups
+
+SUMMARY_COLUMNS = ["encoder", "utility", "privacy", "worst_attack", "pareto"]
+
+
+def _format(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def display_columns(table: pd.DataFrame) -> list[str]:
+    """Summary columns, then the raw metrics (evaluation.metric), then encoder identity."""
+    metrics = [c for c in table.columns if "." in c]
+    return SUMMARY_COLUMNS + metrics + [c for c in ("alpha", "seeds") if c in table.columns]
+
+
+def to_markdown(table: pd.DataFrame, title: str) -> str:
+    columns = display_columns(table)
+    lines = [f"## {title}", "", "| rank | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for rank, (_, row) in enumerate(table.iterrows(), start=1):
+        lines.append(f"| {rank} | " + " | ".join(_format(row.get(c)) for c in columns) + " |")
+    lines += [
+        "",
+        "utility = task headline metric on measurements ÷ on clean images (identity encoder), mean over tasks; "
+        "privacy = 1 − (attack success − chance) ÷ (clean attack success − chance), clipped to [0, 1], "
+        "worst case over attacks. `pareto` marks the non-dominated encoders.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def print_table(table: pd.DataFrame, title: str, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    metric_columns = [c for c in table.columns if "." in c and (c.endswith(".top1") or c.endswith(".accuracy"))]
+    columns = SUMMARY_COLUMNS + metric_columns
+    rich_table = Table(title=title, show_lines=False)
+    rich_table.add_column("#", justify="right")
+    for column in columns:
+        rich_table.add_column(column, justify="left" if column in ("encoder", "worst_attack") else "right")
+    for rank, (_, row) in enumerate(table.iterrows(), start=1):
+        rich_table.add_row(str(rank), *(_format(row.get(c)) for c in columns))
+    console.print(rich_table)
+
+
+def write_sample_images(data, encoders: dict[str, Any], out_dir: Path, count: int, device) -> dict[str, str]:
+    """One picture per encoder: the first ``count`` test face crops and their measurements."""
+    from privbench.visualize import measurement_to_rgb, save_rgb_png
+
+    if count <= 0 or data is None or data.identities is None:
+        return {}
+    folder = out_dir / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = data.identities.test.images[:count].float().div(255.0).to(device)
+    paths = {}
+    for label, encoder in encoders.items():
+        with torch.no_grad():
+            measurements = encoder.to(device).eval()(images).cpu()
+        import numpy as np
+
+        tiles = [measurement_to_rgb(m) for m in measurements]
+        height = max(t.shape[0] for t in tiles)
+        padded = [np.pad(t, ((0, height - t.shape[0]), (0, 1), (0, 0)), constant_values=1.0) for t in tiles]
+        strip = np.concatenate(padded, axis=1)
+        path = folder / f"{_slug(label)}.png"
+        save_rgb_png(strip, path, upscale_to=256)
+        paths[label] = f"samples/{path.name}"
+    clean_strip = torch.cat([im for im in images.cpu()], dim=2).permute(1, 2, 0).numpy()
+    save_rgb_png(clean_strip, folder / "_clean.png", upscale_to=256)
+    paths["__clean__"] = "samples/_clean.png"
+    return paths
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def to_html(sections: list[tuple[str, pd.DataFrame, str]], samples: dict[str, str]) -> str:
+    """A self-contained page: sortable tables (click a header), the Pareto plots, samples."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>privbench leaderboard</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+        "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "th{background:#f0f0f0;cursor:pointer;position:sticky;top:0}td.l,th.l{text-align:left}"
+        "tr.front td:first-child{font-weight:bold}.samples img{image-rendering:pixelated;height:96px}"
+        ".samples td{text-align:left}</style></head><body>",
+        "<h1>privbench leaderboard</h1>",
+        "<p><b>utility</b> = task headline metric on measurements ÷ on clean images (identity encoder), "
+        "mean over tasks. <b>privacy</b> = 1 − (attack success − chance) ÷ (clean attack success − chance), "
+        "clipped to [0, 1], worst case over attacks. Bold rows are on the Pareto front. Click a column "
+        "header to sort.</p>",
+    ]
+    for index, (title, table, plot) in enumerate(sections):
+        columns = display_columns(table)
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        if plot:
+            parts.append(f"<img src='{html.escape(plot)}' alt='Pareto plot' style='max-width:700px'>")
+        parts.append(f"<table id='t{index}' class='sortable'><thead><tr><th>#</th>")
+        for column in columns:
+            css = " class='l'" if column in ("encoder", "worst_attack") else ""
+            parts.append(f"<th{css}>{html.escape(column)}</th>")
+        parts.append("</tr></thead><tbody>")
+        for rank, (_, row) in enumerate(table.iterrows(), start=1):
+            css = " class='front'" if row.get("pareto") else ""
+            cells = "".join(
+                f"<td{' class=l' if c in ('encoder', 'worst_attack') else ''}>{html.escape(_format(row.get(c)))}</td>"
+                for c in columns
+            )
+            parts.append(f"<tr{css}><td>{rank}</td>{cells}</tr>")
+        parts.append("</tbody></table>")
+    if samples:
+        parts.append("<h2>Sample measurements</h2><table class='samples'>")
+        if "__clean__" in samples:
+            parts.append(f"<tr><td>clean input</td><td><img src='{html.escape(samples['__clean__'])}'></td></tr>")
+        for label, path in samples.items():
+            if label != "__clean__":
+                parts.append(f"<tr><td>{html.escape(label)}</td><td><img src='{html.escape(path)}'></td></tr>")
+        parts.append("</table>")
+    parts.append(_SORT_SCRIPT)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+_SORT_SCRIPT = """<script>
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0];
+    var rows = Array.from(body.rows), asc = th.dataset.asc !== 'true';
+    rows.sort(function (a, b) {
+      var x = a.cells[col].textContent, y = b.cells[col].textContent;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      if (!isNaN(nx) && !isNaN(ny)) { return asc ? nx - ny : ny - nx; }
+      return asc ? x.localeCompare(y) : y.localeCompare(x);
+    });
+    th.dataset.asc = asc;
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+</script>"""
+
+
+def _group_title(key: tuple, rows: pd.DataFrame) -> str:
+    benchmark, version, fingerprint = key
+    presets = sorted({p for p in rows.get("preset", pd.Series(dtype=object)).dropna()})
+    preset = f", preset {'/'.join(presets)}" if presets else ""
+    return f"{benchmark} v{version} — dataset {rows['dataset'].iloc[0]} ({fingerprint[:8]}){preset}"
+
+
+def render_outputs(
+    results: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    data=None,
+    encoders: dict[str, Any] | None = None,
+    samples: int = 4,
+    device="cpu",
+    console=None,
+    print_terminal: bool = False,
+) -> dict[str, Path]:
+    """Write leaderboard.md / .csv, index.html, pareto.png (and sample pictures) into ``out_dir``."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"Cannot create the output folder {str(out)!r}: {error}. Choose another --out.") from None
+    measured = results[results.get("source", "measured") == "measured"] if not results.empty else results
+    groups = split_groups(measured)
+    sections, markdown, tables = [], ["# privbench leaderboard", ""], []
+    for index, (key, rows) in enumerate(groups):
+        table = leaderboard_table(rows)
+        section_title = _group_title(key, rows) if len(groups) > 1 or title is None else title
+        plot_name = "pareto.png" if index == 0 else f"pareto-{index + 1}.png"
+        plot_pareto(table, out / plot_name, title=section_title)
+        sections.append((section_title, table, plot_name))
+        markdown.append(to_markdown(table, section_title))
+        tables.append(table.assign(benchmark=key[0], benchmark_version=key[1], dataset_fingerprint=key[2]))
+        if print_terminal:
+            print_table(table, section_title, console)
+    if not groups:
+        markdown.append("No results yet.")
+    sample_paths = write_sample_images(data, encoders or {}, out, samples, device) if encoders else _existing_samples(out)
+    outputs = {
+        "markdown": out / "leaderboard.md",
+        "csv": out / "leaderboard.csv",
+        "html": out / "index.html",
+    }
+    try:
+        outputs["markdown"].write_text("\n".join(markdown))
+        (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=SUMMARY_COLUMNS)).to_csv(
+            outputs["csv"], index=False
+        )
+        outputs["html"].write_text(to_html(sections, sample_paths))
+    except OSError as error:
+        raise OutputError(f"Cannot write the leaderboard into {str(out)!r}: {error}.") from None
+    if groups:
+        outputs["pareto"] = out / "pareto.png"
+    return outputs
+
+
+def _existing_samples(out: Path) -> dict[str, str]:
+    folder = out / "samples"
+    if not folder.is_dir():
+        return {}
+    paths = {p.stem: f"samples/{p.name}" for p in sorted(folder.glob("*.png")) if p.stem != "_clean"}
+    if (folder / "_clean.png").exists():
+        paths = {"__clean__": "samples/_clean.png", **paths}
+    return paths

@@ -1,0 +1,197 @@
+"""The ``privbench`` command line (typer)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from privbench.errors import PrivbenchError
+
+app = typer.Typer(
+    help=(
+        "privbench: benchmark privacy encoders (cameras that destroy private information before "
+        "digitization) against utility tasks and privacy attacks, and publish a leaderboard.\n\n"
+        "Start with `privbench run` (the embedded synthfaces benchmark, quick preset)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+error_console = Console(stderr=True)
+
+
+class Kind(str, Enum):
+    encoders = "encoders"
+    tasks = "tasks"
+    attacks = "attacks"
+    benchmarks = "benchmarks"
+    datasets = "datasets"
+
+
+@app.command("list")
+def list_command(kind: Kind = typer.Argument(..., help="What to list: encoders, tasks, attacks, benchmarks or datasets.")):
+    """List the registered components of one kind, with a one-line description each."""
+    from rich.table import Table
+
+    from privbench.registry import ATTACKS, BENCHMARKS, DATASETS, ENCODERS, TASKS
+
+    registry = {"encoders": ENCODERS, "tasks": TASKS, "attacks": ATTACKS, "benchmarks": BENCHMARKS, "datasets": DATASETS}[kind.value]
+    table = Table(title=f"privbench {kind.value}")
+    table.add_column("name")
+    table.add_column("description")
+    for name in registry.names():
+        obj = registry.get(name)
+        doc = (obj.__doc__ or "").strip().splitlines()
+        table.add_row(name, doc[0] if doc else "")
+    console.print(table)
+
+
+def _split_names(value: Optional[str]) -> Optional[list[str]]:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names or None
+
+
+@app.command("run")
+def run_command(
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Built-in benchmark name (see `privbench list benchmarks`). Default: synthfaces."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A benchmark spec YAML file (instead of --benchmark)."),
+    encoders: Optional[str] = typer.Option(None, "--encoders", "-e", help="Comma-separated encoder names or labels to run (default: all in the spec)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset of the benchmark: quick (default) or standard."),
+    out: Path = typer.Option(Path("privbench-out"), "--out", "-o", help="Output folder for leaderboard.md/.csv, index.html, pareto.png and the SQLite store."),
+    store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL of the results store (default: sqlite:///OUT/results.db)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run only this training seed (default: the spec's seeds)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache (default: $PRIVBENCH_CACHE or ~/.cache/privbench)."),
+):
+    """Run a benchmark end to end: data, encoders, tasks and attacks, store, leaderboard, Pareto plot.
+
+    Cells already in the store are skipped, so rerunning after an interruption resumes.
+    """
+    from privbench.leaderboard.render import print_table
+    from privbench.runner import RichProgressFactory, run
+    from privbench.scores import leaderboard_table, split_groups
+
+    if spec is not None and benchmark is not None:
+        raise PrivbenchError("Give either --benchmark or --spec, not both.")
+    source = str(spec) if spec is not None else benchmark
+    progress = RichProgressFactory(console=console)
+    with progress:
+        report = run(
+            source,
+            preset=preset,
+            encoders=_split_names(encoders),
+            out_dir=out,
+            store=store,
+            device=device,
+            seed=seed,
+            cache_dir=cache_dir,
+            progress=progress,
+            log=lambda message: progress._progress.console.print(message),
+            report=True,
+        )
+    for key, rows in split_groups(report.results):
+        print_table(leaderboard_table(rows), f"{key[0]} v{key[1]}", console)
+    console.print(
+        f"\n{report.ran} cells run, {report.skipped} reused from the store, {len(report.failures)} failed "
+        f"({report.wall_time_s:.0f} s)."
+    )
+    for name, path in report.outputs.items():
+        console.print(f"  {name:9s} {path}")
+    if report.failures:
+        for name, message in report.failures:
+            error_console.print(f"[red]failed:[/red] {name}: {message}")
+        raise typer.Exit(code=1)
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    store: str = typer.Option(..., "--store", help="SQLAlchemy URL of a results store, e.g. sqlite:///privbench-out/results.db."),
+    out: Path = typer.Option(Path("privbench-out"), "--out", "-o", help="Folder for leaderboard.md/.csv, index.html and pareto.png."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Only rows of this benchmark."),
+):
+    """Render the leaderboard (terminal, Markdown, CSV, HTML, Pareto plot) from a results store."""
+    from privbench.leaderboard.render import render_outputs
+    from privbench.store import ResultStore
+
+    result_store = ResultStore(store)
+    rows = result_store.dataframe(benchmark=benchmark)
+    if rows.empty:
+        raise PrivbenchError(f"The store {store!r} holds no results{' for ' + benchmark if benchmark else ''}; run `privbench run` first.")
+    outputs = render_outputs(rows, out, console=console, print_terminal=True)
+    for name, path in outputs.items():
+        console.print(f"  {name:9s} {path}")
+
+
+def _parse_settings(settings: list[str]) -> dict:
+    import yaml
+
+    config = {}
+    for item in settings:
+        if "=" not in item:
+            raise PrivbenchError(f"--set expects KEY=VALUE (e.g. --set sigma_px=4); got {item!r}.")
+        key, value = item.split("=", 1)
+        config[key.strip()] = yaml.safe_load(value)
+    return config
+
+
+@app.command("show")
+def show_command(
+    encoder: str = typer.Argument(..., help="Encoder name (see `privbench list encoders`)."),
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="Input image (PNG/JPEG). Default: a synthfaces sample face."),
+    out: Path = typer.Option(Path("show.png"), "--out", "-o", help="Output PNG."),
+    settings: list[str] = typer.Option([], "--set", help="Encoder config override KEY=VALUE (repeatable)."),
+    size: int = typer.Option(0, "--size", help="Resize the input to SIZE×SIZE first (0: keep; at least 64)."),
+):
+    """Draw a clean image beside its measurement (and the encoder's PSF, kernels, height map...)."""
+    from privbench.show import show
+
+    path = show(encoder, image=image, out=out, config=_parse_settings(settings), size=size or None)
+    console.print(f"wrote {path}")
+
+
+def _mount_optional_apps() -> None:
+    try:
+        from privbench.data.cli import data_app
+    except ImportError:
+        return
+    app.add_typer(data_app, name="data", help="Check real dataset folders (COCO, VGGFace2, WIDER FACE, FDDB, ImageNet, LFW).")
+
+
+_mount_optional_apps()
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: user errors become one readable paragraph and a non-zero exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except PrivbenchError as error:
+        error_console.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        error_console.print(
+            "[yellow]interrupted:[/yellow] every finished cell is in the store; run the same command again to resume."
+        )
+        sys.exit(130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except Exception as error:  # click usage errors etc.
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Normalized utility and privacy scores, and the per-encoder leaderboard table.
+
+Definitions (DESIGN.md "Scores"; both are tested on hand-made numbers):
+
+- utility of an encoder on a task = task headline metric on encoded data ÷ the same metric on
+  clean data (the ``identity`` encoder, same benchmark, dataset, task config and seed); for a
+  lower-is-better metric the ratio is inverted. An encoder's utility is the mean over tasks.
+- privacy against an attack = 1 − (attack success − chance) ÷ (clean attack success − chance),
+  clipped to [0, 1]: 1 means the attack is reduced to chance, 0 means it is as strong as on
+  clean images. An encoder's privacy is its worst case (minimum) over all attacks: the
+  strongest attacker decides.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+CLEAN_ENCODER = "identity"
+GROUP_COLUMNS = ["benchmark", "benchmark_version", "dataset_fingerprint"]
+ENCODER_COLUMNS = ["encoder_label", "encoder", "encoder_config_hash", "encoder_weights_hash", "alpha", "study", "trial"]
+
+
+def normalized_utility(value: float, clean_value: float, higher_is_better: bool = True) -> float:
+    """Encoded metric relative to the clean camera's (1.0 = as useful as a clean image)."""
+    if _missing(value) or _missing(clean_value):
+        return math.nan
+    if higher_is_better:
+        return value / clean_value if clean_value != 0 else math.nan
+    return clean_value / value if value != 0 else math.nan
+
+
+def normalized_privacy(success: float, clean_success: float, chance: float) -> float:
+    """1 − (success − chance)/(clean success − chance), clipped to [0, 1].
+
+    Undefined (NaN) when the attack does not beat chance even on clean images: such an attack
+    says nothing about the encoder.
+    """
+    if _missing(success) or _missing(clean_success) or _missing(chance):
+        return math.nan
+    advantage_clean = clean_success - chance
+    if advantage_clean <= 0:
+        return math.nan
+    return float(np.clip(1.0 - (success - chance) / advantage_clean, 0.0, 1.0))
+
+
+def worst_case_privacy(privacies: Iterable[float]) -> float:
+    values = [p for p in privacies if not _missing(p)]
+    return min(values) if values else math.nan
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def evaluation_key(evaluation: str, protocol: str | None) -> str:
+    """Column prefix naming one evaluation, e.g. ``face-id[retrained]``."""
+    return f"{evaluation}[{protocol}]" if protocol else evaluation
+
+
+def _with_keys(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.copy()
+    rows["eval_key"] = [evaluation_key(e, p) for e, p in zip(rows["evaluation"], rows["protocol"])]
+    rows["eval_config_key"] = rows["evaluation_config"].map(lambda c: repr(sorted(c.items())) if isinstance(c, dict) else repr(c))
+    for column in ENCODER_COLUMNS:
+        if column not in rows:
+            rows[column] = None
+    rows[ENCODER_COLUMNS] = rows[ENCODER_COLUMNS].astype(object).where(rows[ENCODER_COLUMNS].notna(), None)
+    return rows
+
+
+def score_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add ``clean_value`` and ``normalized`` (utility or privacy) to each measured row."""
+    if rows.empty:
+        return rows.assign(clean_value=[], normalized=[])
+    rows = _with_keys(rows)
+    clean = rows[rows["encoder"] == CLEAN_ENCODER]
+    clean_key = GROUP_COLUMNS + ["eval_key", "evaluation_version", "eval_config_key", "seed"]
+    reference = (
+        clean.groupby(clean_key, dropna=False)["headline_value"].mean().rename("clean_value").reset_index()
+    )
+    rows = rows.merge(reference, on=clean_key, how="left")
+    normalized = []
+    for row in rows.itertuples(index=False):
+        if row.role == "utility":
+            normalized.append(normalized_utility(row.headline_value, row.clean_value, bool(row.higher_is_better)))
+        else:
+            normalized.append(normalized_privacy(row.headline_value, row.clean_value, row.chance))
+    rows["normalized"] = normalized
+    return rows
+
+
+def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per encoder configuration: encoder, utility, privacy, worst attack, raw metrics.
+
+    Seeds are averaged. Rows of different benchmark versions or datasets are never mixed: pass
+    the rows of one (benchmark, version, dataset) group (see :func:`split_groups`).
+    """
+    if rows.empty:
+        return pd.DataFrame(columns=["encoder", "utility", "privacy", "worst_attack"])
+    scored = score_rows(rows)
+    records = []
+    for key, group in scored.groupby(ENCODER_COLUMNS, dropna=False, sort=False):
+        label, name, config_hash, weights_hash, alpha, study, trial = key
+        record: dict = {
+            "encoder": label,
+            "encoder_name": name,
+            "config_hash": config_hash,
+            "weights_hash": weights_hash,
+            "alpha": alpha,
+            "study": study,
+            "trial": trial,
+        }
+        utilities, privacies = {}, {}
+        for eval_key, cells in group.groupby("eval_key", sort=False):
+            role = cells["role"].iloc[0]
+            score = float(cells["normalized"].mean())
+            (utilities if role == "utility" else privacies)[eval_key] = score
+            metric_means: dict[str, list[float]] = {}
+            for metrics in cells["metrics"]:
+                for metric, value in metrics.items():
+                    if isinstance(value, (int, float)):
+                        metric_means.setdefault(metric, []).append(float(value))
+            for metric, values in metric_means.items():
+                record[f"{eval_key}.{metric}"] = float(np.mean(values))
+            if role == "privacy":
+                record[f"{eval_key}.privacy"] = score
+        util_values = [u for u in utilities.values() if not math.isnan(u)]
+        record["utility"] = float(np.mean(util_values)) if util_values else math.nan
+        record["privacy"] = worst_case_privacy(privacies.values())
+        finite = {k: v for k, v in privacies.items() if not math.isnan(v)}
+        record["worst_attack"] = min(finite, key=finite.get) if finite else None
+        record["seeds"] = int(group["seed"].nunique())
+        records.append(record)
+    table = pd.DataFrame.from_records(records)
+    front = [table.index[i] for i in pareto_front_indices(table["utility"].to_numpy(), table["privacy"].to_numpy())]
+    table["pareto"] = table.index.isin(front)
+    leading = ["encoder", "utility", "privacy", "worst_attack", "pareto"]
+    rest = [c for c in table.columns if c not in leading]
+    metric_columns = sorted(c for c in rest if "." in c)
+    meta = [c for c in rest if c not in metric_columns]
+    table = table[leading + metric_columns + meta]
+    return table.sort_values(["privacy", "utility"], ascending=False, na_position="last").reset_index(drop=True)
+
+
+def split_groups(rows: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """Rows split by (benchmark, version, dataset fingerprint): groups that may be ranked together."""
+    if rows.empty:
+        return []
+    return [(key, group) for key, group in rows.groupby(GROUP_COLUMNS, sort=False)]
+
+
+def pareto_front_indices(utility: np.ndarray, privacy: np.ndarray) -> list[int]:
+    """Indices of points not dominated in (utility, privacy), both maximized; NaNs excluded.
+
+    A point is dominated if another is at least as good in both and strictly better in one.
+    """
+    points = [(i, u, p) for i, (u, p) in enumerate(zip(utility, privacy)) if not (math.isnan(u) or math.isnan(p))]
+    front = []
+    for i, u, p in points:
+        dominated = any((u2 >= u and p2 >= p) and (u2 > u or p2 > p) for j, u2, p2 in points if j != i)
+        if not dominated:
+            front.append(i)
+    return front

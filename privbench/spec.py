@@ -1,0 +1,214 @@
+"""Benchmark specs: which dataset, which encoders, which tasks and attacks, which seeds.
+
+A spec is YAML validated into :class:`BenchmarkSpec`. Presets (``quick``, ``standard``, ...)
+override the dataset config and evaluation configs (training budgets, model sizes) without
+repeating the rest, so one spec describes a benchmark at every scale.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from privbench.config import format_validation_error, stable_hash
+from privbench.errors import ConfigError, UnknownNameError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ComponentSpec(_Strict):
+    """One encoder, task or attack: registered name, config overrides, optional display label."""
+
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+
+class DatasetSpec(_Strict):
+    name: str = "synthfaces"
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class PresetSpec(_Strict):
+    """Overrides applied by a preset: dataset config and per-evaluation config, merged in."""
+
+    description: str = ""
+    dataset: dict[str, Any] = Field(default_factory=dict)
+    evaluations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class BenchmarkSpec(_Strict):
+    name: str
+    version: str = "1"
+    description: str = ""
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    encoders: list[ComponentSpec]
+    tasks: list[ComponentSpec] = Field(default_factory=list)
+    attacks: list[ComponentSpec] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    presets: dict[str, PresetSpec] = Field(default_factory=dict)
+    default_preset: str | None = None
+    sample_encoder_inputs: int = Field(4, ge=0, le=64, description="face crops shown per encoder on the HTML page")
+
+    @field_validator("encoders")
+    @classmethod
+    def _non_empty(cls, value: list[ComponentSpec]) -> list[ComponentSpec]:
+        if not value:
+            raise ValueError("a benchmark needs at least one encoder")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("a benchmark needs at least one seed")
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _evaluations_present(self) -> "BenchmarkSpec":
+        if not self.tasks and not self.attacks:
+            raise ValueError("a benchmark needs at least one task or attack")
+        labels = [e.display_name for e in self.encoders]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(
+                f"encoder entries {duplicates} appear more than once; give each a distinct 'label'"
+            )
+        return self
+
+    # -- presets ------------------------------------------------------------------------
+    def resolve(self, preset: str | None) -> "BenchmarkSpec":
+        """This spec with ``preset``'s overrides merged into dataset and evaluation configs."""
+        preset = preset or self.default_preset
+        if preset is None:
+            return self
+        if preset not in self.presets:
+            raise ConfigError(
+                f"Benchmark {self.name!r} has no preset {preset!r}; its presets are: "
+                f"{', '.join(sorted(self.presets)) or 'none'}."
+            )
+        override = self.presets[preset]
+        data = self.model_dump()
+        data["dataset"]["config"] = {**data["dataset"]["config"], **override.dataset}
+        for group in ("tasks", "attacks"):
+            for entry in data[group]:
+                extra = override.evaluations.get(entry["label"] or entry["name"]) or override.evaluations.get(entry["name"])
+                if extra:
+                    entry["config"] = {**entry["config"], **extra}
+        data["presets"] = {}
+        data["default_preset"] = None
+        resolved = BenchmarkSpec(**data)
+        object.__setattr__(resolved, "_preset", preset)
+        return resolved
+
+    @property
+    def preset(self) -> str | None:
+        return getattr(self, "_preset", None)
+
+    def fingerprint(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+    def with_encoders(self, names: list[str]) -> "BenchmarkSpec":
+        """Keep only the encoder entries named (by label or registered name), in the given order."""
+        chosen = []
+        for wanted in names:
+            matches = [e for e in self.encoders if wanted in (e.display_name, e.name)]
+            if not matches:
+                from privbench.registry import ENCODERS
+
+                if wanted in ENCODERS:
+                    matches = [ComponentSpec(name=wanted)]
+                else:
+                    ENCODERS.get(wanted)  # raises UnknownNameError with suggestions
+            chosen.extend(m for m in matches if m not in chosen)
+        data = self.model_dump()
+        data["encoders"] = [m.model_dump() for m in chosen]
+        return BenchmarkSpec(**data)
+
+
+def load_spec(source: str | Path | dict | BenchmarkSpec) -> BenchmarkSpec:
+    """A spec from a BenchmarkSpec, a dict, a YAML file path, or a registered benchmark name."""
+    if isinstance(source, BenchmarkSpec):
+        return source
+    if isinstance(source, dict):
+        return _validate(source, where="the spec dictionary")
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"Spec file {str(path)!r} does not exist (expected a YAML benchmark spec).")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ConfigError(f"Spec file {str(path)!r} is not valid YAML: {error}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"Spec file {str(path)!r} must contain a YAML mapping with at least 'name' and 'encoders'; "
+                f"got {type(raw).__name__}."
+            )
+        return _validate(raw, where=f"spec file {str(path)!r}")
+    return builtin_benchmark(str(source))
+
+
+def _validate(raw: dict, *, where: str) -> BenchmarkSpec:
+    try:
+        spec = BenchmarkSpec(**raw)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, what=where, model=BenchmarkSpec)) from None
+    _check_names(spec, where)
+    return spec
+
+
+def _check_names(spec: BenchmarkSpec, where: str) -> None:
+    """Fail early (before any training) on unknown component names, with suggestions."""
+    from privbench.registry import ATTACKS, DATASETS, ENCODERS, TASKS
+
+    for registry, entries in ((ENCODERS, spec.encoders), (TASKS, spec.tasks), (ATTACKS, spec.attacks)):
+        for entry in entries:
+            try:
+                registry.get(entry.name)
+            except UnknownNameError as error:
+                raise UnknownNameError(f"In {where}: {error}") from None
+    try:
+        DATASETS.get(spec.dataset.name)
+    except UnknownNameError as error:
+        raise UnknownNameError(f"In {where}: {error}") from None
+
+
+BUILTIN_DIR = Path(__file__).parent / "benchmarks"
+
+
+def builtin_benchmark(name: str) -> BenchmarkSpec:
+    from privbench.registry import BENCHMARKS
+
+    factory = BENCHMARKS.get(name)
+    return factory()
+
+
+def _register_builtin_specs() -> None:
+    from privbench.registry import BENCHMARKS
+
+    for path in sorted(BUILTIN_DIR.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+
+        def factory(raw=raw, path=path) -> BenchmarkSpec:
+            return _validate(copy.deepcopy(raw), where=f"built-in benchmark {path.name}")
+
+        factory.__doc__ = raw.get("description", "")
+        BENCHMARKS.register(raw["name"])(factory)
