@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -23,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=False)
-error_console = Console(stderr=True)
+error_console = Console(stderr=True, soft_wrap=True)
 
 
 class Kind(str, Enum):
@@ -83,7 +84,7 @@ def run_command(
         raise PrivbenchError("Give either --benchmark or --spec, not both.")
     source = str(spec) if spec is not None else benchmark
     progress = RichProgressFactory(console=console)
-    with progress:
+    with progress, _interruptible():
         report = run(
             source,
             preset=preset,
@@ -109,6 +110,18 @@ def run_command(
         for name, message in report.failures:
             error_console.print(f"[red]failed:[/red] {name}: {message}")
         raise typer.Exit(code=1)
+
+
+@contextmanager
+def _interruptible():
+    """Ctrl-C: say that finished cells are safe and how to resume, exit 130 (no traceback)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        error_console.print(
+            "[yellow]interrupted:[/yellow] every finished cell is in the store; run the same command again to resume."
+        )
+        raise typer.Exit(code=130) from None
 
 
 @app.command("leaderboard")
@@ -171,26 +184,10 @@ _mount_optional_apps()
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: user errors become one readable paragraph and a non-zero exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="privbench")
     except PrivbenchError as error:
         error_console.print(f"[bold red]error:[/bold red] {error}", highlight=False)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        error_console.print(
-            "[yellow]interrupted:[/yellow] every finished cell is in the store; run the same command again to resume."
-        )
-        sys.exit(130)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except Exception as error:  # click usage errors etc.
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(130)
-        raise
 
 
 if __name__ == "__main__":

@@ -73,6 +73,11 @@ class Registry(Generic[T]):
                 # The entry point names an object rather than a module that registers itself.
                 self.register(entry_point.name)(obj)
 
+    def refresh(self) -> None:
+        """Scan the entry points again (e.g. after installing a plugin in a running process)."""
+        self._loaded = False
+        self._ensure_loaded()
+
     # -- lookup -------------------------------------------------------------------------
     def get(self, name: str) -> T:
         self._ensure_loaded()

@@ -58,7 +58,9 @@ def _missing(value) -> bool:
 
 def evaluation_key(evaluation: str, protocol: str | None) -> str:
     """Column prefix naming one evaluation, e.g. ``face-id[retrained]``."""
-    return f"{evaluation}[{protocol}]" if protocol else evaluation
+    if protocol is None or (isinstance(protocol, float) and math.isnan(protocol)) or protocol == "":
+        return evaluation
+    return f"{evaluation}[{protocol}]"
 
 
 def _with_keys(rows: pd.DataFrame) -> pd.DataFrame:

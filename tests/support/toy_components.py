@@ -1,0 +1,107 @@
+"""Small, fast components for testing the runner's mechanics (not shipped with privbench).
+
+The dataset is a few coloured-pattern classes; the evaluation is a real nearest-class-mean
+classifier on measurements (fit on train, scored on test), so results depend on the encoder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+from privbench.config import stable_hash
+from privbench.data import BenchmarkData, LabeledImages, LabeledSplits
+from privbench.evaluation import EvalResult, Evaluation, EvaluationConfig, MetricSpec
+from privbench.registry import register_attack, register_dataset, register_task
+
+CALLS = {"dataset": 0, "evaluate": 0}
+
+
+def make_images(num_classes: int, per_class: int, seed: int, size: int = 64) -> LabeledImages:
+    generator = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    for label in range(num_classes):
+        frequency = 1 + label  # class = stripe frequency + a colour tint: fine detail and coarse colour
+        stripes = (torch.sin(xx * frequency * 3.1416 / 16) > 0).float()
+        for _ in range(per_class):
+            tint = torch.tensor([0.2 + 0.1 * (label % 3), 0.5, 0.8 - 0.1 * (label % 2)]).view(3, 1, 1)
+            noise = torch.rand(3, size, size, generator=generator) * 0.3
+            image = (0.5 * stripes + 0.3 * tint + noise).clamp(0, 1)
+            images.append((image * 255).round().to(torch.uint8))
+            labels.append(label)
+    return LabeledImages(torch.stack(images), torch.tensor(labels), [f"c{i}" for i in range(num_classes)])
+
+
+@register_dataset("toy-patterns", override=True)
+def build_toy(cache_dir=None, num_classes: int = 4, per_class: int = 6, seed: int = 0) -> BenchmarkData:
+    CALLS["dataset"] += 1
+    splits = LabeledSplits(
+        make_images(num_classes, per_class, seed),
+        make_images(num_classes, 2, seed + 1),
+        make_images(num_classes, 3, seed + 2),
+    )
+    binary = LabeledSplits(*(LabeledImages(s.images, (s.labels % 2), ["even", "odd"]) for _, s in splits.items()))
+    return BenchmarkData(
+        name="toy-patterns",
+        fingerprint=stable_hash({"toy": [num_classes, per_class, seed]}),
+        identities=splits,
+        face_vs_noface=binary,
+    )
+
+
+class CentroidConfig(EvaluationConfig):
+    sleep_s: float = 0.0
+
+
+class _NearestCentroid(Evaluation):
+    Config = CentroidConfig
+    metrics = {"accuracy": MetricSpec(True, "nearest-class-mean accuracy on test")}
+    headline = "accuracy"
+
+    def evaluate(self, inputs, ctx) -> EvalResult:
+        CALLS["evaluate"] += 1
+        part = self.requires[0]
+        train, test = inputs.encoded(part, "train"), inputs.encoded(part, "test")
+        train_y, test_y = inputs.labels(part, "train"), inputs.labels(part, "test")
+        classes = int(train_y.max()) + 1
+        flat = train.flatten(1)
+        centroids = torch.stack([flat[train_y == c].mean(0) for c in range(classes)])
+        predicted = torch.cdist(test.flatten(1), centroids).argmin(1)
+        if self.config.sleep_s or float(os.environ.get("TOY_SLEEP", "0")):
+            time.sleep(self.config.sleep_s or float(os.environ["TOY_SLEEP"]))
+        return EvalResult({"accuracy": float((predicted == test_y).float().mean())}, chance=1.0 / classes)
+
+
+@register_task("toy-utility", override=True)
+class ToyUtility(_NearestCentroid):
+    """Toy utility: nearest-centroid on the binary labels."""
+
+    role = "utility"
+    requires = ("face_vs_noface",)
+
+
+@register_attack("toy-attack", override=True)
+class ToyAttack(_NearestCentroid):
+    """Toy attack: nearest-centroid identification."""
+
+    role = "privacy"
+    protocol = "retrained"
+    requires = ("identities",)
+
+
+def toy_spec(**overrides) -> dict:
+    spec = {
+        "name": "toy",
+        "version": "1",
+        "dataset": {"name": "toy-patterns"},
+        "encoders": ["identity", {"name": "gaussian-blur", "config": {"sigma_px": 4}}, "pixelate"],
+        "tasks": ["toy-utility"],
+        "attacks": ["toy-attack"],
+        "seeds": [0],
+        "sample_encoder_inputs": 2,
+    }
+    spec.update(overrides)
+    return spec

@@ -1,0 +1,157 @@
+"""The command line: help, listing, runs, resume after a kill, and bad input."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from privbench.cli import main
+
+TESTS = Path(__file__).parent
+RUNNER_SCRIPT = """
+import sys
+from support import toy_components  # registers the toy dataset and evaluations
+from privbench.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _cli(capsys, *args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return info.value.code, " ".join((captured.out + captured.err).split())
+
+
+def _write_spec(toy, tmp_path, **overrides) -> Path:
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(toy.toy_spec(**overrides)))
+    return path
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["leaderboard"], ["show"]])
+def test_help_of_every_command(capsys, command):
+    code, output = _cli(capsys, *command, "--help")
+    assert code == 0
+    assert "Usage" in output and "--help" in output and len(output) > 200
+
+
+def test_list_kinds(capsys, toy):
+    for kind, expected in (("encoders", "pixelate"), ("tasks", "toy-utility"), ("attacks", "toy-attack"),
+                           ("benchmarks", "synthfaces"), ("datasets", "toy-patterns")):
+        code, output = _cli(capsys, "list", kind)
+        assert code in (0, None) and expected in output
+
+
+def test_run_and_leaderboard_from_store(capsys, toy, tmp_path):
+    spec = _write_spec(toy, tmp_path)
+    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "out"),
+                        "--cache-dir", str(tmp_path / "cache"))
+    assert code in (0, None), output
+    assert "6 cells run" in output and "leaderboard" in output.lower()
+    store = f"sqlite:///{tmp_path / 'out' / 'results.db'}"
+    code, output = _cli(capsys, "leaderboard", "--store", store, "--out", str(tmp_path / "again"))
+    assert code in (0, None), output
+    for name in ("leaderboard.md", "leaderboard.csv", "index.html", "pareto.png"):
+        assert (tmp_path / "again" / name).is_file()
+
+
+def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
+    spec = _write_spec(toy, tmp_path)
+    script = tmp_path / "run_privbench.py"
+    script.write_text(RUNNER_SCRIPT)
+    args = [sys.executable, str(script), "run", "--spec", str(spec), "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "TOY_SLEEP": "1.0"}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = tmp_path / "out" / "results.db"
+    deadline = time.time() + 120
+    stored = 0
+    while time.time() < deadline and process.poll() is None:
+        if database.exists():
+            try:
+                stored = sqlite3.connect(database).execute("select count(*) from results").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+            if stored >= 2:
+                break
+        time.sleep(0.1)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    stored = sqlite3.connect(database).execute("select count(*) from results").fetchone()[0]
+    assert 2 <= stored < 6
+    env["TOY_SLEEP"] = "0"
+    finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert f"{6 - stored} cells run, {stored} reused" in finished.stdout
+    connection = sqlite3.connect(database)
+    assert connection.execute("select count(*), count(distinct cell_key) from results").fetchone() == (6, 6)
+
+
+def test_bad_inputs_give_one_paragraph_errors(capsys, toy, tmp_path):
+    spec = _write_spec(toy, tmp_path)
+    common = ["--cache-dir", str(tmp_path / "cache")]
+
+    code, output = _cli(capsys, "run", "--spec", str(spec), "--encoders", "identity,pixelat", "--out", str(tmp_path / "o1"), *common)
+    assert code != 0 and "Did you mean 'pixelate'" in output and "Traceback" not in output
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(toy.toy_spec(seeds="zero")))
+    code, output = _cli(capsys, "run", "--spec", str(bad), "--out", str(tmp_path / "o2"), *common)
+    assert code != 0 and "seeds" in output and "Traceback" not in output
+
+    bad.write_text(yaml.safe_dump(toy.toy_spec(encoders=[{"name": "gaussian-blur", "config": {"sigma": 3}}])))
+    code, output = _cli(capsys, "run", "--spec", str(bad), "--out", str(tmp_path / "o3"), *common)
+    assert code != 0 and "'sigma'" in output and "sigma_px" in output
+
+    bad.write_text("name: [unclosed")
+    code, output = _cli(capsys, "run", "--spec", str(bad), "--out", str(tmp_path / "o4"), *common)
+    assert code != 0 and "not valid YAML" in output
+
+    code, output = _cli(capsys, "run", "--spec", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o5"), *common)
+    assert code != 0 and "does not exist" in output
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(blocker / "sub"), *common)
+    assert code != 0 and "output folder" in output and "Traceback" not in output
+
+    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "o6"), "--store", "nosuchdb://x", *common)
+    assert code != 0 and "results store" in output and "Traceback" not in output
+
+    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "o7"),
+                        "--store", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'r.db'}", *common)
+    assert code != 0 and "does not exist" in output
+
+    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "o8"), "--device", "tpu", *common)
+    assert code != 0 and "'tpu'" in output
+
+    code, output = _cli(capsys, "run", "--spec", str(spec), "--preset", "huge", "--out", str(tmp_path / "o9"), *common)
+    assert code != 0 and "no preset 'huge'" in output
+
+
+def test_bad_image_for_show(capsys, tmp_path):
+    not_an_image = tmp_path / "x.png"
+    not_an_image.write_text("hello")
+    code, output = _cli(capsys, "show", "pixelate", "--image", str(not_an_image), "--out", str(tmp_path / "s.png"))
+    assert code != 0 and "Cannot read" in output
+    code, output = _cli(capsys, "show", "pixelate", "--image", str(tmp_path / "none.png"), "--out", str(tmp_path / "s.png"))
+    assert code != 0 and "does not exist" in output
+
+
+def test_show_draws_clean_and_measurement(capsys, tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    picture = tmp_path / "face.png"
+    Image.fromarray((np.random.default_rng(0).random((80, 80, 3)) * 255).astype("uint8")).save(picture)
+    code, output = _cli(capsys, "show", "gaussian-blur", "--image", str(picture), "--out", str(tmp_path / "s.png"), "--set", "sigma_px=3")
+    assert code in (0, None), output
+    assert (tmp_path / "s.png").stat().st_size > 10000

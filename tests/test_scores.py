@@ -1,0 +1,88 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from privbench.pareto import pareto_front, plot_pareto
+from privbench.scores import (
+    leaderboard_table,
+    normalized_privacy,
+    normalized_utility,
+    pareto_front_indices,
+    worst_case_privacy,
+)
+
+
+def test_normalized_utility_hand_made():
+    assert normalized_utility(0.9, 0.99) == pytest.approx(0.9 / 0.99)
+    assert normalized_utility(0.5, 0.5) == 1.0
+    assert normalized_utility(2.0, 1.0, higher_is_better=False) == 0.5  # e.g. an error rate doubled
+    assert math.isnan(normalized_utility(0.5, 0.0))
+    assert math.isnan(normalized_utility(float("nan"), 0.9))
+
+
+def test_normalized_privacy_hand_made():
+    # 40 identities: chance 0.025; clean attack 0.975.
+    assert normalized_privacy(0.975, 0.975, 0.025) == 0.0
+    assert normalized_privacy(0.025, 0.975, 0.025) == 1.0
+    assert normalized_privacy(0.5, 0.975, 0.025) == pytest.approx(1 - (0.5 - 0.025) / 0.95)
+    assert normalized_privacy(0.01, 0.975, 0.025) == 1.0  # below chance clips to 1
+    assert normalized_privacy(0.99, 0.975, 0.025) == 0.0  # stronger than on clean clips to 0
+    assert math.isnan(normalized_privacy(0.3, 0.02, 0.025))  # attack useless even on clean images
+
+
+def test_worst_case_is_minimum_ignoring_undefined():
+    assert worst_case_privacy([0.8, 0.3, float("nan"), 0.6]) == 0.3
+    assert math.isnan(worst_case_privacy([float("nan")]))
+
+
+def test_pareto_front_indices():
+    utility = np.array([1.0, 0.9, 0.8, 0.7, 0.95, float("nan")])
+    privacy = np.array([0.0, 0.5, 0.4, 0.9, 0.5, 1.0])
+    # (0.8, 0.4) is dominated by (0.9, 0.5); (0.9, 0.5) by (0.95, 0.5); NaN rows are excluded.
+    assert sorted(pareto_front_indices(utility, privacy)) == [0, 3, 4]
+
+
+def _row(encoder, evaluation, role, value, chance=None, seed=0, protocol=None, metric="m"):
+    return {
+        "benchmark": "b", "benchmark_version": "1", "dataset_fingerprint": "f", "dataset": "d",
+        "encoder": encoder, "encoder_label": encoder, "encoder_config_hash": encoder + "h",
+        "encoder_weights_hash": None, "alpha": None, "study": None, "trial": None,
+        "evaluation": evaluation, "evaluation_version": "1", "evaluation_config": {}, "role": role,
+        "protocol": protocol, "seed": seed, "metrics": {metric: value}, "headline_metric": metric,
+        "headline_value": value, "higher_is_better": True, "chance": chance, "source": "measured",
+    }
+
+
+def test_leaderboard_table_hand_made():
+    rows = pd.DataFrame([
+        _row("identity", "util-a", "utility", 0.98),
+        _row("identity", "util-b", "utility", 0.80),
+        _row("identity", "att-1", "privacy", 0.95, chance=0.05, protocol="retrained"),
+        _row("identity", "att-2", "privacy", 0.65, chance=0.05),
+        _row("blur", "util-a", "utility", 0.49),
+        _row("blur", "util-b", "utility", 0.80),
+        _row("blur", "att-1", "privacy", 0.50, chance=0.05, protocol="retrained"),
+        _row("blur", "att-2", "privacy", 0.05, chance=0.05),
+        # A second seed for blur on att-1: seeds are averaged (0.50 and 0.70 → 0.60).
+        _row("blur", "att-1", "privacy", 0.70, chance=0.05, seed=1, protocol="retrained"),
+    ])
+    table = leaderboard_table(rows).set_index("encoder")
+    assert table.loc["identity", "utility"] == pytest.approx(1.0)
+    assert table.loc["identity", "privacy"] == pytest.approx(0.0)
+    assert table.loc["blur", "utility"] == pytest.approx((0.5 + 1.0) / 2)
+    # Per seed: seed 0 → 1 − 0.45/0.9 = 0.5; seed 1 has no clean reference for seed 1 → NaN, ignored.
+    assert table.loc["blur", "att-1[retrained].privacy"] == pytest.approx(0.5)
+    assert table.loc["blur", "att-2.privacy"] == pytest.approx(1.0)
+    assert table.loc["blur", "privacy"] == pytest.approx(0.5)
+    assert table.loc["blur", "worst_attack"] == "att-1[retrained]"
+    assert table.loc["blur", "att-1[retrained].m"] == pytest.approx(0.6)
+    assert bool(table.loc["blur", "pareto"]) and bool(table.loc["identity", "pareto"])
+
+
+def test_pareto_plot_written(tmp_path):
+    table = pd.DataFrame({"encoder": ["a", "b", "c", "d"], "utility": [1.0, 0.9, 0.7, float("nan")], "privacy": [0.0, 0.6, 0.5, 0.2]})
+    assert list(pareto_front(table.dropna())["encoder"]) == ["b", "a"]
+    path = plot_pareto(table, tmp_path / "p.png")
+    assert path.stat().st_size > 5000
