@@ -80,3 +80,66 @@ def _staircase(utility: np.ndarray, privacy: np.ndarray) -> tuple[list[float], l
 
 def finite(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+#: Reference point of the hypervolume: the worst possible encoder (no utility, no privacy).
+#: Both normalized scores live in [0, 1] (utility may exceed 1 slightly when an encoder helps
+#: a task), so with this point the hypervolume of a single perfect encoder (1, 1) is 1.
+HYPERVOLUME_REFERENCE = (0.0, 0.0)
+
+
+def hypervolume(utility, privacy, reference: tuple[float, float] = HYPERVOLUME_REFERENCE) -> float:
+    """Area dominated by the points (both objectives maximized) and bounded by ``reference``.
+
+    Points not better than the reference in both objectives contribute nothing; NaNs are ignored.
+    """
+    ref_u, ref_p = reference
+    points = sorted(
+        ((float(u), float(p)) for u, p in zip(utility, privacy) if finite(u) and finite(p) and u > ref_u and p > ref_p),
+        key=lambda point: (-point[0], -point[1]),
+    )
+    area, best_privacy = 0.0, ref_p
+    for u, p in points:  # sweep from the highest utility down, adding the new privacy band
+        if p > best_privacy:
+            area += (u - ref_u) * (p - best_privacy)
+            best_privacy = p
+    return area
+
+
+def plot_fronts(fronts: dict[str, pd.DataFrame], path: str | Path, title: str = "Pareto fronts",
+                label_column: str | None = "alpha") -> Path:
+    """Overlay several encoders' fronts: points of each family, its non-dominated steps, labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    figure, axes = plt.subplots(figsize=(7.5, 6), dpi=130)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, table) in enumerate(fronts.items()):
+        color = colors[index % len(colors)]
+        valid = table[np.isfinite(table["utility"].astype(float)) & np.isfinite(table["privacy"].astype(float))]
+        if valid.empty:
+            continue
+        front = pareto_front(valid)
+        volume = hypervolume(valid["utility"], valid["privacy"])
+        axes.scatter(valid["utility"], valid["privacy"], color=color, alpha=0.35, s=25)
+        xs, ys = _staircase(front["utility"].to_numpy(float), front["privacy"].to_numpy(float))
+        axes.plot(xs, ys, color=color, linewidth=1.6, marker="o", markersize=5, label=f"{name} (HV {volume:.3f})")
+        if label_column and label_column in front:
+            for _, row in front.iterrows():
+                if finite(row[label_column]):
+                    axes.annotate(f"α={row[label_column]:g}", (row["utility"], row["privacy"]), textcoords="offset points",
+                                  xytext=(5, 4), fontsize=7, color=color)
+    axes.set_xlabel("utility (normalized to the clean camera)")
+    axes.set_ylabel("privacy (worst case over attacks)")
+    axes.set_title(title)
+    axes.set_ylim(-0.05, 1.08)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -86,3 +86,33 @@ def test_pareto_plot_written(tmp_path):
     assert list(pareto_front(table.dropna())["encoder"]) == ["b", "a"]
     path = plot_pareto(table, tmp_path / "p.png")
     assert path.stat().st_size > 5000
+
+
+def test_hypervolume_hand_made():
+    from privbench.pareto import hypervolume
+
+    assert hypervolume([1.0], [1.0]) == pytest.approx(1.0)
+    # Two points: 1.0×0.2 + 0.5×(0.8 − 0.2) = 0.5; a dominated third point adds nothing.
+    assert hypervolume([1.0, 0.5], [0.2, 0.8]) == pytest.approx(0.5)
+    assert hypervolume([1.0, 0.5, 0.4], [0.2, 0.8, 0.7]) == pytest.approx(0.5)
+    assert hypervolume([0.5, float("nan")], [0.5, 1.0]) == pytest.approx(0.25)
+    assert hypervolume([], []) == 0.0
+
+
+def test_hypervolume_matches_monte_carlo():
+    from privbench.pareto import hypervolume
+
+    rng = np.random.default_rng(0)
+    utility, privacy = rng.random(12), rng.random(12)
+    samples = rng.random((200_000, 2))
+    dominated = ((samples[:, None, 0] <= utility[None]) & (samples[:, None, 1] <= privacy[None])).any(1)
+    assert hypervolume(utility, privacy) == pytest.approx(dominated.mean(), abs=0.005)
+
+
+def test_fronts_plot(tmp_path):
+    from privbench.pareto import plot_fronts
+
+    a = pd.DataFrame({"utility": [0.9, 0.8, 0.6], "privacy": [0.2, 0.5, 0.4], "alpha": [1.0, 50.0, 300.0]})
+    b = pd.DataFrame({"utility": [0.95, 0.7], "privacy": [0.1, 0.6], "alpha": [1.0, float("nan")]})
+    path = plot_fronts({"canopic": a, "lens": b}, tmp_path / "fronts.png")
+    assert path.stat().st_size > 5000
