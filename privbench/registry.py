@@ -119,6 +119,9 @@ ATTACKS: Registry[Any] = Registry("attack", "privbench.attacks", builtin_modules
 BENCHMARKS: Registry[Any] = Registry(
     "benchmark", "privbench.benchmarks", builtin_modules=("privbench.benchmarks",)
 )
+DESIGNERS: Registry[Any] = Registry(
+    "designer", "privbench.designers", builtin_modules=("privbench.designers",)
+)
 DATASETS: Registry[Any] = Registry("dataset", "privbench.datasets", builtin_modules=("privbench.data",))
 
 
@@ -135,6 +138,15 @@ def register_task(name: str, *, override: bool = False):
 def register_attack(name: str, *, override: bool = False):
     """Register a privacy :class:`~privbench.evaluation.Evaluation` subclass under ``name``."""
     return ATTACKS.register(name, override=override)
+
+
+def register_designer(name: str, *, override: bool = False):
+    """Register a :class:`~privbench.designers.Designer` (fits a learnable encoder) under ``name``."""
+    return DESIGNERS.register(name, override=override)
+
+
+def list_designers() -> list[str]:
+    return DESIGNERS.names()
 
 
 def register_dataset(name: str, *, override: bool = False):

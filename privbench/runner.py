@@ -156,11 +156,15 @@ class Runner:
         return data
 
     # -- cells --------------------------------------------------------------------------
-    def build_cells(self) -> list[Cell]:
+    def build_cells(self, data) -> list[Cell]:
         encoders = []
         for entry in self.spec.encoders:
             label = entry.display_name
-            encoder = self.fitted_encoders.get(label) or _construct(ENCODERS, entry)
+            encoder = self.fitted_encoders.get(label)
+            if encoder is None:
+                encoder = _construct(ENCODERS, entry)
+                if entry.designer is not None:
+                    self.fit_encoder(entry, encoder, data)
             encoders.append((entry, encoder))
         evaluations = [(e, _construct(TASKS, e)) for e in self.spec.tasks]
         evaluations += [(e, _construct(ATTACKS, e)) for e in self.spec.attacks]
@@ -170,6 +174,46 @@ class Runner:
             for evaluation_spec, evaluation in evaluations
             for seed in self.spec.seeds
         ]
+
+    def fit_encoder(self, entry: ComponentSpec, encoder: Encoder, data) -> None:
+        """Fit ``encoder`` in place with the entry's designer; fitted weights are cached by content."""
+        from privbench.registry import DESIGNERS
+
+        if not encoder.learnable:
+            raise ConfigError(
+                f"Encoder entry {entry.display_name!r} names designer {entry.designer.name!r}, but encoder "
+                f"{entry.name!r} has no learnable parameters (fixed baselines are never fitted)."
+            )
+        designer = _construct(DESIGNERS, entry.designer)
+        key = stable_hash(
+            {
+                "encoder": encoder.config_hash(),
+                "initial_weights": encoder.weights_hash(),
+                "designer": designer.config_hash(),
+                "dataset": data.fingerprint,
+            }
+        )
+        cached = self.cache.load("fitted", key)
+        if cached is None:
+            ctx = RunContext(
+                device=self.device,
+                seed=designer.config.seed,
+                workdir=self.cache.root / "checkpoints" / f"design-{key}",
+                progress=self.progress,
+                log=self.log,
+            )
+            with self.progress.stage(f"fit {entry.display_name}", total=1) as bar:
+                history = designer.fit(encoder, data, ctx)
+                bar.update(1)
+            state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+            self.cache.save("fitted", key, {"state": state, "history": history})
+        else:
+            encoder.load_state_dict(cached["state"])
+            history = cached["history"]
+        encoder.eval()
+        encoder.alpha = float(designer.config.alpha)
+        encoder.design_history = history
+        encoder.designer_name = designer.name
 
     def cell_key(self, cell: Cell, data) -> str:
         return stable_hash(
@@ -251,7 +295,7 @@ class Runner:
             headline_value=float(result.metrics[headline]) if headline in result.metrics else None,
             higher_is_better=spec.higher_is_better if spec else True,
             chance=result.chance,
-            details=result.details,
+            details={**result.details, **({"designer": cell.encoder.designer_name} if hasattr(cell.encoder, "designer_name") else {})},
             wall_time_s=elapsed,
             device=str(self.device),
             package_versions=self._versions,
@@ -263,7 +307,7 @@ class Runner:
     def execute(self) -> RunReport:
         started = time.perf_counter()
         data = self.load_data()
-        cells = self.build_cells()
+        cells = self.build_cells(data)
         for cell in cells:
             cell.key = self.cell_key(cell, data)
         done = self.store.cell_keys()

@@ -23,11 +23,17 @@ class _Strict(BaseModel):
 
 
 class ComponentSpec(_Strict):
-    """One encoder, task or attack: registered name, config overrides, optional display label."""
+    """One encoder, task or attack: registered name, config overrides, optional display label.
+
+    Encoder entries may name a ``designer`` that fits the encoder's parameters before the cells
+    run, and ``alphas``: a sweep of the designer's privacy weight, expanded into one entry per α.
+    """
 
     name: str
     config: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
+    designer: "ComponentSpec | None" = None
+    alphas: list[float] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -71,6 +77,25 @@ class BenchmarkSpec(_Strict):
         if not value:
             raise ValueError("a benchmark needs at least one encoder")
         return value
+
+    @field_validator("encoders")
+    @classmethod
+    def _expand_alpha_sweeps(cls, value: list[ComponentSpec]) -> list[ComponentSpec]:
+        expanded = []
+        for entry in value:
+            if entry.alphas is None:
+                expanded.append(entry)
+                continue
+            if entry.designer is None:
+                raise ValueError(f"encoder entry {entry.name!r} lists alphas but no designer to fit it with")
+            if not entry.alphas:
+                raise ValueError(f"encoder entry {entry.name!r} has an empty alphas list")
+            for alpha in entry.alphas:
+                designer = entry.designer.model_copy(update={"config": {**entry.designer.config, "alpha": alpha}})
+                expanded.append(
+                    entry.model_copy(update={"alphas": None, "designer": designer, "label": f"{entry.display_name} α={alpha:g}"})
+                )
+        return expanded
 
     @field_validator("seeds")
     @classmethod
@@ -183,6 +208,14 @@ def _check_names(spec: BenchmarkSpec, where: str) -> None:
         for entry in entries:
             try:
                 registry.get(entry.name)
+            except UnknownNameError as error:
+                raise UnknownNameError(f"In {where}: {error}") from None
+    for entry in spec.encoders:
+        if entry.designer is not None:
+            from privbench.registry import DESIGNERS
+
+            try:
+                DESIGNERS.get(entry.designer.name)
             except UnknownNameError as error:
                 raise UnknownNameError(f"In {where}: {error}") from None
     try:
