@@ -70,6 +70,8 @@ class RunContext:
     workdir: Path | None = None
     progress: Progress = field(default_factory=Progress)
     log: Callable[[str], None] = lambda message: None
+    #: Called by designers after each cycle with its metrics (Optuna pruning listens here).
+    report: Callable[[int, dict], None] = lambda step, values: None
 
     def checkpoint_path(self, name: str) -> Path | None:
         if self.workdir is None:

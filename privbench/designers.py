@@ -1,0 +1,398 @@
+"""Designers: procedures that fit a learnable encoder's parameters under a privacy weight α.
+
+- ``adversarial`` (CAnOPIC §3.2): alternate step 1 — encoder fixed, train a face-ID adversary R
+  and the utility model D with cross-entropy — and step 2 — R and D fixed, train the encoder on
+  CAnOPIC eq. (1): CE(D(C(x)), T) − α·Entropy(R(C(x))). The quantizer's hardness T rises across
+  cycles. R is a ResNet-18-style network, a different architecture from the attacks that later
+  score the encoder, so the benchmark never scores an encoder with the network it trained against.
+- ``end-to-end`` (2PSC §2.3): encoder and utility model trained jointly on the task loss plus
+  α·(1 − mean‖Y − X‖²/J), the 2PSC distortion term, and an optional PSF-spread term; separate
+  learning rates for the optics, the feature extractor and the head.
+
+Both log per-cycle losses and metrics, checkpoint after every cycle and resume from the
+checkpoint, and leave the fitted encoder in place (the runner hashes its weights into the cache
+key and the result rows).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from privbench.cache import atomic_torch_save
+from privbench.config import ComponentConfig, stable_hash, validate_config
+from privbench.encoder import Encoder, encode_batches
+from privbench.errors import ConfigError
+from privbench.evaluation import RunContext
+from privbench.models import build_classifier, check_arch
+from privbench.registry import register_designer
+from privbench.training import TrainConfig, channel_statistics, predict_logits, train_classifier
+
+
+class DesignerConfig(ComponentConfig):
+    alpha: float = Field(1.0, ge=0, description="privacy weight α")
+    seed: int = Field(0, description="seed of model initialization and batch order")
+
+
+class Designer:
+    """Base class: ``fit(encoder, data, ctx)`` fits the encoder in place and returns its history."""
+
+    Config: ClassVar[type[DesignerConfig]] = DesignerConfig
+    registered_name: ClassVar[str] = ""
+
+    def __init__(self, **config: Any) -> None:
+        self.config = validate_config(self.Config, config, what=f"designer {self.name!r}")
+
+    @property
+    def name(self) -> str:
+        return self.registered_name or type(self).__name__
+
+    def config_hash(self) -> str:
+        return stable_hash({"designer": self.name, "config": self.config.model_dump(mode="json")})
+
+    def fit(self, encoder: Encoder, data, ctx: RunContext) -> list[dict[str, float]]:
+        raise NotImplementedError(f"{type(self).__name__} must implement fit()")
+
+
+# -- helpers -------------------------------------------------------------------------------
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean Shannon entropy (nats) of the softmax distributions: maximal when R cannot decide."""
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1).mean()
+
+
+def distortion_term(clean: torch.Tensor, measurement: torch.Tensor) -> torch.Tensor:
+    """2PSC's 1 − (1/J) Σ_ℓ ‖Y_ℓ − X_ℓ‖², on a common grid.
+
+    Minimizing it rewards a measurement Y that differs from the scene X. When shapes differ the
+    measurement is brought to the scene's grid: bilinear resampling in space, and a bank of k RGB
+    images (3k channels, e.g. CAnOPIC's 4 filters) averaged to one RGB image; measurements on
+    another intensity scale (quantized levels 0..15) are divided by their maximum level.
+    """
+    y = measurement
+    if y.shape[1] != clean.shape[1]:
+        if y.shape[1] % clean.shape[1]:
+            raise ConfigError(
+                f"Cannot compare a {y.shape[1]}-channel measurement with a {clean.shape[1]}-channel scene "
+                f"for the distortion term (needs a multiple of {clean.shape[1]} channels)."
+            )
+        y = y.view(y.shape[0], -1, clean.shape[1], *y.shape[-2:]).mean(dim=1)
+    if y.shape[-2:] != clean.shape[-2:]:
+        y = F.interpolate(y, size=clean.shape[-2:], mode="bilinear", align_corners=False)
+    scale = float(getattr_level_scale(measurement))
+    return 1.0 - ((y / scale - clean) ** 2).mean()
+
+
+def getattr_level_scale(measurement: torch.Tensor) -> float:
+    """1 for intensity measurements in [0, 1]; the level count for quantized outputs (0..N−1)."""
+    peak = float(measurement.detach().max()) if measurement.numel() else 1.0
+    return peak if peak > 1.5 else 1.0
+
+
+def _val_accuracy(model, x: torch.Tensor, y: torch.Tensor, device) -> float:
+    return float((predict_logits(model, x, device=device).argmax(1) == y).float().mean())
+
+
+def _standardize_from(model, x: torch.Tensor) -> None:
+    model.set_standardization(*channel_statistics(x))
+
+
+def _batches(count: int, batch_size: int, generator: torch.Generator):
+    order = torch.randperm(count, generator=generator)
+    for start in range(0, count, batch_size):
+        yield order[start : start + batch_size]
+
+
+def _subset(images: torch.Tensor, labels: torch.Tensor, limit: int | None, generator: torch.Generator):
+    if limit is None or images.shape[0] <= limit:
+        return images, labels
+    keep = torch.randperm(images.shape[0], generator=generator)[:limit]
+    return images[keep], labels[keep]
+
+
+def _float_images(images_uint8: torch.Tensor, device) -> torch.Tensor:
+    return images_uint8.to(device).float().div_(255.0)
+
+
+def _set_hardness(encoder: Encoder, hardness: float) -> None:
+    setter = getattr(encoder, "set_hardness", None)
+    if callable(setter):
+        setter(hardness)
+
+
+def hardness_schedule(start: float, end: float, cycles: int) -> list[float]:
+    """Geometric ramp of the quantizer hardness T from ``start`` to ``end`` over the cycles."""
+    if cycles == 1:
+        return [end]
+    ratio = (end / start) ** (1.0 / (cycles - 1))
+    return [start * ratio**i for i in range(cycles)]
+
+
+def _resume(ctx: RunContext, name: str):
+    path = ctx.checkpoint_path(name)
+    if path is not None and path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=False), path
+    return None, path
+
+
+# -- adversarial (CAnOPIC) -----------------------------------------------------------------
+class AdversarialConfig(DesignerConfig):
+    cycles: int = Field(4, ge=1, le=200, description="alternations of step 1 and step 2")
+    utility_arch: str = Field("small-cnn", description="the face vs no-face model D")
+    adversary_arch: str = Field("resnet18", description="the face-ID adversary R (ResNet-18-style, as in CAnOPIC)")
+    adversary_width: float = Field(0.5, gt=0, le=4, description="width multiplier of R")
+    step1_epochs: int = Field(2, ge=1, description="epochs of R and D per cycle (warm-started across cycles)")
+    step2_epochs: int = Field(1, ge=1, description="epochs of the encoder per cycle")
+    batch_size: int = Field(64, ge=2)
+    model_lr: float = Field(1e-3, gt=0)
+    encoder_lr: float = Field(1e-2, gt=0)
+    hardness_start: float = Field(1.0, gt=0, description="quantizer hardness T in the first cycle")
+    hardness_end: float = Field(20.0, gt=0, description="quantizer hardness T in the last cycle")
+    max_train_images: int | None = Field(None, ge=16, description="subsample the training crops (speed)")
+
+
+@register_designer("adversarial")
+class AdversarialDesigner(Designer):
+    """CAnOPIC's alternating optimization: utility CE − α·entropy of a face-ID adversary."""
+
+    Config = AdversarialConfig
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        check_arch(self.config.utility_arch)
+        check_arch(self.config.adversary_arch)
+
+    def fit(self, encoder: Encoder, data, ctx: RunContext) -> list[dict[str, float]]:
+        cfg = self.config
+        device = ctx.device
+        generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        faces = data.part("identities")
+        binary = data.part("face_vs_noface")
+        id_x, id_y = _subset(faces.train.images, faces.train.labels, cfg.max_train_images, generator)
+        fn_x, fn_y = _subset(binary.train.images, binary.train.labels, cfg.max_train_images, generator)
+        id_val_x, id_val_y = faces.val.images, faces.val.labels
+        fn_val_x, fn_val_y = binary.val.images, binary.val.labels
+        shape = encoder.output_shape(tuple(faces.train.images.shape[1:]))
+        adversary = build_classifier(cfg.adversary_arch, shape, faces.train.num_classes, width_multiplier=cfg.adversary_width).to(device)
+        utility = build_classifier(cfg.utility_arch, shape, 2).to(device)
+        encoder.to(device)
+        encoder_parameters = [p for p in encoder.parameters() if p.requires_grad]
+        if not encoder_parameters:
+            raise ConfigError(f"Encoder {encoder.name!r} has no trainable parameters for the adversarial designer.")
+        encoder_optimizer = torch.optim.Adam(encoder_parameters, lr=cfg.encoder_lr)
+        schedule = hardness_schedule(cfg.hardness_start, cfg.hardness_end, cfg.cycles)
+
+        history: list[dict[str, float]] = []
+        start_cycle = 0
+        state, checkpoint = _resume(ctx, "adversarial")
+        if state is not None and state.get("config") == self.config_hash():
+            encoder.load_state_dict(state["encoder"])
+            adversary.load_state_dict(state["adversary"])
+            utility.load_state_dict(state["utility"])
+            encoder_optimizer.load_state_dict(state["encoder_optimizer"])
+            generator.set_state(state["generator"])
+            history, start_cycle = state["history"], state["cycle"] + 1
+            ctx.log(f"adversarial designer: resuming after cycle {state['cycle'] + 1} of {cfg.cycles}")
+
+        with ctx.progress(cfg.cycles, f"adversarial α={cfg.alpha:g}") as bar:
+            bar.update(start_cycle)
+            for cycle in range(start_cycle, cfg.cycles):
+                hardness = schedule[cycle]
+                _set_hardness(encoder, hardness)
+                # Step 1: encoder fixed (evaluation mode: the deployed, exactly quantized camera).
+                step1 = TrainConfig(epochs=cfg.step1_epochs, batch_size=cfg.batch_size, lr=cfg.model_lr, patience=None)
+                step1_ctx = RunContext(device=device, seed=cfg.seed + cycle, progress=ctx.progress, log=ctx.log)
+                adversary, adversary_history = train_classifier(
+                    adversary, encode_batches(encoder, id_x, device=device), id_y,
+                    encode_batches(encoder, id_val_x, device=device), id_val_y, step1, step1_ctx,
+                    f"adversary R (cycle {cycle + 1})", init_state=adversary.state_dict() if cycle else None,
+                )
+                utility, utility_history = train_classifier(
+                    utility, encode_batches(encoder, fn_x, device=device), fn_y,
+                    encode_batches(encoder, fn_val_x, device=device), fn_val_y, step1, step1_ctx,
+                    f"utility D (cycle {cycle + 1})", init_state=utility.state_dict() if cycle else None,
+                )
+                adversary_val = adversary_history.best_val_accuracy
+                utility_val = utility_history.best_val_accuracy
+
+                # Step 2: R and D fixed; CAnOPIC eq. (1) on the encoder (soft quantization).
+                for model in (adversary, utility):
+                    model.eval()
+                    model.requires_grad_(False)
+                encoder.train()
+                ce_total = entropy_total = steps = 0.0
+                for _ in range(cfg.step2_epochs):
+                    id_batches = iter(_batches(id_x.shape[0], cfg.batch_size, generator))
+                    for index in _batches(fn_x.shape[0], cfg.batch_size, generator):
+                        id_index = next(id_batches, None)
+                        if id_index is None:
+                            id_batches = iter(_batches(id_x.shape[0], cfg.batch_size, generator))
+                            id_index = next(id_batches)
+                        ce = F.cross_entropy(utility(encoder(_float_images(fn_x[index], device))), fn_y[index].to(device))
+                        h = entropy(adversary(encoder(_float_images(id_x[id_index], device))))
+                        loss = ce - cfg.alpha * h
+                        encoder_optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        encoder_optimizer.step()
+                        _project(encoder)
+                        ce_total += float(ce)
+                        entropy_total += float(h)
+                        steps += 1
+                for model in (adversary, utility):
+                    model.requires_grad_(True)
+                encoder.eval()
+                record = {
+                    "cycle": cycle + 1,
+                    "hardness": hardness,
+                    "adversary_val_top1": adversary_val,
+                    "utility_val_accuracy": utility_val,
+                    "encoder_utility_ce": ce_total / max(1, steps),
+                    "encoder_adversary_entropy": entropy_total / max(1, steps),
+                    "encoder_loss": (ce_total - cfg.alpha * entropy_total) / max(1, steps),
+                }
+                history.append(record)
+                ctx.log(
+                    f"cycle {cycle + 1}/{cfg.cycles}: T={hardness:.3g} R val top-1 {adversary_val:.3f}, "
+                    f"D val acc {utility_val:.3f}, CE {record['encoder_utility_ce']:.3f}, "
+                    f"entropy {record['encoder_adversary_entropy']:.3f}"
+                )
+                if checkpoint is not None:
+                    atomic_torch_save(
+                        {
+                            "config": self.config_hash(),
+                            "cycle": cycle,
+                            "encoder": encoder.state_dict(),
+                            "adversary": adversary.state_dict(),
+                            "utility": utility.state_dict(),
+                            "encoder_optimizer": encoder_optimizer.state_dict(),
+                            "generator": generator.get_state(),
+                            "history": history,
+                        },
+                        checkpoint,
+                    )
+                ctx.report(cycle + 1, record)
+                bar.update(1, R=adversary_val, D=utility_val)
+        _set_hardness(encoder, schedule[-1])
+        encoder.eval()
+        return history
+
+
+def _project(encoder: Encoder) -> None:
+    """Keep the encoder physically realizable after a gradient step, if it knows how."""
+    project = getattr(encoder, "project_", None)
+    if callable(project):
+        with torch.no_grad():
+            project()
+
+
+# -- end to end (2PSC) ---------------------------------------------------------------------
+class EndToEndConfig(DesignerConfig):
+    task: Literal["face-vs-noface", "face-id"] = Field(
+        "face-vs-noface", description="the utility the encoder is trained for (labels of that data part)"
+    )
+    arch: str = Field("small-cnn", description="the utility model trained jointly with the encoder")
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(64, ge=2)
+    optics_lr: float = Field(1e-2, gt=0, description="learning rate of the encoder (2PSC: 1e-2)")
+    features_lr: float = Field(1e-3, gt=0, description="feature extractor (2PSC: 1e-4 with pre-trained ResNet-101)")
+    head_lr: float = Field(1e-3, gt=0, description="classifier head (2PSC: 1e-4)")
+    psf_spread_weight: float = Field(0.0, ge=0, description="weight of the encoder's PSF-spread regularizer, if any")
+    max_train_images: int | None = Field(None, ge=16)
+
+
+@register_designer("end-to-end")
+class EndToEndDesigner(Designer):
+    """2PSC §2.3: encoder + utility model jointly; task loss + α·distortion (+ PSF spread)."""
+
+    Config = EndToEndConfig
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        check_arch(self.config.arch)
+
+    def fit(self, encoder: Encoder, data, ctx: RunContext) -> list[dict[str, float]]:
+        cfg = self.config
+        device = ctx.device
+        generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        part = data.part("face_vs_noface" if cfg.task == "face-vs-noface" else "identities")
+        x, y = _subset(part.train.images, part.train.labels, cfg.max_train_images, generator)
+        shape = encoder.output_shape(tuple(x.shape[1:]))
+        model = build_classifier(cfg.arch, shape, part.train.num_classes).to(device)
+        encoder.to(device)
+        _standardize_from(model, encode_batches(encoder, x[:512], device=device))
+        optics = [p for p in encoder.parameters() if p.requires_grad]
+        if not optics:
+            raise ConfigError(f"Encoder {encoder.name!r} has no trainable parameters for the end-to-end designer.")
+        head = [p for n, p in model.named_parameters() if ".head." in n or n.startswith("head.")]
+        head_ids = {id(p) for p in head}
+        features = [p for p in model.parameters() if id(p) not in head_ids]
+        optimizer = torch.optim.Adam(
+            [
+                {"params": optics, "lr": cfg.optics_lr},
+                {"params": features, "lr": cfg.features_lr},
+                {"params": head, "lr": cfg.head_lr},
+            ]
+        )
+        history: list[dict[str, float]] = []
+        start_epoch = 0
+        state, checkpoint = _resume(ctx, "end-to-end")
+        if state is not None and state.get("config") == self.config_hash():
+            encoder.load_state_dict(state["encoder"])
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            history, start_epoch = state["history"], state["epoch"] + 1
+
+        with ctx.progress(cfg.epochs, f"end-to-end α={cfg.alpha:g}") as bar:
+            bar.update(start_epoch)
+            for epoch in range(start_epoch, cfg.epochs):
+                encoder.train()
+                model.train()
+                sums = {"task": 0.0, "distortion": 0.0, "psf_spread": 0.0, "loss": 0.0}
+                steps = 0
+                for index in _batches(x.shape[0], cfg.batch_size, generator):
+                    clean = _float_images(x[index], device)
+                    measurement = encoder(clean)
+                    task_loss = F.cross_entropy(model(measurement), y[index].to(device))
+                    distortion = distortion_term(clean, measurement)
+                    loss = task_loss + cfg.alpha * distortion
+                    spread = encoder.regularizers(clean, measurement).get("psf_spread")
+                    if spread is not None and cfg.psf_spread_weight:
+                        loss = loss + cfg.psf_spread_weight * spread
+                        sums["psf_spread"] += float(spread)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    _project(encoder)
+                    sums["task"] += float(task_loss)
+                    sums["distortion"] += float(distortion)
+                    sums["loss"] += float(loss)
+                    steps += 1
+                encoder.eval()
+                val_accuracy = _val_accuracy(model, encode_batches(encoder, part.val.images, device=device), part.val.labels, device)
+                record = {"epoch": epoch + 1, **{k: v / max(1, steps) for k, v in sums.items()}, "val_accuracy": val_accuracy}
+                history.append(record)
+                ctx.log(f"epoch {epoch + 1}/{cfg.epochs}: task {record['task']:.3f}, distortion {record['distortion']:.3f}, val acc {val_accuracy:.3f}")
+                if checkpoint is not None:
+                    atomic_torch_save(
+                        {
+                            "config": self.config_hash(),
+                            "epoch": epoch,
+                            "encoder": encoder.state_dict(),
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "generator": generator.get_state(),
+                            "history": history,
+                        },
+                        checkpoint,
+                    )
+                ctx.report(epoch + 1, record)
+                bar.update(1, acc=val_accuracy)
+        encoder.eval()
+        return history
