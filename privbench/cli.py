@@ -143,6 +143,100 @@ def leaderboard_command(
         console.print(f"  {name:9s} {path}")
 
 
+@app.command("tune")
+def tune_command(
+    encoder: str = typer.Option(..., "--encoder", help="A learnable encoder, e.g. canopic-conv1-mp-q or zernike-lens."),
+    task: str = typer.Option("face-vs-noface", "--task", help="Utility task (objective 1)."),
+    attack: str = typer.Option("face-id", "--attack", help="Privacy attack (objective 2)."),
+    trials: int = typer.Option(20, "--trials", help="Finished trials the study should have (a resumed study runs the rest)."),
+    storage: str = typer.Option("sqlite:///study.db", "--storage", help="Optuna storage URL (SQLAlchemy)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: ENCODER-DESIGNER-TASK-ATTACK)."),
+    sampler: str = typer.Option("nsga2", "--sampler", help="nsga2 (default) or tpe."),
+    designer: str = typer.Option("adversarial", "--designer", help="adversarial (CAnOPIC) or end-to-end (2PSC)."),
+    designer_settings: list[str] = typer.Option([], "--designer-set", help="Designer config KEY=VALUE (repeatable), e.g. cycles=3."),
+    benchmark: str = typer.Option("synthfaces", "--benchmark", "-b", help="Benchmark whose data and evaluation settings are used."),
+    preset: str = typer.Option("quick", "--preset", "-p", help="Preset of that benchmark."),
+    alpha_min: float = typer.Option(0.1, "--alpha-min", help="Lower end of the log-uniform α range."),
+    alpha_max: float = typer.Option(1000.0, "--alpha-max", help="Upper end of the log-uniform α range."),
+    prune_below: float = typer.Option(0.6, "--prune-below", help="Prune a trial whose utility validation accuracy is below this after --prune-after designer cycles (negative: never)."),
+    prune_after: int = typer.Option(2, "--prune-after", help="Designer cycles before the pruning rule applies."),
+    out: Path = typer.Option(Path("privbench-out"), "--out", "-o", help="Output folder (results store, leaderboard, fronts.png)."),
+    store: Optional[str] = typer.Option(None, "--store", help="Results store URL (default: sqlite:///OUT/results.db)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of training."),
+):
+    """Tune the privacy weight α (and declared knobs) with a multi-objective Optuna study.
+
+    Each trial fits the encoder with the designer, runs the task and the attack, and stores its
+    rows (tagged with study and trial) in the same results store as `privbench run`.
+    """
+    from privbench.leaderboard.render import render_outputs
+    from privbench.pareto import hypervolume, plot_fronts
+    from privbench.runner import RichProgressFactory
+    from privbench.scores import leaderboard_table
+    from privbench.store import ResultStore, default_store_url
+    from privbench.tuning import TuneSettings, trials_frame, tune
+
+    settings = TuneSettings(
+        encoder=encoder, task=task, attack=attack, trials=trials, storage=storage, study_name=study, sampler=sampler,
+        designer=designer, designer_config=_parse_settings(designer_settings), benchmark=benchmark, preset=preset,
+        alpha_min=alpha_min, alpha_max=alpha_max, prune_below=None if prune_below < 0 else prune_below,
+        prune_after=prune_after, seed=seed,
+    )
+    progress = RichProgressFactory(console=console)
+    with progress, _interruptible():
+        result = tune(settings, out_dir=out, store=store, device=device, progress=progress,
+                      log=lambda message: progress._progress.console.print(message))
+    frame = trials_frame(result)
+    console.print(frame.to_string(index=False))
+    store_url = store or default_store_url(out)
+    rows = ResultStore(store_url).dataframe()
+    table = leaderboard_table(rows[(rows["study"] == settings.name) | (rows["encoder"] == "identity")])
+    trials_table = table[table["study"] == settings.name]
+    if not trials_table.empty:
+        plot_fronts({encoder: trials_table}, out / "fronts.png", title=f"study {settings.name}")
+        console.print(f"hypervolume (reference point utility=0, privacy=0): "
+                      f"{hypervolume(trials_table['utility'], trials_table['privacy']):.4f}")
+    render_outputs(rows, out)
+    console.print(f"fronts plot: {out / 'fronts.png'}; leaderboard: {out / 'leaderboard.md'}")
+
+
+@app.command("pareto")
+def pareto_command(
+    store: str = typer.Option(..., "--store", help="SQLAlchemy URL of a results store."),
+    encoders: str = typer.Option(..., "--encoders", "-e", help="Comma-separated encoder names; each becomes one front."),
+    out: Path = typer.Option(Path("fronts.png"), "--out", "-o", help="Output PNG."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Only rows of this benchmark."),
+):
+    """Overlay several encoders' privacy-utility fronts (all their α values and trials) on one plot.
+
+    Prints each front's hypervolume against the reference point (utility 0, privacy 0).
+    """
+    from privbench.pareto import hypervolume, plot_fronts
+    from privbench.scores import leaderboard_table, split_groups
+    from privbench.store import ResultStore
+
+    rows = ResultStore(store).dataframe(benchmark=benchmark)
+    if rows.empty:
+        raise PrivbenchError(f"The store {store!r} holds no results; run `privbench run` or `privbench tune` first.")
+    names = _split_names(encoders) or []
+    groups = split_groups(rows)
+    key, group = groups[-1]
+    if len(groups) > 1:
+        console.print(f"(the store holds {len(groups)} benchmark/dataset groups; plotting {key[0]} v{key[1]}; use --benchmark to choose)")
+    table = leaderboard_table(group)
+    fronts = {}
+    for name in names:
+        family = table[(table["encoder_name"] == name) | (table["encoder"] == name)]
+        if family.empty:
+            known = ", ".join(sorted(set(table["encoder_name"].dropna())))
+            raise PrivbenchError(f"No results for encoder {name!r} in {store!r}; encoders with results: {known}.")
+        fronts[name] = family
+        console.print(f"{name}: {len(family)} points, hypervolume {hypervolume(family['utility'], family['privacy']):.4f}")
+    path = plot_fronts(fronts, out, title=f"{key[0]} v{key[1]}: privacy-utility fronts")
+    console.print(f"wrote {path}")
+
+
 def _parse_settings(settings: list[str]) -> dict:
     import yaml
 

@@ -144,6 +144,8 @@ class Runner:
         self.study = study
         self.trial = trial
         self.fitted_encoders = fitted_encoders or {}
+        #: Receives the designer's per-cycle metrics (the tuner prunes hopeless trials here).
+        self.design_report: Callable[[int, dict], None] = lambda step, values: None
         self._versions = package_versions()
         self._commit = git_commit()
 
@@ -201,6 +203,7 @@ class Runner:
                 workdir=self.cache.root / "checkpoints" / f"design-{key}",
                 progress=self.progress,
                 log=self.log,
+                report=self.design_report,
             )
             with self.progress.stage(f"fit {entry.display_name}", total=1) as bar:
                 history = designer.fit(encoder, data, ctx)
