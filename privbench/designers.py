@@ -140,6 +140,19 @@ def _resume(ctx: RunContext, name: str):
 
 
 # -- adversarial (CAnOPIC) -----------------------------------------------------------------
+def canopic_encoder_loss(encoder, utility, adversary, face_or_not, targets, faces, alpha: float):
+    """CAnOPIC eq. (1): CrossEntropy(D(C(x)), T) − α·Entropy(R(C(x))).
+
+    ``face_or_not``/``targets``: a face vs no-face batch for the utility term; ``faces``: a batch
+    of face crops for the privacy term (the entropy of R is only meaningful on faces).
+    Returns (loss, cross-entropy, entropy).
+    """
+    ce = F.cross_entropy(utility(encoder(face_or_not)), targets)
+    h = entropy(adversary(encoder(faces)))
+    return ce - alpha * h, ce, h
+
+
+
 class AdversarialConfig(DesignerConfig):
     cycles: int = Field(4, ge=1, le=200, description="alternations of step 1 and step 2")
     utility_arch: str = Field("small-cnn", description="the face vs no-face model D")
@@ -233,15 +246,16 @@ class AdversarialDesigner(Designer):
                         if id_index is None:
                             id_batches = iter(_batches(id_x.shape[0], cfg.batch_size, generator))
                             id_index = next(id_batches)
-                        ce = F.cross_entropy(utility(encoder(_float_images(fn_x[index], device))), fn_y[index].to(device))
-                        h = entropy(adversary(encoder(_float_images(id_x[id_index], device))))
-                        loss = ce - cfg.alpha * h
+                        loss, ce, h = canopic_encoder_loss(
+                            encoder, utility, adversary, _float_images(fn_x[index], device), fn_y[index].to(device),
+                            _float_images(id_x[id_index], device), cfg.alpha,
+                        )
                         encoder_optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         encoder_optimizer.step()
                         _project(encoder)
-                        ce_total += float(ce)
-                        entropy_total += float(h)
+                        ce_total += float(ce.detach())
+                        entropy_total += float(h.detach())
                         steps += 1
                 for model in (adversary, utility):
                     model.requires_grad_(True)
@@ -365,14 +379,14 @@ class EndToEndDesigner(Designer):
                     spread = encoder.regularizers(clean, measurement).get("psf_spread")
                     if spread is not None and cfg.psf_spread_weight:
                         loss = loss + cfg.psf_spread_weight * spread
-                        sums["psf_spread"] += float(spread)
+                        sums["psf_spread"] += float(spread.detach())
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     _project(encoder)
-                    sums["task"] += float(task_loss)
-                    sums["distortion"] += float(distortion)
-                    sums["loss"] += float(loss)
+                    sums["task"] += float(task_loss.detach())
+                    sums["distortion"] += float(distortion.detach())
+                    sums["loss"] += float(loss.detach())
                     steps += 1
                 encoder.eval()
                 val_accuracy = _val_accuracy(model, encode_batches(encoder, part.val.images, device=device), part.val.labels, device)

@@ -47,7 +47,7 @@ class TuneSettings:
     sampler: str = "nsga2"
     designer: str = "adversarial"
     designer_config: dict[str, Any] | None = None
-    benchmark: str = "synthfaces"
+    benchmark: Any = "synthfaces"  # a built-in name, a YAML path or a spec dict
     preset: str | None = "quick"
     alpha_min: float = 0.1
     alpha_max: float = 1000.0

@@ -13,8 +13,9 @@ import torch
 
 from privbench.config import stable_hash
 from privbench.data import BenchmarkData, LabeledImages, LabeledSplits
+from privbench.encoder import Encoder, EncoderConfig
 from privbench.evaluation import EvalResult, Evaluation, EvaluationConfig, MetricSpec
-from privbench.registry import register_attack, register_dataset, register_task
+from privbench.registry import register_attack, register_dataset, register_encoder, register_task
 
 CALLS = {"dataset": 0, "evaluate": 0}
 
@@ -105,3 +106,31 @@ def toy_spec(**overrides) -> dict:
     }
     spec.update(overrides)
     return spec
+
+
+class LearnableBlurConfig(EncoderConfig):
+    kernel_px: int = 7
+
+
+@register_encoder("toy-learnable-blur", override=True)
+class LearnableBlur(Encoder):
+    """Toy learnable camera: one non-negative, unit-sum k×k PSF shared by the colour channels."""
+
+    Config = LearnableBlurConfig
+    learnable = True
+
+    def __init__(self, **config):
+        super().__init__(**config)
+        k = self.config.kernel_px
+        self.kernel = torch.nn.Parameter(torch.full((k, k), 1.0 / k**2) + 0.01 * torch.eye(k))
+
+    def measure(self, images):
+        k = self.kernel.shape[-1]
+        weight = self.kernel.clamp_min(0)
+        weight = (weight / weight.sum()).expand(3, 1, k, k)
+        padded = torch.nn.functional.pad(images, (k // 2,) * 4, mode="replicate")
+        return torch.nn.functional.conv2d(padded, weight, groups=3)
+
+    def project_(self):
+        self.kernel.clamp_(min=0)
+        self.kernel.div_(self.kernel.sum())
