@@ -104,8 +104,12 @@ def open_study(settings: TuneSettings):
         sampler=make_sampler(settings.sampler, settings.seed),
         load_if_exists=True,
     )
-    study.set_metric_names(["utility", "privacy"])
-    optuna.storages.fail_stale_trials(study)
+    import warnings
+
+    with warnings.catch_warnings():  # both APIs are stable in practice but flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["utility", "privacy"])
+        optuna.storages.fail_stale_trials(study)
     return study
 
 
