@@ -91,8 +91,12 @@ def make_sampler(name: str, seed: int):
 def open_study(settings: TuneSettings):
     import optuna
 
+    import warnings
+
     try:
-        storage = optuna.storages.RDBStorage(settings.storage, heartbeat_interval=30, grace_period=90)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(settings.storage, heartbeat_interval=30, grace_period=90)
     except Exception as error:
         raise PrivbenchError(
             f"Cannot open the Optuna storage {settings.storage!r}: {error}. Use a SQLAlchemy URL such as sqlite:///study.db."
@@ -104,8 +108,6 @@ def open_study(settings: TuneSettings):
         sampler=make_sampler(settings.sampler, settings.seed),
         load_if_exists=True,
     )
-    import warnings
-
     with warnings.catch_warnings():  # both APIs are stable in practice but flagged experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["utility", "privacy"])
