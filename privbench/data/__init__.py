@@ -9,4 +9,7 @@ from privbench.data.containers import (
     Scenes,
 )
 
+# Importing the generator registers the "synthfaces" dataset (the DATASETS registry imports this package).
+from privbench.data import synthfaces  # noqa: E402,F401
+
 __all__ = ["SPLITS", "BenchmarkData", "LabeledImages", "LabeledSplits", "SceneSplits", "Scenes"]
