@@ -71,7 +71,10 @@ def show(encoder_name: str, *, image=None, out="show.png", config: dict[str, Any
             if cmap is not None:
                 figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
         axis.set_title(title, fontsize=9)
-    figure.suptitle(f"{encoder.name}: {_short_description(encoder.describe())}", fontsize=9)
+    import textwrap
+
+    width = max(40, 28 * columns)
+    figure.suptitle(textwrap.fill(f"{encoder.name}: {_short_description(encoder.describe())}", width), fontsize=9)
     figure.tight_layout()
     out = Path(out)
     try:
@@ -94,4 +97,4 @@ def _diagnostic_panels(name: str, array: torch.Tensor) -> list[tuple[str, np.nda
 
 def _short_description(description: dict[str, Any]) -> str:
     text = ", ".join(f"{k}={v}" for k, v in description.items())
-    return text if len(text) < 140 else text[:137] + "..."
+    return text if len(text) < 240 else text[:237] + "..."
