@@ -28,6 +28,7 @@ from privbench.config import ComponentConfig, stable_hash, validate_config
 from privbench.encoder import Encoder, encode_batches
 from privbench.errors import ConfigError
 from privbench.evaluation import RunContext
+from privbench.imaging import to_common_grid
 from privbench.models import build_classifier, check_arch
 from privbench.registry import register_designer
 from privbench.training import TrainConfig, channel_statistics, predict_logits, train_classifier
@@ -66,31 +67,11 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def distortion_term(clean: torch.Tensor, measurement: torch.Tensor) -> torch.Tensor:
-    """2PSC's 1 − (1/J) Σ_ℓ ‖Y_ℓ − X_ℓ‖², on a common grid.
+    """2PSC's 1 − (1/J) Σ_ℓ ‖Y_ℓ − X_ℓ‖², with Y on the scene's grid (:func:`to_common_grid`).
 
-    Minimizing it rewards a measurement Y that differs from the scene X. When shapes differ the
-    measurement is brought to the scene's grid: bilinear resampling in space, and a bank of k RGB
-    images (3k channels, e.g. CAnOPIC's 4 filters) averaged to one RGB image; measurements on
-    another intensity scale (quantized levels 0..15) are divided by their maximum level.
+    Minimizing it rewards a measurement Y that differs from the scene X.
     """
-    y = measurement
-    if y.shape[1] != clean.shape[1]:
-        if y.shape[1] % clean.shape[1]:
-            raise ConfigError(
-                f"Cannot compare a {y.shape[1]}-channel measurement with a {clean.shape[1]}-channel scene "
-                f"for the distortion term (needs a multiple of {clean.shape[1]} channels)."
-            )
-        y = y.view(y.shape[0], -1, clean.shape[1], *y.shape[-2:]).mean(dim=1)
-    if y.shape[-2:] != clean.shape[-2:]:
-        y = F.interpolate(y, size=clean.shape[-2:], mode="bilinear", align_corners=False)
-    scale = float(getattr_level_scale(measurement))
-    return 1.0 - ((y / scale - clean) ** 2).mean()
-
-
-def getattr_level_scale(measurement: torch.Tensor) -> float:
-    """1 for intensity measurements in [0, 1]; the level count for quantized outputs (0..N−1)."""
-    peak = float(measurement.detach().max()) if measurement.numel() else 1.0
-    return peak if peak > 1.5 else 1.0
+    return 1.0 - ((to_common_grid(clean, measurement) - clean) ** 2).mean()
 
 
 def _val_accuracy(model, x: torch.Tensor, y: torch.Tensor, device) -> float:

@@ -70,6 +70,9 @@ class RunContext:
     workdir: Path | None = None
     progress: Progress = field(default_factory=Progress)
     log: Callable[[str], None] = lambda message: None
+    #: Content-addressed artifact cache for models shared between cells (e.g. a clean-trained
+    #: classifier every encoder's cell scores against); ``None`` means "train it here".
+    cache: Any = None
     #: Called by designers after each cycle with its metrics (Optuna pruning listens here).
     report: Callable[[int, dict], None] = lambda step, values: None
 

@@ -264,6 +264,7 @@ class Runner:
             workdir=self.cache.root / "checkpoints" / cell.key,
             progress=self.progress,
             log=self.log,
+            cache=self.cache,
         )
         inputs = EvalInputs(data, self.encode_function(cell.encoder, data), encoder_name=cell.encoder.name)
         torch.manual_seed(cell.seed)

@@ -1,0 +1,227 @@
+"""Reconstruction (inversion) attack: can the scene be recovered from the measurement?
+
+The strongest adversary has paired data: it trains a U-Net-style decoder from measurements back
+to the clean crops of the identity training split, then on the test split we report
+
+- PSNR and SSIM between reconstruction and clean crop;
+- the top-1 accuracy of a **clean-trained** face-ID classifier on the reconstructions (the
+  headline: identity recovered by inverting the camera; chance = 1 / identities);
+- 2PSC's distortion numbers: PSNR and SSIM between the measurement itself and the clean crop,
+  on the common grid of :func:`privbench.imaging.to_common_grid`.
+
+The clean classifier depends only on the data and its config, so it is trained once and shared
+by every encoder's cell through the content-addressed cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from privbench.cache import atomic_torch_save
+from privbench.config import stable_hash
+from privbench.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
+from privbench.imaging import psnr, to_common_grid
+from privbench.models import build_classifier
+from privbench.registry import register_attack
+from privbench.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
+
+PART = "identities"
+
+
+class ReconstructionConfig(ClassifierConfig):
+    """Decoder size and budget; ``model``/``training`` configure the clean face-ID classifier."""
+
+    decoder_width: int = Field(24, ge=4, le=256, description="channels of the U-Net's first level")
+    decoder_levels: int = Field(2, ge=1, le=4, description="number of downsampling levels of the U-Net")
+    epochs: int = Field(8, ge=1, le=1000)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    patience: int = Field(3, ge=1, description="epochs without validation improvement before stopping")
+    max_train_images: int | None = Field(None, ge=16, description="subsample the training crops (speed)")
+
+
+class _ConvBlock(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNetDecoder(nn.Module):
+    """U-Net (Ronneberger et al. 2015) from a measurement, resampled to the scene grid, to RGB.
+
+    The measurement is first brought to the output size bilinearly (so any measurement shape
+    works), then encoded and decoded with skip connections; a sigmoid gives intensities in [0, 1].
+    """
+
+    def __init__(self, in_channels: int, out_size: tuple[int, int], width: int = 24, levels: int = 2) -> None:
+        super().__init__()
+        self.out_size = tuple(out_size)
+        widths = [width * 2**i for i in range(levels + 1)]
+        self.down = nn.ModuleList([_ConvBlock(in_channels, widths[0])])
+        for i in range(levels):
+            self.down.append(_ConvBlock(widths[i], widths[i + 1]))
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for i in reversed(range(levels)):
+            self.up.append(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2))
+            self.merge.append(_ConvBlock(widths[i] * 2, widths[i]))
+        self.out = nn.Conv2d(widths[0], 3, 1)
+        self.register_buffer("input_mean", torch.zeros(in_channels))
+        self.register_buffer("input_std", torch.ones(in_channels))
+
+    def forward(self, measurement: torch.Tensor) -> torch.Tensor:
+        x = (measurement - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
+        if x.shape[-2:] != self.out_size:
+            x = F.interpolate(x, size=self.out_size, mode="bilinear", align_corners=False)
+        skips = []
+        for index, block in enumerate(self.down):
+            if index:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for up, merge in zip(self.up, self.merge):
+            x = up(x)
+            skip = skips.pop()
+            if x.shape[-2:] != skip.shape[-2:]:  # odd sizes: align to the skip connection
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = merge(torch.cat([x, skip], dim=1))
+        return torch.sigmoid(self.out(x))
+
+
+def ssim(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    return float(structural_similarity_index_measure(estimate.float(), reference.float(), data_range=1.0))
+
+
+@register_attack("reconstruction")
+class Reconstruction(Evaluation):
+    """Inversion attack: a U-Net trained on (measurement, clean) pairs; identity of its output."""
+
+    Config = ReconstructionConfig
+    role = "privacy"
+    version = "1"
+    protocol = "retrained"
+    requires = (PART,)
+    metrics = {
+        "recon_face_id_top1": MetricSpec(True, "clean-trained face-ID top-1 on reconstructions (fraction)"),
+        "recon_psnr_db": MetricSpec(True, "PSNR of reconstructions vs clean crops (dB)"),
+        "recon_ssim": MetricSpec(True, "SSIM of reconstructions vs clean crops"),
+        "measurement_psnr_db": MetricSpec(True, "PSNR of the measurement vs clean crop on a common grid (dB)"),
+        "measurement_ssim": MetricSpec(True, "SSIM of the measurement vs clean crop on a common grid"),
+        "clean_face_id_top1": MetricSpec(True, "the clean-trained classifier on clean test crops (reference)"),
+    }
+    headline = "recon_face_id_top1"
+
+    # -- the shared clean classifier -------------------------------------------------------
+    def clean_classifier(self, inputs: EvalInputs, ctx: RunContext):
+        cfg = self.config
+        num_classes = inputs.num_classes(PART)
+        key = stable_hash(
+            {"data": inputs.data.fingerprint, "model": cfg.model, "width": cfg.width_multiplier,
+             "training": cfg.training.model_dump(mode="json"), "seed": ctx.seed}
+        )
+        shape = tuple(inputs.data.part(PART).train.images.shape[1:])
+        cached = ctx.cache.load("models", f"clean-face-id-{key}") if ctx.cache is not None else None
+        if cached is not None:
+            model = build_classifier(cfg.model, shape, num_classes, width_multiplier=cfg.width_multiplier)
+            model.load_state_dict(cached)
+            return model.to(ctx.device).eval()
+        model, _ = fit_new_classifier(
+            cfg, num_classes, inputs.clean(PART, "train"), inputs.labels(PART, "train"),
+            inputs.clean(PART, "val"), inputs.labels(PART, "val"),
+            RunContext(device=ctx.device, seed=ctx.seed, progress=ctx.progress, log=ctx.log), "clean face-ID classifier",
+        )
+        if ctx.cache is not None:
+            ctx.cache.save("models", f"clean-face-id-{key}", {k: v.cpu() for k, v in model.state_dict().items()})
+        return model.eval()
+
+    # -- the decoder ------------------------------------------------------------------------
+    def fit_decoder(self, inputs: EvalInputs, ctx: RunContext) -> UNetDecoder:
+        cfg = self.config
+        device = ctx.device
+        generator = torch.Generator().manual_seed(ctx.seed)
+        torch.manual_seed(ctx.seed)
+        train_y, train_x = inputs.clean(PART, "train"), inputs.encoded(PART, "train")
+        if cfg.max_train_images is not None and train_x.shape[0] > cfg.max_train_images:
+            keep = torch.randperm(train_x.shape[0], generator=generator)[: cfg.max_train_images]
+            train_x, train_y = train_x[keep], train_y[keep]
+        val_y, val_x = inputs.clean(PART, "val"), inputs.encoded(PART, "val")
+        decoder = UNetDecoder(train_x.shape[1], tuple(train_y.shape[-2:]), cfg.decoder_width, cfg.decoder_levels)
+        flat = train_x.transpose(0, 1).reshape(train_x.shape[1], -1)
+        decoder.input_mean.copy_(flat.mean(1))
+        decoder.input_std.copy_(flat.std(1).clamp_min(1e-6))
+        decoder.to(device)
+        optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
+        best, best_state, bad, start = math.inf, None, 0, 0
+        checkpoint = ctx.checkpoint_path("reconstruction-decoder")
+        if checkpoint is not None and checkpoint.is_file():
+            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            decoder.load_state_dict(state["decoder"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            best, best_state, bad, start = state["best"], state["best_state"], state["bad"], state["epoch"] + 1
+        with ctx.progress(cfg.epochs, "reconstruction decoder") as bar:
+            bar.update(start)
+            for epoch in range(start, cfg.epochs):
+                if bad >= cfg.patience:
+                    break
+                decoder.train()
+                for index in torch.randperm(train_x.shape[0], generator=generator).split(cfg.batch_size):
+                    loss = F.l1_loss(decoder(train_x[index].to(device)), train_y[index].to(device))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                val_loss = float(F.l1_loss(self.reconstruct(decoder, val_x, device), val_y))
+                if val_loss < best - 1e-5:
+                    best, bad = val_loss, 0
+                    best_state = {k: v.detach().cpu().clone() for k, v in decoder.state_dict().items()}
+                else:
+                    bad += 1
+                if checkpoint is not None:
+                    atomic_torch_save(
+                        {"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                         "best": best, "best_state": best_state, "bad": bad, "epoch": epoch},
+                        checkpoint,
+                    )
+                bar.update(1, val_l1=val_loss)
+        if best_state is not None:
+            decoder.load_state_dict(best_state)
+        return decoder.eval()
+
+    @staticmethod
+    @torch.no_grad()
+    def reconstruct(decoder: UNetDecoder, measurements: torch.Tensor, device, batch_size: int = 128) -> torch.Tensor:
+        decoder.eval()
+        parts = [decoder(measurements[i : i + batch_size].to(device)).cpu() for i in range(0, measurements.shape[0], batch_size)]
+        return torch.cat(parts)
+
+    def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
+        classifier = self.clean_classifier(inputs, ctx)
+        decoder = self.fit_decoder(inputs, ctx)
+        clean, measured = inputs.clean(PART, "test"), inputs.encoded(PART, "test")
+        labels = inputs.labels(PART, "test")
+        recon = self.reconstruct(decoder, measured, ctx.device)
+        on_grid = to_common_grid(clean, measured).clamp(0, 1)
+        recon_top1 = float((predict_logits(classifier, recon, device=ctx.device).argmax(1) == labels).float().mean())
+        clean_top1 = float((predict_logits(classifier, clean, device=ctx.device).argmax(1) == labels).float().mean())
+        metrics = {
+            "recon_face_id_top1": recon_top1,
+            "recon_psnr_db": float(psnr(clean, recon).mean()),
+            "recon_ssim": ssim(clean, recon),
+            "measurement_psnr_db": float(psnr(clean, on_grid).mean()),
+            "measurement_ssim": ssim(clean, on_grid),
+            "clean_face_id_top1": clean_top1,
+        }
+        return EvalResult(metrics, chance=1.0 / inputs.num_classes(PART), details={"decoder": "u-net"})
