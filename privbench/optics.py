@@ -143,21 +143,22 @@ def direct_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "
 # -- PSF -------------------------------------------------------------------------------------
 @lru_cache(maxsize=32)
 def _geometry(aperture_samples: int, grid_samples: int, sample_pitch_m: float, wavelengths_m: tuple[float, ...],
-              sensor_distance_m: float, focal_length_m: float, device: str):
+              sensor_distance_m: float, focal_length_m: float, device: str, dtype: torch.dtype):
     """Everything of the PSF computation that does not depend on the height map (cached)."""
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     rho, _ = pupil_coordinates(aperture_samples, dtype=torch.float64)
-    aperture = (rho <= 1.0).float().to(device)
+    aperture = (rho <= 1.0).to(device=device, dtype=dtype)
     axis = (torch.arange(aperture_samples, dtype=torch.float64) - (aperture_samples - 1) / 2) * sample_pitch_m
     yy, xx = torch.meshgrid(axis, axis, indexing="ij")
     radius2 = xx**2 + yy**2
     wavelengths = torch.tensor(wavelengths_m, dtype=torch.float64).view(-1, 1, 1)
     # Ideal focusing lens: phase −k r² / (2f) (wavelength-independent focal length).
-    lens_phase = (-(2 * math.pi / wavelengths) / (2 * focal_length_m) * radius2).float().to(device)
+    lens_phase = (-(2 * math.pi / wavelengths) / (2 * focal_length_m) * radius2).to(device=device, dtype=dtype)
     padded = 2 * grid_samples
     frequencies = torch.fft.fftfreq(padded, d=sample_pitch_m, dtype=torch.float64)
     fy, fx = torch.meshgrid(frequencies, frequencies, indexing="ij")
     chirp = -math.pi * wavelengths * sensor_distance_m * (fx**2 + fy**2)
-    transfer = torch.polar(torch.ones_like(chirp), chirp).to(torch.complex64).to(device)
+    transfer = torch.polar(torch.ones_like(chirp), chirp).to(device=device, dtype=complex_dtype)
     return aperture, lens_phase, transfer
 
 
@@ -185,11 +186,11 @@ def fresnel_psf(
     focal = focal_length_m if focal_length_m is not None else sensor_distance_m
     aperture, lens_phase, transfer = _geometry(
         aperture_samples, grid_samples, float(sample_pitch_m), tuple(float(w) for w in wavelengths_m),
-        float(sensor_distance_m), float(focal), str(device),
+        float(sensor_distance_m), float(focal), str(device), height_map_m.dtype,
     )
-    wave_numbers = torch.tensor([2 * math.pi / w for w in wavelengths_m], device=device)
-    delta_n = torch.tensor([n - 1.0 for n in refractive_indices], device=device)
-    phase = (wave_numbers * delta_n).view(-1, 1, 1) * height_map_m.float() + lens_phase
+    wave_numbers = torch.tensor([2 * math.pi / w for w in wavelengths_m], device=device, dtype=height_map_m.dtype)
+    delta_n = torch.tensor([n - 1.0 for n in refractive_indices], device=device, dtype=height_map_m.dtype)
+    phase = (wave_numbers * delta_n).view(-1, 1, 1) * height_map_m + lens_phase
     field_small = torch.polar(aperture.expand_as(phase), phase)
     padded = 2 * grid_samples
     offset = (padded - aperture_samples) // 2

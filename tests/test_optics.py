@@ -1,0 +1,134 @@
+"""Optics primitives against independent references (poppy, scipy/conv2d, analytic optics)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from privbench.errors import ConfigError
+from privbench.optics import (
+    direct_convolve,
+    fft_convolve,
+    fresnel_psf,
+    noll_to_nm,
+    psf_width_px,
+    pupil_coordinates,
+    zernike_basis,
+)
+
+
+def test_noll_indices_match_poppy():
+    poppy_zernike = pytest.importorskip("poppy.zernike")
+    for j in range(1, 67):
+        n, m = noll_to_nm(j)
+        assert (n, m) == tuple(poppy_zernike.noll_indices(j)), j
+
+
+def test_zernike_basis_matches_poppy_to_1e6():
+    poppy_zernike = pytest.importorskip("poppy.zernike")
+    samples, q = 96, 36
+    rho, theta = pupil_coordinates(samples)
+    ours = zernike_basis(samples, q, dtype=torch.float64).numpy()
+    reference = np.array(poppy_zernike.zernike_basis(nterms=q, rho=rho.numpy(), theta=theta.numpy(), outside=0.0))
+    assert np.abs(ours - reference).max() < 1e-6
+
+
+def test_zernike_basis_is_orthonormal_over_the_disk():
+    samples, q = 256, 21
+    basis = zernike_basis(samples, q, dtype=torch.float64)
+    rho, _ = pupil_coordinates(samples)
+    inside = rho <= 1
+    flat = basis[:, inside]
+    gram = flat @ flat.T / inside.sum()  # mean over the unit disk of Z_i Z_j
+    assert torch.allclose(gram, torch.eye(q, dtype=torch.float64), atol=2e-2)
+    assert float(basis[:, ~inside].abs().max()) == 0.0  # zero outside the disk
+
+
+def test_basis_is_cached():
+    assert zernike_basis(64, 10).data_ptr() == zernike_basis(64, 10).data_ptr() or torch.equal(zernike_basis(64, 10), zernike_basis(64, 10))
+    with pytest.raises(ConfigError):
+        zernike_basis(64, 0)
+
+
+@pytest.mark.parametrize("padding", ["replicate", "zero"])
+@pytest.mark.parametrize("kernel_size", [(5, 5), (11, 7), (63, 63), (64, 64)])
+def test_fft_convolution_equals_direct_convolution(padding, kernel_size):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, 64, 70, generator=generator, dtype=torch.float64)
+    kernel = torch.rand(3, *kernel_size, generator=generator, dtype=torch.float64)
+    ours = fft_convolve(images, kernel, padding)
+    reference = direct_convolve(images, kernel, padding)
+    assert ours.shape == images.shape
+    assert torch.allclose(ours, reference, atol=1e-9)
+
+
+def test_fft_convolution_is_linear_not_circular():
+    image = torch.zeros(1, 1, 64, 64, dtype=torch.float64)
+    image[..., 0, 0] = 1.0  # a point at the corner must not wrap to the other corners
+    kernel = torch.ones(9, 9, dtype=torch.float64) / 81
+    out = fft_convolve(image, kernel, padding="zero")
+    assert float(out[..., 60:, 60:].abs().max()) < 1e-12
+    assert float(out[..., :5, :5].sum()) == pytest.approx(25 / 81)
+
+
+LENS = dict(
+    sample_pitch_m=1e-6, wavelengths_m=(550e-9,), refractive_indices=(1.5,), focal_length_m=None, samples_per_pixel=1,
+)
+
+
+def _airy_fwhm(psf_row: np.ndarray) -> float:
+    """FWHM (samples) of a centred peak, by linear interpolation of the half-maximum crossings."""
+    peak = int(np.argmax(psf_row))
+    half = psf_row[peak] / 2
+    right = peak + np.argmax(psf_row[peak:] < half)
+    left = peak - np.argmax(psf_row[peak::-1] < half)
+    r = right - 1 + (psf_row[right - 1] - half) / (psf_row[right - 1] - psf_row[right])
+    l = left + 1 - (psf_row[left + 1] - half) / (psf_row[left + 1] - psf_row[left])
+    return r - l
+
+
+def test_focused_spot_is_diffraction_limited():
+    """At zero defocus the spot's FWHM is the Airy value 1.029·λz/D (tolerance 10 %)."""
+    aperture = 100  # samples of 1 µm → D = 100 µm; z = 2 mm → λz/D = 11 µm = 11 samples
+    height = torch.zeros(aperture, aperture)
+    psf = fresnel_psf(height, aperture_samples=aperture, grid_samples=256, sensor_distance_m=2e-3, output_size=(256, 256), **LENS)
+    row = psf[0, 128].double().numpy()
+    expected = 1.029 * 550e-9 * 2e-3 / 100e-6 / 1e-6
+    assert _airy_fwhm(row) == pytest.approx(expected, rel=0.10)
+    assert float(psf.sum()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_defocus_widens_the_psf_monotonically():
+    basis = zernike_basis(100, 4)
+    widths = []
+    for defocus_um in (0.0, 0.5, 1.0, 2.0, 4.0):
+        for sign in (1, -1):
+            height = sign * defocus_um * 1e-6 * basis[3]
+            psf = fresnel_psf(height, aperture_samples=100, grid_samples=256, sensor_distance_m=1e-3, output_size=(256, 256), **LENS)
+            widths.append((defocus_um, float(psf_width_px(psf)[0])))
+    by_amount = {}
+    for amount, width in widths:
+        by_amount.setdefault(amount, []).append(width)
+    means = [np.mean(by_amount[a]) for a in sorted(by_amount)]
+    assert all(b > a for a, b in zip(means, means[1:]))
+    # ± the same defocus blur about equally (the geometric blur depends on |defocus|).
+    assert by_amount[2.0][0] == pytest.approx(by_amount[2.0][1], rel=0.15)
+
+
+def test_gradcheck_in_float64():
+    """torch.autograd.gradcheck of image formation (eqs. 1-3) w.r.t. the Zernike coefficients."""
+    basis = zernike_basis(12, 5, dtype=torch.float64)
+    images = torch.rand(1, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def formation(coefficients):
+        height = torch.tensordot(coefficients, basis, dims=1) * 1e-6
+        psf = fresnel_psf(
+            height, aperture_samples=12, grid_samples=24, sample_pitch_m=1e-6, wavelengths_m=(550e-9,),
+            refractive_indices=(1.5,), sensor_distance_m=2e-4, focal_length_m=None, samples_per_pixel=4, output_size=(6, 6),
+        )
+        return fft_convolve(images, psf, "replicate")
+
+    coefficients = torch.tensor([0.0, 0.1, -0.1, 0.2, 0.05], dtype=torch.float64, requires_grad=True)
+    assert formation(coefficients).dtype == torch.float64
+    assert torch.autograd.gradcheck(formation, (coefficients,), eps=1e-6, atol=1e-5)
