@@ -109,7 +109,7 @@ def check_images(images: Any, *, who: str = "encoder", min_size: int = MIN_INPUT
             f"Convert uint8 images with x.float() / 255."
         )
     if images.numel():
-        low, high = float(images.min()), float(images.max())
+        low, high = float(images.detach().min()), float(images.detach().max())
         if low < -1e-6 or high > 1 + 1e-6 or low != low or high != high:
             raise InputError(
                 f"{who} expects linear intensities in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "

@@ -95,8 +95,9 @@ def zernike_basis(samples: int, q: int, device=None, dtype=torch.float32) -> tor
 def fft_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate") -> torch.Tensor:
     """Linear 'same' convolution of (B, C, H, W) images with a (C, kh, kw) or (kh, kw) kernel.
 
-    The image is padded (``replicate`` or ``zero``) by the kernel's half-size and both are
-    zero-padded to the full linear-convolution size before the FFT, so nothing wraps around.
+    The image is padded (``replicate`` or ``zero``) by the kernel's half-size; the FFT runs on
+    that padded grid and only the part no circular wrap-around can reach is kept, so the result
+    is the linear convolution, not a circular one.
     The kernel's centre is (kh // 2, kw // 2). Equals ``F.conv2d`` with the flipped kernel.
     """
     if padding not in ("replicate", "zero"):
@@ -111,11 +112,12 @@ def fft_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "rep
         padded = _replicate_pad(images, top, bottom, left, right)
     else:
         padded = F.pad(images, (left, right, top, bottom))
-    ph, pw = padded.shape[-2:]
-    size = (ph + kh - 1, pw + kw - 1)
-    spectrum = torch.fft.rfft2(padded, s=size) * torch.fft.rfft2(kernel.to(images.dtype), s=size)
+    # A circular convolution on the padded grid is exact on its 'valid' part (indices ≥ k − 1):
+    # the wrap-around only reaches the first k − 1 rows/columns, which are cropped away. That
+    # part is the 'same' output on the original grid.
+    size = padded.shape[-2:]
+    spectrum = torch.fft.rfft2(padded) * torch.fft.rfft2(kernel.to(images.dtype), s=size)
     full = torch.fft.irfft2(spectrum, s=size)
-    # 'valid' part of the padded convolution = 'same' output on the original grid.
     return full[..., kh - 1 : kh - 1 + height, kw - 1 : kw - 1 + width]
 
 
