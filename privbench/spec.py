@@ -56,6 +56,7 @@ class PresetSpec(_Strict):
     description: str = ""
     dataset: dict[str, Any] = Field(default_factory=dict)
     evaluations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    designers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="config merged into every entry's designer of that name")
 
 
 class BenchmarkSpec(_Strict):
@@ -137,6 +138,11 @@ class BenchmarkSpec(_Strict):
                 extra = override.evaluations.get(entry["label"] or entry["name"]) or override.evaluations.get(entry["name"])
                 if extra:
                     entry["config"] = {**entry["config"], **extra}
+        for entry in data["encoders"]:
+            designer = entry.get("designer")
+            if designer and override.designers.get(designer["name"]):
+                # The entry's own settings (its α above all) win over the preset's budget.
+                designer["config"] = {**override.designers[designer["name"]], **designer["config"]}
         data["presets"] = {}
         data["default_preset"] = None
         resolved = BenchmarkSpec(**data)
