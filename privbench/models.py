@@ -9,7 +9,7 @@ resolution throughout. All weights are randomly initialised (nothing is download
 
 Architectures:
 
-- ``small-cnn``: a compact residual CNN (one basic block per stage), fast on 2 CPU cores;
+- ``small-cnn``: a compact residual CNN (stem and three basic blocks), fast on 2 CPU cores;
 - ``resnet18``: ResNet-18 (He et al., CVPR 2016: basic blocks [2, 2, 2, 2], widths 64-512), the
   Recognition NN of CAnOPIC's alternating optimization;
 - ``googlenet``: GoogLeNet (Szegedy et al., CVPR 2015: Inception modules 3a-5b with the paper's
@@ -103,24 +103,23 @@ class ClassifierHead(nn.Module):
 
 # -- small-cnn -----------------------------------------------------------------------------
 class SmallCNN(nn.Module):
-    """Compact residual CNN: a 3×3 stem and four stages of one basic block (widths ×2 per stage).
+    """Compact residual CNN: a 3×3 stem and three basic blocks, widths w, 2w, 4w, 8w.
 
-    Downsampling points: the stem and the first block of stages 2-4 (plus the stem of a
-    second, pooled stage for inputs above 64 px), the deepest first.
+    Downsampling points (input → output): a max-pool after the stem (used only above 64 px),
+    the stem convolution, and the first convolution of each block, the deepest first. At 64×64
+    the stem and all three blocks halve the resolution (64 → 4), so the costly layers run at
+    16×16 and below (about 11 M multiply-adds per image for w = 16).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, height: int, width: int, base_width: int = 24) -> None:
+    def __init__(self, in_channels: int, num_classes: int, height: int, width: int, base_width: int = 16) -> None:
         super().__init__()
         widths = [base_width, base_width * 2, base_width * 4, base_width * 8]
-        # points: [extra max-pool after the stem, stem conv, stage2, stage3, stage4]
-        points = strided_points(5, downsampling_steps(height, width, 5))
-        extra_pool, stem_stride, *stage_strides = points
+        extra_pool, stem_stride, *block_strides = strided_points(5, downsampling_steps(height, width, 5))
         self.stem = conv_bn_relu(in_channels, widths[0], 3, 2 if stem_stride else 1)
         self.pool = nn.MaxPool2d(2) if extra_pool else nn.Identity()
-        blocks = [BasicBlock(widths[0], widths[0], 1)]
-        for index, strided in enumerate(stage_strides, start=1):
-            blocks.append(BasicBlock(widths[index - 1], widths[index], 2 if strided else 1))
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(
+            *(BasicBlock(widths[i], widths[i + 1], 2 if strided else 1) for i, strided in enumerate(block_strides))
+        )
         self.head = ClassifierHead(widths[-1], num_classes, dropout=0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,9 +306,8 @@ def build_classifier(
 ) -> MeasurementClassifier:
     """A randomly initialised classifier of ``arch`` for measurements of shape ``(C, H, W)``.
 
-    ``width_multiplier`` scales every layer's channel count (MobileNet's α; also applied to
-    ResNet-18 and GoogLeNet). ``small-cnn`` has its own fixed widths and ignores values other
-    than 1 by scaling its base width instead.
+    ``width_multiplier`` scales every layer's channel count (MobileNet's α, applied alike to
+    the other architectures).
     """
     check_arch(arch)
     shape = tuple(int(v) for v in input_shape)
@@ -324,7 +322,7 @@ def build_classifier(
         raise ConfigError(f"width_multiplier must be in (0, 4]; got {width_multiplier}.")
     channels, height, width = shape
     if arch == "small-cnn":
-        body = SmallCNN(channels, int(num_classes), height, width, base_width=_scaled(24, width_multiplier))
+        body = SmallCNN(channels, int(num_classes), height, width, base_width=_scaled(16, width_multiplier))
     else:
         body = ARCHITECTURES[arch](channels, int(num_classes), height, width, width_multiplier=width_multiplier)
     return MeasurementClassifier(body, arch, shape, int(num_classes))

@@ -32,13 +32,18 @@ CHECKPOINT_FORMAT = 1
 
 
 class TrainConfig(ComponentConfig):
-    """Training budget and optimizer settings of one classifier."""
+    """Training budget and optimizer settings of one classifier.
 
-    epochs: int = Field(12, ge=1, le=1000, description="maximum number of passes over the training split")
-    batch_size: int = Field(64, ge=2, le=4096, description="training mini-batch size")
+    The defaults are the quick preset's, measured on synthfaces ``quick`` (40 identities × 40
+    training crops): small-cnn reaches ≥ 95 % clean face-ID top-1 in 10 epochs of batch 32 with
+    label smoothing 0.1, where batch 64 or no smoothing needs more epochs for the same accuracy.
+    """
+
+    epochs: int = Field(10, ge=1, le=1000, description="maximum number of passes over the training split")
+    batch_size: int = Field(32, ge=2, le=4096, description="training mini-batch size")
     lr: float = Field(3e-3, gt=0, le=1.0, description="peak learning rate of the one-cycle schedule (AdamW)")
     weight_decay: float = Field(5e-2, ge=0, le=1.0, description="AdamW decoupled weight decay")
-    label_smoothing: float = Field(0.0, ge=0, lt=1.0, description="cross-entropy label smoothing")
+    label_smoothing: float = Field(0.1, ge=0, lt=1.0, description="cross-entropy label smoothing")
     patience: int | None = Field(
         4, ge=1, description="stop after this many epochs without a better validation score (None: never)"
     )
@@ -115,11 +120,12 @@ def _check_split(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int) 
 
 
 def _fingerprint(x: torch.Tensor) -> list[Any]:
-    """Cheap content fingerprint of a tensor (shape and a few moments) for checkpoint signatures."""
-    flat = x.detach().reshape(-1).double()
-    weights = torch.linspace(-1.0, 1.0, flat.numel(), dtype=torch.float64) if flat.numel() else flat
-    return [list(x.shape), str(x.dtype), round(float(flat.sum()), 6), round(float((flat * weights).sum()), 6),
-            round(float(flat.square().sum()), 6)]
+    """Cheap content fingerprint of a tensor (shape, sum, and a strided sample) for checkpoint signatures."""
+    flat = x.detach().reshape(-1)
+    sample = flat[:: max(1, flat.numel() // 4096)].double()
+    weights = torch.arange(1, sample.numel() + 1, dtype=torch.float64)
+    return [list(x.shape), str(x.dtype), round(float(flat.sum()), 2),
+            round(float((sample * weights).sum()), 6)]
 
 
 def _state_fingerprint(state: dict[str, torch.Tensor] | None) -> Any:

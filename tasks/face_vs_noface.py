@@ -9,19 +9,26 @@ split's majority class.
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torchmetrics.functional.classification import binary_auroc
 
 from privbench.errors import DataError
 from privbench.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
 from privbench.registry import register_task
-from privbench.training import ClassifierConfig, fit_new_classifier, predict_logits
+from privbench.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
 
 PART = "face_vs_noface"
 FACE = 1  # label of the face class (0 = no face)
 
 
 class FaceVsNoFaceConfig(ClassifierConfig):
-    """Classifier architecture and training budget (defaults: the quick preset)."""
+    """Classifier architecture and training budget (defaults: the quick preset).
+
+    Face vs. no-face converges within a few epochs (on synthfaces ``quick`` the first epoch
+    already scores ≥ 95 % on validation, clean or blurred), so the default budget is 4 epochs.
+    """
+
+    training: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=4))
 
 
 def binary_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

@@ -53,9 +53,11 @@ from privbench.registry import register_dataset
 #: Bumped whenever the generator's output changes for a given config (enters the cache key).
 GENERATOR_VERSION = "1"
 #: Every two identities of a look-alike group differ in at least this many fine traits.
-MIN_FINE_DIFFERENCES = 6
-#: Images rendered per batch (bounds memory; results do not depend on it... as long as it is fixed).
-RENDER_CHUNK = 256
+MIN_FINE_DIFFERENCES = 8
+#: Images rendered per batch: small enough for the working tensors to stay in the CPU cache
+#: (elementwise rendering is memory-bound). The random draws depend on it, so it is fixed.
+RENDER_CHUNK = 64
+SCENE_CHUNK = 16
 SPRITE_SIZE = 64
 SPRITE_HEAD_RADIUS = 14.0
 SPRITE_HEAD_CENTRE = (32.0, 22.0)
@@ -74,7 +76,7 @@ class SynthFacesConfig(ComponentConfig):
     identities_per_group: int = Field(
         4, ge=1, le=12, description="identities per look-alike group (shared skin, hair, head shape, beard)"
     )
-    faces_per_identity_train: int = Field(40, ge=1, le=2000, description="face crops per identity, train split")
+    faces_per_identity_train: int = Field(60, ge=1, le=2000, description="face crops per identity, train split")
     faces_per_identity_val: int = Field(10, ge=1, le=2000, description="face crops per identity, validation split")
     faces_per_identity_test: int = Field(15, ge=1, le=2000, description="face crops per identity, test split")
     nonfaces_train: int | None = Field(
@@ -132,7 +134,7 @@ SYNTHFACES_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "n_identities": 40,
         "identities_per_group": 4,
-        "faces_per_identity_train": 40,
+        "faces_per_identity_train": 60,
         "faces_per_identity_val": 10,
         "faces_per_identity_test": 15,
         "scenes_train": 300,
@@ -188,21 +190,21 @@ def _choice(generator: torch.Generator, count: int, probabilities) -> torch.Tens
 # -- identities --------------------------------------------------------------------------------
 #: Fine traits (three levels each); members of a group differ in the level of several of them.
 FINE_TRAIT_LEVELS: dict[str, tuple[float, float, float]] = {
-    "eye_spacing": (0.27, 0.33, 0.39),
-    "eye_width": (0.10, 0.125, 0.15),
-    "eye_aspect": (0.42, 0.56, 0.72),
+    "eye_spacing": (0.28, 0.35, 0.42),
+    "eye_width": (0.11, 0.145, 0.18),
+    "eye_aspect": (0.36, 0.55, 0.74),
     "eye_tilt": (-0.12, 0.0, 0.14),
-    "eye_height": (-0.13, -0.07, -0.01),
-    "brow_thickness": (0.025, 0.045, 0.065),
-    "brow_slant": (-0.25, 0.0, 0.25),
-    "brow_arch": (0.0, 0.04, 0.08),
+    "eye_height": (-0.14, -0.05, 0.04),
+    "brow_thickness": (0.025, 0.055, 0.085),
+    "brow_slant": (-0.35, 0.0, 0.35),
+    "brow_arch": (0.0, 0.06, 0.12),
     "brow_gap": (-0.02, 0.02, 0.06),
-    "nose_length": (0.28, 0.36, 0.44),
-    "nose_width": (0.09, 0.13, 0.17),
+    "nose_length": (0.26, 0.37, 0.48),
+    "nose_width": (0.08, 0.14, 0.20),
     "mouth_gap": (0.13, 0.17, 0.21),
-    "mouth_width": (0.17, 0.23, 0.29),
-    "lip_thickness": (0.035, 0.055, 0.075),
-    "ear_size": (0.8, 1.0, 1.25),
+    "mouth_width": (0.16, 0.25, 0.34),
+    "lip_thickness": (0.03, 0.06, 0.09),
+    "ear_size": (0.75, 1.0, 1.3),
 }
 #: Categorical fine traits: name → probabilities of each value.
 FINE_TRAIT_CHOICES: dict[str, tuple[float, ...]] = {
@@ -283,33 +285,60 @@ def _gather(traits: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, t
 
 
 # -- nuisances --------------------------------------------------------------------------------
-def sample_poses(count: int, generator: torch.Generator, *, cx, cy, radius) -> dict[str, torch.Tensor]:
-    """Per-image nuisances of ``count`` faces (positions and sizes given, in pixels)."""
-    azimuth = _uniform(generator, count, -1.0, 1.0)
-    elevation = _uniform(generator, count, -0.5, 0.7)
-    light = torch.stack(
+#: Per-image nuisance ranges of face crops (uniform between the bounds unless noted).
+NUISANCE_RANGES: dict[str, tuple[float, float]] = {
+    "roll": (-math.radians(15), math.radians(15)),  # in-plane rotation (radians)
+    "yaw": (-0.4, 0.4),  # left / right turn: shifts the inner features by up to 0.26·yaw head units
+    "smile": (-0.3, 1.0),  # mouth-corner lift
+    "mouth_open": (0.2, 1.0),  # when open (30 % of images)
+    "eye_open": (0.85, 1.05),  # eyelid opening; closed eyes (10 %): 0.05-0.2
+    "gaze": (-1.0, 1.0),
+    "brow_raise": (-0.015, 0.03),
+    "light_azimuth": (-1.0, 1.0),  # radians, 0 = frontal
+    "light_elevation": (-0.5, 0.7),
+    "ambient": (0.45, 0.65),  # share of ambient light in the shading
+    "exposure": (0.78, 1.1),  # global light level
+    "crop_radius": (0.28, 0.32),  # head half-height / crop side
+    "crop_shift_x": (-0.06, 0.06),  # head centre offset / crop side
+    "crop_shift_y": (-0.05, 0.05),
+}
+MOUTH_OPEN_PROBABILITY = 0.3
+EYES_CLOSED_PROBABILITY = 0.1
+
+
+def _light_directions(azimuth: torch.Tensor, elevation: torch.Tensor) -> torch.Tensor:
+    """Unit light directions (x right, y down, z towards the camera) from azimuth and elevation."""
+    return torch.stack(
         [torch.sin(azimuth) * torch.cos(elevation), -torch.sin(elevation), torch.cos(azimuth) * torch.cos(elevation)], 1
     )
-    mouth_open = torch.where(
-        torch.rand(count, generator=generator) < 0.3, _uniform(generator, count, 0.2, 1.0), torch.zeros(count)
-    )
+
+
+def sample_poses(count: int, generator: torch.Generator, *, cx, cy, radius) -> dict[str, torch.Tensor]:
+    """Per-image nuisances of ``count`` faces (positions and sizes given, in pixels); see :data:`NUISANCE_RANGES`."""
+    r = NUISANCE_RANGES
+
+    def draw(name: str) -> torch.Tensor:
+        return _uniform(generator, count, *r[name])
+
+    light = _light_directions(draw("light_azimuth"), draw("light_elevation"))
+    mouth_open = torch.where(torch.rand(count, generator=generator) < MOUTH_OPEN_PROBABILITY, draw("mouth_open"), torch.zeros(count))
     eye_open = torch.where(
-        torch.rand(count, generator=generator) < 0.1, _uniform(generator, count, 0.05, 0.2), _uniform(generator, count, 0.85, 1.05)
+        torch.rand(count, generator=generator) < EYES_CLOSED_PROBABILITY, _uniform(generator, count, 0.05, 0.2), draw("eye_open")
     )
     shirt_index = torch.randint(0, len(render.COLOURS), (count,), generator=generator)
     return {
         "cx": torch.as_tensor(cx, dtype=torch.float32).expand(count).clone(),
         "cy": torch.as_tensor(cy, dtype=torch.float32).expand(count).clone(),
         "radius": torch.as_tensor(radius, dtype=torch.float32).expand(count).clone(),
-        "roll": _uniform(generator, count, -math.radians(15), math.radians(15)),
-        "yaw": _uniform(generator, count, -0.6, 0.6),
-        "smile": _uniform(generator, count, -0.3, 1.0),
+        "roll": draw("roll"),
+        "yaw": draw("yaw"),
+        "smile": draw("smile"),
         "mouth_open": mouth_open,
         "eye_open": eye_open,
-        "gaze": _uniform(generator, count, -1.0, 1.0),
-        "brow_raise": _uniform(generator, count, -0.03, 0.06),
+        "gaze": draw("gaze"),
+        "brow_raise": draw("brow_raise"),
         "light": light,
-        "ambient": _uniform(generator, count, 0.38, 0.62),
+        "ambient": draw("ambient"),
         "shirt": render.COLOUR_TABLE[shirt_index] * _uniform(generator, count, 0.7, 1.0)[:, None],
     }
 
@@ -328,7 +357,7 @@ def _background_params(count: int, generator: torch.Generator, clutter: int = 6)
 def _finish(images: torch.Tensor, generator: torch.Generator, noise_std: float) -> torch.Tensor:
     """Exposure, colour cast and sensor noise, then 8-bit quantization: float (B, 3, H, W) → uint8."""
     count = images.shape[0]
-    exposure = _uniform(generator, count, 0.72, 1.12)[:, None, None, None]
+    exposure = _uniform(generator, count, *NUISANCE_RANGES["exposure"])[:, None, None, None]
     cast = 1.0 + _uniform(generator, (count, 3), -0.06, 0.06)[:, :, None, None]
     sigma = noise_std * _uniform(generator, count, 0.5, 1.5)[:, None, None, None]
     noisy = images * exposure * cast + sigma * torch.randn(images.shape, generator=generator)
@@ -372,21 +401,14 @@ def render_face_crops(
     pose = sample_poses(
         count,
         generator,
-        cx=size / 2 + _uniform(generator, count, -0.06, 0.06) * size,
-        cy=size * 0.47 + _uniform(generator, count, -0.05, 0.05) * size,
-        radius=_uniform(generator, count, 0.27, 0.33) * size,
+        cx=size / 2 + _uniform(generator, count, *NUISANCE_RANGES["crop_shift_x"]) * size,
+        cy=size * 0.47 + _uniform(generator, count, *NUISANCE_RANGES["crop_shift_y"]) * size,
+        radius=_uniform(generator, count, *NUISANCE_RANGES["crop_radius"]) * size,
     )
-    background = _background_params(count, generator)
-    out = torch.empty(count, 3, size, size, dtype=torch.uint8)
-    for start in range(0, count, RENDER_CHUNK):
-        rows = slice(start, min(count, start + RENDER_CHUNK))
-        chunk_pose = {key: value[rows] for key, value in pose.items()}
-        chunk_traits = _gather(traits, identity[rows])
-        people = render.render_people(chunk_traits, chunk_pose, size, size)
-        images = people.over(render.render_background({k: v[rows] for k, v in background.items()}, size, size))
-        images = _occlude(images, chunk_pose, generator, config.occlusion_probability)
-        out[rows] = _finish(images, generator, config.noise_std)
-    return out
+    people = render.render_people(_gather(traits, identity), pose, size, size)
+    images = people.over(render.render_background(_background_params(count, generator), size, size))
+    images = _occlude(images, pose, generator, config.occlusion_probability)
+    return _finish(images, generator, config.noise_std)
 
 
 def _object_colours(kind: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -404,11 +426,7 @@ def _object_colours(kind: torch.Tensor, generator: torch.Generator) -> tuple[tor
 def _object_params(kind: torch.Tensor, generator: torch.Generator, *, cx, cy, size) -> dict[str, torch.Tensor]:
     count = kind.numel()
     colour_index, rgb = _object_colours(kind, generator)
-    azimuth = _uniform(generator, count, -1.0, 1.0)
-    elevation = _uniform(generator, count, -0.2, 0.8)
-    light = torch.stack(
-        [torch.sin(azimuth) * torch.cos(elevation), -torch.sin(elevation), torch.cos(azimuth) * torch.cos(elevation)], 1
-    )
+    light = _light_directions(_uniform(generator, count, -1.0, 1.0), _uniform(generator, count, -0.2, 0.8))
     blob = kind == len(render.OBJECT_KINDS)
     skin = render.SKIN_TONES[torch.randint(0, len(render.SKIN_TONES), (count,), generator=generator)]
     rgb = torch.where(blob[:, None], skin * _uniform(generator, count, 0.9, 1.05)[:, None], rgb)
@@ -428,27 +446,29 @@ def _object_params(kind: torch.Tensor, generator: torch.Generator, *, cx, cy, si
     }
 
 
-def render_nonface_crops(count: int, config: SynthFacesConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-face crops (uint8) and their category index into :data:`NONFACE_CATEGORIES`.
-
-    Objects (half of the non-hard ones), textures and the hard negatives, over the same
-    cluttered backgrounds, exposure and noise as the faces.
-    """
-    size = config.crop_size_px
+def nonface_categories(count: int, config: SynthFacesConfig, generator: torch.Generator) -> torch.Tensor:
+    """Categories (indices into :data:`NONFACE_CATEGORIES`) of a split's non-face crops, shuffled:
+    the configured share of hard negatives, a third of the rest textures, the others objects."""
     n_hard = int(round(count * config.hard_negative_fraction))
     rest = count - n_hard
     n_texture = rest // 3
-    n_object = rest - n_texture
-    texture_id = NONFACE_CATEGORIES.index("texture")
-    blob_id = NONFACE_CATEGORIES.index(render.HARD_NEGATIVE)
     category = torch.cat(
         [
-            torch.randint(0, len(render.OBJECT_KINDS), (n_object,), generator=generator),
-            torch.full((n_texture,), texture_id),
-            torch.full((n_hard,), blob_id),
+            torch.randint(0, len(render.OBJECT_KINDS), (rest - n_texture,), generator=generator),
+            torch.full((n_texture,), NONFACE_CATEGORIES.index("texture")),
+            torch.full((n_hard,), NONFACE_CATEGORIES.index(render.HARD_NEGATIVE)),
         ]
     )
-    category = category[torch.randperm(count, generator=generator)]
+    return category[torch.randperm(count, generator=generator)]
+
+
+def render_nonface_crops(category: torch.Tensor, config: SynthFacesConfig, generator: torch.Generator) -> torch.Tensor:
+    """Non-face crops (uint8 ``(N, 3, S, S)``) of the given categories: objects, textures and the
+    hard negatives, over the same cluttered backgrounds, exposure and noise as the faces."""
+    size = config.crop_size_px
+    count = category.numel()
+    texture_id = NONFACE_CATEGORIES.index("texture")
+    blob_id = NONFACE_CATEGORIES.index(render.HARD_NEGATIVE)
     object_kind = torch.where(category == blob_id, len(render.OBJECT_KINDS), category.clamp_max(len(render.OBJECT_KINDS) - 1))
     objects = _object_params(
         object_kind,
@@ -466,34 +486,27 @@ def render_nonface_crops(count: int, config: SynthFacesConfig, generator: torch.
         "period": _uniform(generator, count, 4.0, 18.0) * size / 64,
         "angle": _uniform(generator, count, 0, math.pi),
         "noise": torch.rand(count, 1, 8, 8, generator=generator),
-        # textures fill the crop or a large patch of it
-        "full": torch.rand(count, generator=generator) < 0.6,
-        "patch": torch.rand(count, 4, generator=generator),
     }
-    background = _background_params(count, generator)
-    out = torch.empty(count, 3, size, size, dtype=torch.uint8)
-    for start in range(0, count, RENDER_CHUNK):
-        rows = slice(start, min(count, start + RENDER_CHUNK))
-        images = render.render_background({k: v[rows] for k, v in background.items()}, size, size)
-        is_texture = (category[rows] == texture_id)[:, None, None, None]
-        if bool(is_texture.any()):
-            tex = render.render_textures({k: v[rows] for k, v in texture.items()}, size, size)
-            patch = texture["patch"][rows]
-            ys, xs = render.pixel_grid(size, size)
-            d = render.box_distance(
-                xs - render.col(patch[:, 0] * size * 0.4 + size * 0.3),
-                ys - render.col(patch[:, 1] * size * 0.4 + size * 0.3),
-                render.col((0.2 + 0.15 * patch[:, 2]) * size),
-                render.col((0.2 + 0.15 * patch[:, 3]) * size),
-            )
-            inside = torch.where(render.col(texture["full"][rows]), torch.ones_like(d), (0.5 - d).clamp(0, 1)).unsqueeze(1)
-            images = torch.where(is_texture, images * (1 - inside) + tex * inside, images)
-        layer = render.render_objects({k: v[rows] for k, v in objects.items()}, size, size)
-        layer.rgb.mul_(~is_texture)
-        layer.alpha.mul_(~is_texture)
-        images = layer.over(images)
-        out[rows] = _finish(images, generator, config.noise_std)
-    return out, category
+    # textures fill the crop or a large patch of it
+    full = torch.rand(count, generator=generator) < 0.6
+    patch = torch.rand(count, 4, generator=generator)
+    images = render.render_background(_background_params(count, generator), size, size)
+    is_texture = (category == texture_id)[:, None, None, None]
+    if bool(is_texture.any()):
+        tex = render.render_textures(texture, size, size)
+        ys, xs = render.pixel_grid(size, size)
+        d = render.box_distance(
+            xs - render.col(patch[:, 0] * size * 0.4 + size * 0.3),
+            ys - render.col(patch[:, 1] * size * 0.4 + size * 0.3),
+            render.col((0.2 + 0.15 * patch[:, 2]) * size),
+            render.col((0.2 + 0.15 * patch[:, 3]) * size),
+        )
+        inside = torch.where(render.col(full), torch.ones_like(d), (0.5 - d).clamp(0, 1)).unsqueeze(1)
+        images = torch.where(is_texture, images * (1 - inside) + tex * inside, images)
+    layer = render.render_objects(objects, size, size)
+    layer.rgb.mul_(~is_texture)
+    layer.alpha.mul_(~is_texture)
+    return _finish(layer.over(images), generator, config.noise_std)
 
 
 # -- scenes ----------------------------------------------------------------------------------------
@@ -614,14 +627,9 @@ def render_scenes(
         # one light per scene: every face in a scene is lit from the same side
         azimuth = scene_light_azimuth[scene_of]
         elevation = pose["light"][:, 1].neg().asin()
-        pose["light"] = torch.stack(
-            [torch.sin(azimuth) * torch.cos(elevation), -torch.sin(elevation), torch.cos(azimuth) * torch.cos(elevation)], 1
-        )
-        sprites = torch.empty(n, 4, SPRITE_SIZE, SPRITE_SIZE)
-        for start in range(0, n, RENDER_CHUNK):
-            rows = slice(start, min(n, start + RENDER_CHUNK))
-            layer = render.render_people(_gather(traits, identity[rows]), {k: v[rows] for k, v in pose.items()}, SPRITE_SIZE, SPRITE_SIZE)
-            sprites[rows] = torch.cat([layer.rgb, layer.alpha], 1)
+        pose["light"] = _light_directions(azimuth, elevation)
+        layer = render.render_people(_gather(traits, identity), pose, SPRITE_SIZE, SPRITE_SIZE)
+        sprites = torch.cat([layer.rgb, layer.alpha], 1)
         radius = torch.tensor([p["radius"] for _, p in flat], dtype=torch.float32)
         head = torch.tensor([[p["cx"], p["cy"]] for _, p in flat], dtype=torch.float32)
         scale = radius / SPRITE_HEAD_RADIUS
@@ -682,11 +690,7 @@ def render_scenes(
                     "colour": render.COLOUR_NAMES[int(params["colour_index"][i])],
                 }
             )
-    out = torch.empty(count, 3, size, size, dtype=torch.uint8)
-    for start in range(0, count, RENDER_CHUNK):
-        rows = slice(start, min(count, start + RENDER_CHUNK))
-        out[rows] = _finish(images[rows], generator, config.noise_std)
-    return out, annotations
+    return _finish(images, generator, config.noise_std), annotations
 
 
 def _hair_words(traits: dict[str, torch.Tensor], identity: int) -> str:
@@ -841,26 +845,93 @@ class GeneratedSplit:
     scene_captions: list[list[str]]
 
 
-def generate_synthfaces(config: SynthFacesConfig) -> tuple[dict[str, GeneratedSplit], dict[str, torch.Tensor]]:
-    """Generate every split in memory (deterministic given the config). Returns splits and traits."""
-    traits = sample_identities(config.n_identities, config.identities_per_group, config.seed)
+def _chunks(count: int, size: int) -> list[slice]:
+    return [slice(start, min(count, start + size)) for start in range(0, count, size)]
+
+
+class _SingleThreadedTorch:
+    """Run torch ops on one intra-op thread (restored afterwards). The renderer issues many
+    small, memory-bound elementwise ops; parallelism comes from rendering chunks concurrently
+    instead, which is faster and does not collapse when the cores are shared with other work."""
+
+    def __enter__(self) -> int:
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return self.previous
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.set_num_threads(self.previous)
+
+
+def _run_parallel(tasks: list, workers: int) -> list:
+    """Call every zero-argument task, ``workers`` at a time (torch and PIL release the GIL); results in order."""
+    if workers <= 1 or len(tasks) <= 1:
+        return [task() for task in tasks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda task: task(), tasks))
+
+
+def generate_synthfaces(
+    config: SynthFacesConfig, workers: int | None = None
+) -> tuple[dict[str, GeneratedSplit], dict[str, torch.Tensor]]:
+    """Generate every split in memory. Returns the splits and the identity traits.
+
+    Deterministic given the config: every chunk of images draws from its own generator, seeded
+    by (seed, part, split, chunk index), so the result does not depend on ``workers`` (default:
+    torch's intra-op thread count) or on the order in which chunks finish.
+    """
+    with _SingleThreadedTorch() as threads:
+        workers = workers or threads
+        traits = sample_identities(config.n_identities, config.identities_per_group, config.seed)
+        tasks: list = []
+        plan: list[tuple[str, str, slice]] = []
+        face_labels, categories, layouts = {}, {}, {}
+        for split in SPLITS:
+            labels = torch.arange(config.n_identities).repeat_interleave(config.faces_per_identity(split))
+            face_labels[split] = labels
+            for index, rows in enumerate(_chunks(labels.numel(), RENDER_CHUNK)):
+                generator = _generator(config.seed, "faces", split, index)
+                tasks.append(lambda rows=rows, labels=labels, g=generator: render_face_crops(traits, labels[rows], config, g))
+                plan.append(("faces", split, rows))
+            categories[split] = nonface_categories(config.nonfaces(split), config, _generator(config.seed, "nonfaces", split))
+            for index, rows in enumerate(_chunks(categories[split].numel(), RENDER_CHUNK)):
+                generator = _generator(config.seed, "nonfaces", split, index)
+                tasks.append(lambda rows=rows, c=categories[split], g=generator: render_nonface_crops(c[rows], config, g))
+                plan.append(("nonfaces", split, rows))
+            rng = _python_rng(config.seed, "scenes", split)
+            layouts[split] = [layout_scene(rng, config, traits) for _ in range(config.scenes(split))]
+            for index, rows in enumerate(_chunks(len(layouts[split]), SCENE_CHUNK)):
+                generator = _generator(config.seed, "scenes", split, index)
+                tasks.append(lambda rows=rows, l=layouts[split], g=generator: render_scenes(l[rows], traits, config, g))
+                plan.append(("scenes", split, rows))
+        results = _run_parallel(tasks, workers)
+
+    parts: dict[tuple[str, str], list] = {}
+    for (part, split, _), result in zip(plan, results):
+        parts.setdefault((part, split), []).append(result)
+    crop, scene = config.crop_size_px, config.scene_size_px
     splits: dict[str, GeneratedSplit] = {}
     for split in SPLITS:
-        per_identity = config.faces_per_identity(split)
-        labels = torch.arange(config.n_identities).repeat_interleave(per_identity)
-        faces = render_face_crops(traits, labels, config, _generator(config.seed, "faces", split))
-        nonfaces, categories = render_nonface_crops(
-            config.nonfaces(split), config, _generator(config.seed, "nonfaces", split)
-        )
-        rng = _python_rng(config.seed, "scenes", split)
-        layouts = [layout_scene(rng, config, traits) for _ in range(config.scenes(split))]
-        scenes, annotations = render_scenes(layouts, traits, config, _generator(config.seed, "scenes", split))
+        faces = parts.get(("faces", split), [])
+        nonfaces = parts.get(("nonfaces", split), [])
+        scene_chunks = parts.get(("scenes", split), [])
+        annotations = [a for _, chunk_annotations in scene_chunks for a in chunk_annotations]
         caption_rng = _python_rng(config.seed, "captions", split)
         captions = [
             scene_captions(a, layout["outdoor"], caption_rng, config.scene_size_px, config.captions_per_scene)
-            for a, layout in zip(annotations, layouts)
+            for a, layout in zip(annotations, layouts[split])
         ]
-        splits[split] = GeneratedSplit(faces, labels, nonfaces, categories, scenes, annotations, captions)
+        splits[split] = GeneratedSplit(
+            faces=torch.cat(faces) if faces else torch.empty(0, 3, crop, crop, dtype=torch.uint8),
+            face_labels=face_labels[split],
+            nonfaces=torch.cat(nonfaces) if nonfaces else torch.empty(0, 3, crop, crop, dtype=torch.uint8),
+            nonface_categories=categories[split],
+            scenes=torch.cat([images for images, _ in scene_chunks]) if scene_chunks else torch.empty(0, 3, scene, scene, dtype=torch.uint8),
+            scene_annotations=annotations,
+            scene_captions=captions,
+        )
     return splits, traits
 
 
@@ -875,8 +946,15 @@ def _save_png(image: torch.Tensor, path: Path) -> None:
     Image.fromarray(image.permute(1, 2, 0).contiguous().numpy()).save(path, format="PNG", compress_level=1)
 
 
-def write_synthfaces(splits: dict[str, GeneratedSplit], traits: dict[str, torch.Tensor], config: SynthFacesConfig, root: Path) -> None:
+def write_synthfaces(
+    splits: dict[str, GeneratedSplit],
+    traits: dict[str, torch.Tensor],
+    config: SynthFacesConfig,
+    root: Path,
+    workers: int | None = None,
+) -> None:
     """Write the generated data in real formats under ``root`` (see the module docstring)."""
+    pngs: list[tuple[torch.Tensor, Path]] = []
     image_id = 0
     annotation_id = 0
     caption_id = 0
@@ -891,14 +969,14 @@ def write_synthfaces(splits: dict[str, GeneratedSplit], traits: dict[str, torch.
             counters[label] = counters.get(label, 0) + 1
             folder = root / "faces" / split / identity_name(label)
             folder.mkdir(parents=True, exist_ok=True)
-            _save_png(image, folder / f"{counters[label]:04d}_01.png")
+            pngs.append((image, folder / f"{counters[label]:04d}_01.png"))
         # non-faces: <root>/nonfaces/<split>/<category>/00001.png
         counters = {}
         for image, category in zip(data.nonfaces, data.nonface_categories.tolist()):
             counters[category] = counters.get(category, 0) + 1
             folder = root / "nonfaces" / split / NONFACE_CATEGORIES[category]
             folder.mkdir(parents=True, exist_ok=True)
-            _save_png(image, folder / f"{counters[category]:05d}.png")
+            pngs.append((image, folder / f"{counters[category]:05d}.png"))
         # scenes: COCO instances + captions
         scene_folder = root / "scenes" / split
         scene_folder.mkdir(parents=True, exist_ok=True)
@@ -906,7 +984,7 @@ def write_synthfaces(splits: dict[str, GeneratedSplit], traits: dict[str, torch.
         for scene, annotations, texts in zip(data.scenes, data.scene_annotations, data.scene_captions):
             image_id += 1
             file_name = f"{image_id:012d}.png"
-            _save_png(scene, scene_folder / file_name)
+            pngs.append((scene, scene_folder / file_name))
             images.append({"id": image_id, "file_name": file_name, "width": config.scene_size_px, "height": config.scene_size_px})
             for annotation in annotations:
                 annotation_id += 1
@@ -946,6 +1024,9 @@ def write_synthfaces(splits: dict[str, GeneratedSplit], traits: dict[str, torch.
             {"info": info, "licenses": [], "images": images, "annotations": captions},
         )
     _write_json(root / "identities.json", identity_table(traits))
+    batches = [pngs[start : start + 256] for start in range(0, len(pngs), 256)]
+    _run_parallel([lambda batch=batch: [_save_png(image, path) for image, path in batch] for batch in batches],
+                  workers or torch.get_num_threads())
 
 
 def identity_table(traits: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
@@ -1261,3 +1342,41 @@ def read_coco_scenes(image_dir: Path, instances_json: Path, captions_json: Path)
         labels.append(torch.tensor([index_of[r["category_id"]] for r in records], dtype=torch.long))
     stacked = torch.stack(pixels) if pixels else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
     return Scenes(stacked, boxes, labels, [texts[im["id"]] for im in images], [c["name"] for c in categories], [im["id"] for im in images])
+
+
+# -- pictures ------------------------------------------------------------------------------------
+def render_sample_face(identity: int = 0, seed: int = 0, size: int = 64, preset: str = "quick") -> torch.Tensor:
+    """One clean, frontal face of ``identity`` (of ``preset``'s identities) as float ``(1, 3, size, size)``
+    in [0, 1]: neutral expression, light from the upper left, plain background, no noise."""
+    config = synthfaces_config(preset, seed)
+    if not 0 <= identity < config.n_identities:
+        raise ConfigError(f"identity must lie in [0, {config.n_identities - 1}] for preset {preset!r}; got {identity}.")
+    if not 16 <= size <= 1024:
+        raise ConfigError(f"size must lie in [16, 1024] pixels; got {size}.")
+    traits = _gather(sample_identities(config.n_identities, config.identities_per_group, seed), torch.tensor([identity]))
+    pose = sample_poses(1, _generator(seed, "sample-face", identity), cx=size / 2, cy=size * 0.47, radius=size * 0.3)
+    pose.update(
+        roll=torch.zeros(1), yaw=torch.zeros(1), smile=torch.full((1,), 0.4), mouth_open=torch.zeros(1),
+        eye_open=torch.ones(1), gaze=torch.zeros(1), brow_raise=torch.zeros(1), ambient=torch.full((1,), 0.55),
+        light=torch.tensor([[-0.35, -0.35, 0.87]]),
+    )
+    ys, _ = render.pixel_grid(size, size)
+    background = (0.78 - 0.18 * ys / size).expand(1, 3, size, size)
+    return render.render_people(traits, pose, size, size).over(background).clamp(0, 1)
+
+
+def render_identity_sheet(
+    identities: int | list[int] = 8, per_identity: int = 6, seed: int = 0, preset: str = "quick"
+) -> torch.Tensor:
+    """A uint8 ``(3, rows·S, per_identity·S)`` grid: one row per identity, each crop with fresh
+    nuisances (as in the benchmark), for README pictures and for looking at the data."""
+    config = synthfaces_config(preset, seed)
+    chosen = list(range(identities)) if isinstance(identities, int) else list(identities)
+    if not chosen or any(not 0 <= i < config.n_identities for i in chosen):
+        raise ConfigError(f"identities must lie in [0, {config.n_identities - 1}] for preset {preset!r}; got {chosen}.")
+    traits = sample_identities(config.n_identities, config.identities_per_group, seed)
+    labels = torch.tensor(chosen).repeat_interleave(per_identity)
+    crops = render_face_crops(traits, labels, config, _generator(seed, "sheet", chosen, per_identity))
+    size = config.crop_size_px
+    grid = crops.view(len(chosen), per_identity, 3, size, size).permute(2, 0, 3, 1, 4)
+    return grid.reshape(3, len(chosen) * size, per_identity * size)

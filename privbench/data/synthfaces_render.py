@@ -28,8 +28,8 @@ SKIN_TONES = torch.tensor(
         [0.91, 0.72, 0.59],
         [0.80, 0.60, 0.45],
         [0.66, 0.46, 0.32],
-        [0.50, 0.34, 0.23],
-        [0.40, 0.27, 0.18],
+        [0.55, 0.37, 0.25],
+        [0.45, 0.30, 0.20],
     ]
 )
 HAIR_COLOURS = {
@@ -299,7 +299,7 @@ def render_people(traits: dict[str, Tensor], pose: dict[str, Tensor], height: in
     brow_line = brow_v - col(traits["brow_arch"]) * (1 - t * t) + col(traits["brow_slant"]) * (uui - brow_u)
     brow_half = col(traits["brow_thickness"]) * (1.0 - 0.45 * t * t).clamp_min(0.2)
     d_brow = torch.maximum((v - brow_line).abs() - brow_half, (uui - brow_u).abs() - brow_len)
-    brow_colour = hair * 0.75 + 0.04
+    brow_colour = torch.minimum(hair * 0.75 + 0.04, skin * 0.45)
     layer.paint(coverage(d_brow, ppu), brow_colour)
 
     # 9. eyes: sclera, iris, pupil, highlight, upper lid line
