@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Literal
 import torch
 
 from privbench.config import ComponentConfig, stable_hash, validate_config
+from privbench.errors import ConfigError, InputError
 
 Role = Literal["utility", "privacy"]
 PROTOCOLS = ("retrained", "pretrained", "finetuned", "offtheshelf")
@@ -87,12 +88,22 @@ class EvalInputs:
     """The data an evaluation may see: clean or encoded parts, encoded lazily and memoized.
 
     ``encode(part, split)`` is provided by the runner (it may come from the cache); evaluations
-    never call the encoder themselves, which keeps the data flow one way.
+    never call the encoder themselves, which keeps the data flow one way. Evaluations that bring
+    their own images (off-the-shelf attacks on real faces shipped with packages) hand them to
+    :meth:`encode_images`, which the runner also provides: the images still reach the evaluation
+    only as the cell's measurements.
     """
 
-    def __init__(self, data, encode: Callable[[str, str], torch.Tensor], encoder_name: str = "") -> None:
+    def __init__(
+        self,
+        data,
+        encode: Callable[[str, str], torch.Tensor],
+        encoder_name: str = "",
+        encode_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.data = data
         self._encode = encode
+        self._encode_images = encode_images
         self.encoder_name = encoder_name
         self._memo: dict[tuple[str, str], torch.Tensor] = {}
 
@@ -112,6 +123,21 @@ class EvalInputs:
         if key not in self._memo:
             self._memo[key] = self._encode(part, split)
         return self._memo[key]
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Measurements of an evaluation's own uint8 ``(N, 3, H, W)`` images through the cell's encoder."""
+        if self._encode_images is None:
+            raise ConfigError(
+                "This evaluation encodes images of its own (e.g. real faces shipped with a package), "
+                "but its inputs were built without an image encoder: pass encode_images= to EvalInputs "
+                "(the runner does)."
+            )
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise InputError(
+                "encode_images expects a uint8 tensor of shape (N, 3, H, W); got "
+                f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}."
+            )
+        return self._encode_images(images)
 
 
 class EvaluationConfig(ComponentConfig):

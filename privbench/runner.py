@@ -10,6 +10,7 @@ content-addressed, and shared by all cells that use them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import subprocess
@@ -257,6 +258,24 @@ class Runner:
 
         return encode
 
+    def encode_images_function(self, encoder: Encoder) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``uint8 images -> measurements`` for evaluations that bring their own images, cached by content."""
+
+        def encode_images(images: torch.Tensor) -> torch.Tensor:
+            digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+            key = stable_hash(
+                {"encoder": encoder.config_hash(), "weights": encoder.weights_hash(), "images": [list(images.shape), digest]}
+            )
+            cached = self.cache.load("encoded", key)
+            if cached is not None:
+                return cached
+            torch.manual_seed(0)  # encoders with sensor noise draw it reproducibly
+            encoded = encode_batches(encoder, images, device=self.device)
+            self.cache.save("encoded", key, encoded)
+            return encoded
+
+        return encode_images
+
     def run_cell(self, cell: Cell, data) -> ResultRow:
         ctx = RunContext(
             device=self.device,
@@ -266,7 +285,12 @@ class Runner:
             log=self.log,
             cache=self.cache,
         )
-        inputs = EvalInputs(data, self.encode_function(cell.encoder, data), encoder_name=cell.encoder.name)
+        inputs = EvalInputs(
+            data,
+            self.encode_function(cell.encoder, data),
+            encoder_name=cell.encoder.name,
+            encode_images=self.encode_images_function(cell.encoder),
+        )
         torch.manual_seed(cell.seed)
         started = time.perf_counter()
         result = cell.evaluation.evaluate(inputs, ctx)
