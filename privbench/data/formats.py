@@ -166,10 +166,11 @@ def read_image_folder(
     mode: str = "stretch",
     workers: int | None = None,
     cache_dir: str | Path | None = None,
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
 ) -> LabeledImages:
     """An ImageFolder read into :class:`LabeledImages`. ``size=None`` keeps the native size (all
     images must then share one size); ``cache_dir`` enables the content-addressed tensor cache."""
-    index = scan_image_folder(root)
+    index = scan_image_folder(root, extensions)
     loaded = load_images(
         [ImageRequest(p) for p in index.paths], size=size, mode=mode, workers=workers, cache_dir=cache_dir, namespace="imagefolder"
     )

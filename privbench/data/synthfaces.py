@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import Field, model_validator
 
@@ -1296,52 +1295,19 @@ def build_synthfaces(
     return _payload_to_data(payload, f"synthfaces-{preset}", describe_config(config, preset))
 
 
-# -- readers (minimal; to be replaced by the generic privbench.data readers) ------------------------
-def _load_png(path: Path) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(path) as picture:
-        array = np.asarray(picture.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
-
-
+# -- readers: the generic privbench.data readers that also read the real datasets ----------------
 def read_image_folder(root: Path) -> LabeledImages:
-    """ImageFolder layout: one sub-folder per class (sorted names → labels 0..C−1), images inside."""
-    if not root.is_dir():
-        raise DataError(f"ImageFolder {str(root)!r} does not exist.")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        for path in sorted((root / name).glob("*.png")):
-            images.append(_load_png(path))
-            labels.append(label)
-    if not images:
-        raise DataError(f"ImageFolder {str(root)!r} holds no images.")
-    return LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes)
+    """ImageFolder layout: one sub-folder per class (sorted names → labels 0..C−1), PNG images inside."""
+    from privbench.data.formats import read_image_folder as read_folder
+
+    return read_folder(root, extensions=(".png",))
 
 
 def read_coco_scenes(image_dir: Path, instances_json: Path, captions_json: Path) -> Scenes:
     """COCO instances (boxes [x, y, w, h] → xyxy) and captions of the images in ``image_dir``."""
-    instances = json.loads(instances_json.read_text())
-    captions = json.loads(captions_json.read_text())
-    categories = sorted(instances["categories"], key=lambda c: c["id"])
-    index_of = {c["id"]: i for i, c in enumerate(categories)}
-    images = sorted(instances["images"], key=lambda im: im["id"])
-    per_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
-    for annotation in sorted(instances["annotations"], key=lambda a: a["id"]):
-        per_image[annotation["image_id"]].append(annotation)
-    texts: dict[int, list[str]] = {im["id"]: [] for im in images}
-    for annotation in sorted(captions["annotations"], key=lambda a: a["id"]):
-        texts[annotation["image_id"]].append(annotation["caption"])
-    pixels, boxes, labels = [], [], []
-    for image in images:
-        pixels.append(_load_png(image_dir / image["file_name"]))
-        records = per_image[image["id"]]
-        xywh = torch.tensor([r["bbox"] for r in records], dtype=torch.float32).reshape(-1, 4)
-        boxes.append(torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1))
-        labels.append(torch.tensor([index_of[r["category_id"]] for r in records], dtype=torch.long))
-    stacked = torch.stack(pixels) if pixels else torch.empty(0, 3, 0, 0, dtype=torch.uint8)
-    return Scenes(stacked, boxes, labels, [texts[im["id"]] for im in images], [c["name"] for c in categories], [im["id"] for im in images])
+    from privbench.data.formats import read_coco_scenes as read_scenes
+
+    return read_scenes(image_dir, instances_json, captions_json)
 
 
 # -- pictures ------------------------------------------------------------------------------------
