@@ -152,7 +152,7 @@ def test_thread_pool_gives_the_serial_result_and_cache_is_content_addressed(root
 def test_missing_and_corrupt_images_are_named(tmp_path):
     good = tmp_path / "ok.png"
     _picture(good, 10, 10, (0, 0, 5, 5))
-    with pytest.raises(DataError, match=r"1 of the 2 requested images are missing .*nothere\.jpg"):
+    with pytest.raises(DataError, match=r"1 of the 2 requested images are missing: .*nothere\.jpg"):
         formats.load_images([formats.ImageRequest(good), formats.ImageRequest(tmp_path / "nothere.jpg")], size=8)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
@@ -534,3 +534,25 @@ def test_lfw_malformed_pairs(tmp_path):
     path.write_text("\n".join(lines[:3] + ["Aaron_Peirsol\t1\tAbel_Pacheco\t9"] + lines[4:]) + "\n")
     with pytest.raises(DataError, match=r"Abel_Pacheco_0009\.jpg"):
         lfw.load_lfw_pairs(root, min_images_per_identity=3, test_per_identity=1, val_per_identity=1, cache=False)
+
+
+# -- end to end ----------------------------------------------------------------------------------------------------
+def test_a_benchmark_runs_on_a_real_format_dataset(tmp_path):
+    """The runner builds a registered adapter from the spec's dataset config (path and options)."""
+    from privbench.runner import run
+
+    fx.write_vggface2(tmp_path / "vggface2", {f"n{i:06d}": 8 for i in range(1, 4)})
+    spec = {
+        "name": "vggface2-smoke",
+        "dataset": {"name": "vggface2", "config": {"path": str(tmp_path / "vggface2"), "n_identities": 3, "test_per_identity": 2, "val_per_identity": 2}},
+        "encoders": ["identity"],
+        "attacks": [{"name": "face-id", "config": {"training": {"epochs": 1}}}],
+        "seeds": [0],
+    }
+    results = run(spec, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", render=False)
+    expected = DATASETS.get("vggface2")(path=tmp_path / "vggface2", cache_dir=tmp_path / "cache", n_identities=3, test_per_identity=2, val_per_identity=2)
+    assert len(results) == 1
+    row = results.iloc[0]
+    assert row["dataset"] == "vggface2" and row["dataset_fingerprint"] == expected.fingerprint
+    assert row["chance"] == pytest.approx(1 / 3)  # the attack sees the adapter's 3 identities
+    assert 0.0 <= row["metrics"]["top1"] <= 1.0 and row["details"]["training"]["epochs_run"] == 1

@@ -21,7 +21,8 @@ black ``image_size`` canvas (448 by default, which holds FDDB pictures at their 
 larger than the canvas is shrunk further, which keeps the rule).
 
 Splits: FDDB is a test set (10 folds for cross-validation); ``test_folds`` (all ten by default),
-``val_folds`` and ``train_folds`` choose which folds go where.
+``val_folds`` and ``train_folds`` choose which folds go where. A scene's image id is
+``fold · 100000 + line`` (the line of its path in the fold's ellipse list).
 """
 
 from __future__ import annotations

@@ -577,8 +577,9 @@ def load_images(
     shape = _normalise_size(size)
     stats, missing = stat_files([r.path for r in requests])
     if missing:
-        root = os.path.commonpath([str(p) for p in missing]) if len(missing) > 1 else str(missing[0].parent)
-        raise missing_files_error(missing, len(requests), "requested images", root, namespace)
+        shown = ", ".join(str(p) for p in missing[:EXAMPLES_IN_MESSAGES])
+        more = f" and {len(missing) - EXAMPLES_IN_MESSAGES} more" if len(missing) > EXAMPLES_IN_MESSAGES else ""
+        raise DataError(f"{len(missing)} of the {len(requests)} requested images are missing: {shown}{more}.")
     workers = default_workers() if workers is None else max(1, int(workers))
     if cache_dir is None:
         return _decode_all(requests, shape, mode, workers)

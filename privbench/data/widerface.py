@@ -23,7 +23,8 @@ original picture (default 10, the usual tiny-face cut of WIDER training pipeline
 subset goes down to a few pixels), faces above ``max_blur`` / ``max_occlusion``, and (optionally)
 faces smaller than ``min_face_px_resized`` after resizing to ``image_size``. Boxes are clipped to
 the picture. Pictures are resized to ``image_size`` (letterboxed by default: aspect kept, centred
-on black; ``resize: stretch`` fills the square) and the boxes mapped with them.
+on black; ``resize: stretch`` fills the square) and the boxes mapped with them. A scene's image id
+is the line of its path in the annotation file (unique within a WIDER set).
 """
 
 from __future__ import annotations
