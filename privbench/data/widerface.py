@@ -162,7 +162,6 @@ def select_widerface(config: WiderFaceConfig) -> dict[str, list[tuple[str, Wider
     """Split → ``(WIDER set, image record)`` after filtering faces and dividing WIDER train."""
     root = config.root
     selected: dict[str, list[tuple[str, WiderImage]]] = {}
-    sources = {"train": "train", "test": "val"}
     records = {}
     for wider_set in ("train", "val"):
         path = require_path(annotation_path(root, wider_set), f"WIDER FACE {wider_set} annotations", DATASET,
@@ -173,7 +172,7 @@ def select_widerface(config: WiderFaceConfig) -> dict[str, list[tuple[str, Wider
             if kept or config.keep_images_without_faces:
                 images.append(WiderImage(image.file, kept, image.line))
         records[wider_set] = images
-    train_images = records[sources["train"]]
+    train_images = records["train"]
     order = hash_order([im.file for im in train_images], config.seed, DATASET, "val")
     n_val = int(round(config.val_fraction * len(train_images)))
     val_index = set(order[:n_val])
@@ -202,9 +201,9 @@ def _scenes(config: WiderFaceConfig, items: list[tuple[str, WiderImage]], split:
     for row, (_, image) in enumerate(items):
         xyxy = torch.tensor([[f.x1, f.y1, f.x1 + f.w, f.y1 + f.h] for f in image.faces], dtype=torch.float64).reshape(-1, 4)
         mapped = loaded.map_boxes(row, xyxy)
-        if config.min_face_px_resized > 0 and mapped.numel():
-            size = mapped[:, 2:] - mapped[:, :2]
-            mapped = mapped[(size >= config.min_face_px_resized).all(dim=1)]
+        size = mapped[:, 2:] - mapped[:, :2]
+        # boxes lying outside the picture are empty once clipped; the optional resized-size filter
+        mapped = mapped[(size > 0).all(dim=1) & (size >= config.min_face_px_resized).all(dim=1)]
         boxes.append(mapped)
         labels.append(torch.zeros(mapped.shape[0], dtype=torch.long))
     image_ids = [image.line for _, image in items]
