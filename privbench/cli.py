@@ -71,18 +71,25 @@ def run_command(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run only this training seed (default: the spec's seeds)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache (default: $PRIVBENCH_CACHE or ~/.cache/privbench)."),
+    data: list[str] = typer.Option(
+        [], "--data", "-d",
+        help="Where the datasets the benchmark reads live: NAME=PATH pairs, comma-separated or repeated, e.g. "
+        "--data vggface2=/data/vggface2,imagenet=/data/ilsvrc2012 (the paper benchmarks; run without it to see what is needed).",
+    ),
 ):
     """Run a benchmark end to end: data, encoders, tasks and attacks, store, leaderboard, Pareto plot.
 
     Cells already in the store are skipped, so rerunning after an interruption resumes.
     """
-    from privbench.leaderboard.render import print_table
+    from privbench.data.paths import parse_data_option
+    from privbench.leaderboard.render import print_reported_table, print_table
     from privbench.runner import RichProgressFactory, run
     from privbench.scores import leaderboard_table, split_groups
 
     if spec is not None and benchmark is not None:
         raise PrivbenchError("Give either --benchmark or --spec, not both.")
     source = str(spec) if spec is not None else benchmark
+    data_paths = parse_data_option(data)
     progress = RichProgressFactory(console=console)
     with progress, _interruptible():
         report = run(
@@ -97,9 +104,12 @@ def run_command(
             progress=progress,
             log=lambda message: progress._progress.console.print(message),
             report=True,
+            data_paths=data_paths,
         )
     for key, rows in split_groups(report.results):
-        print_table(leaderboard_table(rows), f"{key[0]} v{key[1]}", console)
+        table = leaderboard_table(rows)
+        print_table(table, f"{key[0]} v{key[1]}", console)
+        print_reported_table(key[0], table, console)
     console.print(
         f"\n{report.ran} cells run, {report.skipped} reused from the store, {len(report.failures)} failed "
         f"({report.wall_time_s:.0f} s)."

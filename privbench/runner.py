@@ -152,6 +152,9 @@ class Runner:
 
     # -- data ---------------------------------------------------------------------------
     def load_data(self):
+        # A spec whose ${NAME} data paths were never filled (e.g. a paper preset run without
+        # --data) stops here with the list of paths it needs, before any work.
+        require_data_paths(self.spec, {})
         builder = DATASETS.get(self.spec.dataset.name)
         with self.progress.stage(f"dataset {self.spec.dataset.name}", total=1) as bar:
             data = builder(cache_dir=self.cache.root / "datasets", **self.spec.dataset.config)
@@ -159,6 +162,15 @@ class Runner:
         return data
 
     # -- cells --------------------------------------------------------------------------
+    @staticmethod
+    def data_view(data, source: str | None):
+        """What an evaluation or designer reads: the dataset, or one source of a composite (``data:``)."""
+        if source is None:
+            return data
+        if not hasattr(data, "source"):
+            raise ConfigError(f"'data: {source}' names a source, but dataset {data.name!r} is not a composite.")
+        return data.source(source)
+
     def build_cells(self, data) -> list[Cell]:
         encoders = []
         for entry in self.spec.encoders:
@@ -188,6 +200,7 @@ class Runner:
                 f"{entry.name!r} has no learnable parameters (fixed baselines are never fitted)."
             )
         designer = _construct(DESIGNERS, entry.designer)
+        data = self.data_view(data, entry.designer.data)
         key = stable_hash(
             {
                 "encoder": encoder.config_hash(),
@@ -220,20 +233,20 @@ class Runner:
         encoder.designer_name = designer.name
 
     def cell_key(self, cell: Cell, data) -> str:
-        return stable_hash(
-            {
-                "benchmark": self.spec.name,
-                "benchmark_version": self.spec.version,
-                "dataset": data.fingerprint,
-                "encoder": cell.encoder.config_hash(),
-                "weights": cell.encoder.weights_hash(),
-                "evaluation": cell.evaluation.config_hash(),
-                "seed": cell.seed,
-                "study": self.study,
-                "trial": self.trial,
-            },
-            length=32,
-        )
+        payload = {
+            "benchmark": self.spec.name,
+            "benchmark_version": self.spec.version,
+            "dataset": data.fingerprint,
+            "encoder": cell.encoder.config_hash(),
+            "weights": cell.encoder.weights_hash(),
+            "evaluation": cell.evaluation.config_hash(),
+            "seed": cell.seed,
+            "study": self.study,
+            "trial": self.trial,
+        }
+        if cell.evaluation_spec.data is not None:  # the same evaluation on another source is another cell
+            payload["data_source"] = cell.evaluation_spec.data
+        return stable_hash(payload, length=32)
 
     def encode_function(self, encoder: Encoder, data) -> Callable[[str, str], torch.Tensor]:
         """``(part, split) -> measurements``, cached on disk by encoder and data content."""
@@ -285,9 +298,10 @@ class Runner:
             log=self.log,
             cache=self.cache,
         )
+        view = self.data_view(data, cell.evaluation_spec.data)
         inputs = EvalInputs(
-            data,
-            self.encode_function(cell.encoder, data),
+            view,
+            self.encode_function(cell.encoder, view),
             encoder_name=cell.encoder.name,
             encode_images=self.encode_images_function(cell.encoder),
         )
@@ -323,7 +337,11 @@ class Runner:
             headline_value=float(result.metrics[headline]) if headline in result.metrics else None,
             higher_is_better=spec.higher_is_better if spec else True,
             chance=result.chance,
-            details={**result.details, **({"designer": cell.encoder.designer_name} if hasattr(cell.encoder, "designer_name") else {})},
+            details={
+                **result.details,
+                **({"designer": cell.encoder.designer_name} if hasattr(cell.encoder, "designer_name") else {}),
+                **({"data_source": cell.evaluation_spec.data, "data_source_fingerprint": view.fingerprint} if view is not data else {}),
+            },
             wall_time_s=elapsed,
             device=str(self.device),
             package_versions=self._versions,
@@ -370,6 +388,23 @@ class Runner:
         self.data = data
         self.cells = cells
         return report
+
+
+def require_data_paths(spec: BenchmarkSpec, data_paths: dict[str, str]) -> BenchmarkSpec:
+    """``spec`` with its ``${NAME}`` data paths filled from ``data_paths`` (see :mod:`privbench.data.paths`).
+
+    Raises a MissingDataError naming every path still needed (and the layout each dataset
+    expects), or naming ``data_paths`` entries the spec does not use.
+    """
+    from privbench.data.paths import resolve_paths
+
+    dumped = spec.model_dump()
+    filled = resolve_paths(dumped, data_paths, spec.name, spec.paths)
+    if filled == dumped:
+        return spec
+    resolved = BenchmarkSpec(**filled)
+    object.__setattr__(resolved, "_preset", spec.preset)
+    return resolved
 
 
 class ProgressFactory(Progress):
@@ -440,6 +475,7 @@ def run(
     log: Callable[[str], None] | None = None,
     render: bool = True,
     report: bool = False,
+    data_paths: dict[str, str] | None = None,
 ):
     """Run a benchmark and return its results as a DataFrame (or the full RunReport).
 
@@ -447,11 +483,15 @@ def run(
     embedded ``synthfaces`` benchmark). ``preset``: e.g. ``quick`` (default) or ``standard``.
     ``encoders``: restrict to these encoder entries. ``store``: SQLAlchemy URL (default: SQLite
     file in ``out_dir``). ``seed``: run only this seed instead of the spec's seeds.
+    ``data_paths``: name → path of the datasets (and files) the spec reads from disk, filling its
+    ``${NAME}`` placeholders (the paper presets: ``{"vggface2": "/data/vggface2", ...}``); a
+    MissingDataError lists what is still needed before any work starts.
     """
     spec = load_spec(spec if spec is not None else DEFAULT_BENCHMARK)
     if preset is None and spec.presets:
         preset = spec.default_preset or (DEFAULT_PRESET if DEFAULT_PRESET in spec.presets else None)
     spec = spec.resolve(preset)
+    spec = require_data_paths(spec, data_paths or {})
     if encoders:
         spec = spec.with_encoders(encoders)
     if seed is not None:

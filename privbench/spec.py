@@ -34,6 +34,11 @@ class ComponentSpec(_Strict):
     label: str | None = None
     designer: "ComponentSpec | None" = None
     alphas: list[float] | None = None
+    data: str | None = Field(
+        None,
+        description="composite datasets only: the source whose data this evaluation (or designer) reads "
+        "instead of the composite's assembled parts",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -71,6 +76,10 @@ class BenchmarkSpec(_Strict):
     presets: dict[str, PresetSpec] = Field(default_factory=dict)
     default_preset: str | None = None
     sample_encoder_inputs: int = Field(4, ge=0, le=64, description="face crops shown per encoder on the HTML page")
+    paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="what each ${NAME} placeholder of the spec stands for (given at run time with --data NAME=PATH)",
+    )
 
     @field_validator("encoders")
     @classmethod
@@ -132,17 +141,17 @@ class BenchmarkSpec(_Strict):
             )
         override = self.presets[preset]
         data = self.model_dump()
-        data["dataset"]["config"] = {**data["dataset"]["config"], **override.dataset}
+        data["dataset"]["config"] = deep_merge(data["dataset"]["config"], override.dataset)
         for group in ("tasks", "attacks"):
             for entry in data[group]:
                 extra = override.evaluations.get(entry["label"] or entry["name"]) or override.evaluations.get(entry["name"])
                 if extra:
-                    entry["config"] = {**entry["config"], **extra}
+                    entry["config"] = deep_merge(entry["config"], extra)
         for entry in data["encoders"]:
             designer = entry.get("designer")
             if designer and override.designers.get(designer["name"]):
                 # The entry's own settings (its α above all) win over the preset's budget.
-                designer["config"] = {**override.designers[designer["name"]], **designer["config"]}
+                designer["config"] = deep_merge(override.designers[designer["name"]], designer["config"])
         data["presets"] = {}
         data["default_preset"] = None
         resolved = BenchmarkSpec(**data)
@@ -172,6 +181,18 @@ class BenchmarkSpec(_Strict):
         data = self.model_dump()
         data["encoders"] = [m.model_dump() for m in chosen]
         return BenchmarkSpec(**data)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` merged in: nested mappings are merged key by key, anything else
+    (numbers, strings, lists) is replaced. Neither argument is modified."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def load_spec(source: str | Path | dict | BenchmarkSpec) -> BenchmarkSpec:
@@ -225,9 +246,31 @@ def _check_names(spec: BenchmarkSpec, where: str) -> None:
             except UnknownNameError as error:
                 raise UnknownNameError(f"In {where}: {error}") from None
     try:
-        DATASETS.get(spec.dataset.name)
+        builder = DATASETS.get(spec.dataset.name)
     except UnknownNameError as error:
         raise UnknownNameError(f"In {where}: {error}") from None
+    _check_data_sources(spec, builder, where)
+
+
+def _check_data_sources(spec: BenchmarkSpec, builder, where: str) -> None:
+    """``data:`` of an evaluation or designer must name a source of a composite dataset."""
+    routed = [(entry.display_name, entry.data) for entry in spec.tasks + spec.attacks if entry.data]
+    routed += [(f"designer of {e.display_name}", e.designer.data) for e in spec.encoders if e.designer and e.designer.data]
+    if not routed:
+        return
+    source_labels = getattr(builder, "source_labels", None)
+    if source_labels is None:
+        raise ConfigError(
+            f"In {where}: {routed[0][0]!r} reads 'data: {routed[0][1]}', but dataset {spec.dataset.name!r} has no "
+            f"sources to choose from; 'data' is for the composite dataset (dataset: {{name: composite, config: {{sources: ...}}}})."
+        )
+    labels = source_labels(spec.dataset.config)
+    for owner, label in routed:
+        if label not in labels:
+            raise ConfigError(
+                f"In {where}: {owner!r} reads 'data: {label}', but the composite dataset has no source {label!r}; "
+                f"its sources are: {', '.join(labels) or 'none'}."
+            )
 
 
 BUILTIN_DIR = Path(__file__).parent / "benchmarks"
