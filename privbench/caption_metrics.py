@@ -153,14 +153,36 @@ def score_captions(
     ``scorers``: any of ``bleu`` (BLEU-1..4), ``meteor``, ``rouge`` (ROUGE-L), ``cider``
     (CIDEr-D), ``spice``. Raw strings go in; the PTB tokenizer normalizes both sides.
     """
-    chosen = list(dict.fromkeys(scorers))
-    unknown = [name for name in chosen if name not in SCORERS]
-    if unknown:
-        raise ConfigError(f"Unknown caption scorer(s) {unknown}; accepted: {', '.join(SCORERS)}.")
-    _check_inputs(candidates, references)
+    return score_caption_sets([candidates], references, [scorers])[0]
+
+
+def score_caption_sets(
+    candidate_sets: Sequence[Sequence[str]],
+    references: Sequence[Sequence[str]],
+    scorers: Sequence[Iterable[str]],
+) -> list[CaptionScores]:
+    """:func:`score_captions` for several captioners of the same images (e.g. a model and a
+    baseline), tokenizing the references once and all candidates in one call."""
+    if len(scorers) != len(candidate_sets):
+        raise ConfigError(f"Give one list of scorers per candidate set; got {len(scorers)} for {len(candidate_sets)} sets.")
+    chosen_sets = []
+    for chosen in scorers:
+        chosen = list(dict.fromkeys(chosen))
+        unknown = [name for name in chosen if name not in SCORERS]
+        if unknown:
+            raise ConfigError(f"Unknown caption scorer(s) {unknown}; accepted: {', '.join(SCORERS)}.")
+        chosen_sets.append(chosen)
+    for candidates in candidate_sets:
+        _check_inputs(candidates, references)
+    count = len(references)
     tokenized_refs = ptb_tokenize({i: list(refs) for i, refs in enumerate(references)})
-    tokenized_cands = ptb_tokenize({i: [c] for i, c in enumerate(candidates)})
-    return score_tokenized(tokenized_cands, tokenized_refs, chosen)
+    tokenized_cands = ptb_tokenize(
+        {s * count + i: [c] for s, candidates in enumerate(candidate_sets) for i, c in enumerate(candidates)}
+    )
+    return [
+        score_tokenized({i: tokenized_cands[s * count + i] for i in range(count)}, tokenized_refs, chosen)
+        for s, chosen in enumerate(chosen_sets)
+    ]
 
 
 def score_tokenized(
@@ -240,6 +262,7 @@ __all__ = [
     "CaptionScores",
     "most_frequent_caption",
     "ptb_tokenize",
+    "score_caption_sets",
     "score_captions",
     "score_tokenized",
     "spice_models_folder",

@@ -23,15 +23,16 @@ an LSTM with soft attention (Xu et al., ICML 2015, "Show, Attend and Tell", SAT 
   likelihood twice, as −log p(v | A) and as the word cross-entropy; both are the same sum of
   per-word negative log-probabilities and are counted once.)
 - **Decoding**: beam search (beam size configurable) keeping the hypothesis of highest total
-  log-probability; greedy decoding (= beam 1) for the per-epoch validation score.
+  log-probability; greedy decoding is beam size 1.
 - **Vocabulary**: the words of the training captions seen at least ``min_count`` times, after
   ``<pad> <start> <end> <unk>``.
 
 Training (:func:`train_captioner`) follows :mod:`privbench.training`: seeded, Adam(W) with a
 one-cycle schedule, per-epoch checkpoints at ``ctx.checkpoint_path(name)`` with resume, early
-stopping on the validation BLEU-4 of greedy captions (ties broken by validation loss), keeping
-the best epoch's weights. A step takes a batch of images and all their reference captions, so the
-CNN runs once per image and the decoder once per caption.
+stopping on the validation CIDEr-D of the captions decoded as the test split will be (same beam
+size; ties broken by the validation loss), keeping the best epoch's weights. A step takes a
+batch of images and all their reference captions, so the CNN runs once per image and the
+decoder once per caption.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class CaptionModelConfig(ComponentConfig):
     feature_extractor: Literal["small-resnet", "resnet101"] = Field(
         "small-resnet", description="small-resnet (trained from scratch) or resnet101 (2PSC §2.2.1)"
     )
-    base_width: int = Field(32, ge=8, le=256, description="small-resnet: width of its first stage (D = 8 × this)")
+    base_width: int = Field(16, ge=8, le=256, description="small-resnet: width of its first stage (D = 8 × this)")
     imagenet_weights: str | None = Field(
         None, description="resnet101: path of a local torchvision ResNet-101 ImageNet state_dict (never downloaded); "
         "none: random initialization"
@@ -183,7 +184,7 @@ class CaptionModelConfig(ComponentConfig):
     embed_dim: int = Field(128, ge=8, le=4096, description="m: word embedding size")
     attention_dim: int = Field(128, ge=8, le=4096, description="hidden size of the attention MLP f_att")
     hidden_dim: int = Field(256, ge=8, le=4096, description="n: LSTM size")
-    dropout: float = Field(0.3, ge=0.0, lt=1.0, description="dropout before the deep output layer")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout before the deep output layer")
     attention_regularization: float = Field(
         1.0, ge=0.0, le=100.0, description="λ of the doubly stochastic attention term λ Σ_i (1 − Σ_t θ_ti)²"
     )
@@ -196,9 +197,13 @@ class CaptionTrainConfig(ComponentConfig):
     batch_size: int = Field(16, ge=2, le=4096, description="images per step (each with all its reference captions)")
     encoder_lr: float = Field(2e-3, gt=0, le=1.0, description="peak learning rate of the feature extractor")
     decoder_lr: float = Field(4e-3, gt=0, le=1.0, description="peak learning rate of the attention LSTM")
-    weight_decay: float = Field(1e-4, ge=0, le=1.0, description="AdamW decoupled weight decay")
+    weight_decay: float = Field(1e-2, ge=0, le=1.0, description="AdamW decoupled weight decay")
     grad_clip: float | None = Field(5.0, gt=0, description="clip the gradient norm to this (None: no clipping)")
-    patience: int | None = Field(6, ge=1, description="stop after this many epochs without a better validation BLEU-4")
+    patience: int | None = Field(8, ge=1, description="stop after this many epochs without a better validation CIDEr-D")
+    augment_shift: float = Field(
+        0.0625, ge=0.0, le=0.25, description="random translation of each training measurement by up to this fraction "
+        "of its side (replicate padding); 0: none"
+    )
     eval_batch_size: int = Field(64, ge=1, le=65536, description="images per batch when decoding")
 
 
@@ -406,16 +411,27 @@ class AttentionLSTMDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor, tokens: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing: step t reads the reference word t-1. Returns logits ``(B, T, K)`` and
-        attention ``(B, T, L)`` for T = the longest caption's steps."""
+        attention ``(B, T, L)`` for T = the longest caption's steps (zeros past a caption's end).
+
+        Captions are processed longest first, and step t runs only on the captions that still
+        have a word to predict there, so short captions cost no padding steps.
+        """
+        batch, locations, _ = features.shape
         length = int(steps.max())
+        order = torch.argsort(steps, descending=True, stable=True)
+        features, tokens, sorted_steps = features[order], tokens[order], steps[order]
+        active_counts = (sorted_steps.unsqueeze(0) > torch.arange(length, device=steps.device).unsqueeze(1)).sum(1).tolist()
         projected = self.project(features)
         state = self.initial_state(features)
-        all_logits, all_theta = [], []
-        for t in range(length):
-            logits, state, theta = self.step(features, projected, tokens[:, t], state)
-            all_logits.append(logits)
-            all_theta.append(theta)
-        return torch.stack(all_logits, dim=1), torch.stack(all_theta, dim=1)
+        logits_out = features.new_zeros(batch, length, self.vocab_size)
+        theta_out = features.new_zeros(batch, length, locations)
+        for t, active in enumerate(active_counts):
+            state = DecoderState(state.h[:active], state.c[:active])
+            logits, state, theta = self.step(features[:active], projected[:active], tokens[:active, t], state)
+            logits_out[:active, t] = logits
+            theta_out[:active, t] = theta
+        inverse = torch.argsort(order)
+        return logits_out[inverse], theta_out[inverse]
 
 
 class CaptionModel(nn.Module):
@@ -593,6 +609,7 @@ class CaptionHistory:
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
+    best_val_cider: float = float("nan")
     best_val_bleu_4: float = float("nan")
     best_val_loss: float = float("nan")
     stopped_early: bool = False
@@ -603,6 +620,7 @@ class CaptionHistory:
         return {
             "epochs_run": len(self.epochs),
             "best_epoch": self.best_epoch,
+            "best_val_cider": self.best_val_cider,
             "best_val_bleu_4": self.best_val_bleu_4,
             "best_val_loss": self.best_val_loss,
             "stopped_early": self.stopped_early,
@@ -611,16 +629,18 @@ class CaptionHistory:
         }
 
 
-def corpus_bleu_4(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    """BLEU-4 (0–100) of already normalized captions with pycocoevalcap's scorer, without the
-    Java tokenizer: the per-epoch validation score (the test split goes through the full
-    pipeline of :mod:`privbench.caption_metrics`)."""
+def validation_scores(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """BLEU-4 and CIDEr-D (0–100 scale) of already normalized captions with pycocoevalcap's
+    scorers, without the Java tokenizer: the per-epoch validation scores (the test split goes
+    through the full pipeline of :mod:`privbench.caption_metrics`)."""
     from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
 
     gts = {i: list(refs) for i, refs in enumerate(references)}
     res = {i: [c] for i, c in enumerate(candidates)}
-    score, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    return 100.0 * float(score[3])
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    return {"bleu_4": 100.0 * float(bleu[3]), "cider": 100.0 * float(cider)}
 
 
 def _check_measurements(x: torch.Tensor, what: str) -> None:
@@ -628,6 +648,19 @@ def _check_measurements(x: torch.Tensor, what: str) -> None:
         raise DataError(f"{what} measurements must be a non-empty (N, C, H, W) tensor; got shape {tuple(x.shape)}.")
     if not torch.isfinite(x).all():
         raise DataError(f"{what} measurements contain NaN or infinite values.")
+
+
+def random_shift(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image of ``x`` by up to ``fraction`` of its side in each direction (edge
+    values extend into the uncovered border)."""
+    height, width = x.shape[-2:]
+    max_dy, max_dx = int(round(height * fraction)), int(round(width * fraction))
+    if not (max_dy or max_dx):
+        return x
+    padded = F.pad(x, (max_dx, max_dx, max_dy, max_dy), mode="replicate")
+    dy = torch.randint(0, 2 * max_dy + 1, (x.shape[0],), generator=generator).tolist()
+    dx = torch.randint(0, 2 * max_dx + 1, (x.shape[0],), generator=generator).tolist()
+    return torch.stack([padded[i, :, y : y + height, z : z + width] for i, (y, z) in enumerate(zip(dy, dx))])
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -671,11 +704,12 @@ def train_captioner(
     ctx: RunContext,
     name: str,
     max_words: int,
+    beam_size: int = 1,
 ) -> tuple[CaptionModel, CaptionHistory]:
-    """Train ``model`` (teacher forcing, 2PSC loss) with early stopping on validation BLEU-4.
+    """Train ``model`` (teacher forcing, 2PSC loss) with early stopping on validation CIDEr-D.
 
     ``val_references``: the validation captions, normalized (:func:`normalize_caption`), that
-    the greedy validation captions are scored against.
+    the validation captions (beam search with ``beam_size``) are scored against.
     """
     started = time.perf_counter()
     _check_measurements(train_x, f"{name}: training")
@@ -720,6 +754,7 @@ def train_captioner(
             "model_config": model_config.model_dump(mode="json"),
             "vocabulary": vocabulary.words,
             "max_words": max_words,
+            "beam_size": beam_size,
             "model": [[k, list(v.shape)] for k, v in sorted(model.state_dict().items())],
             "train": [_fingerprint(train_x), _fingerprint(train_captions.tokens), _fingerprint(train_captions.image_index)],
             "val": [_fingerprint(val_x), _fingerprint(val_captions.tokens), list(map(list, val_references))],
@@ -730,7 +765,7 @@ def train_captioner(
     path = ctx.checkpoint_path(name)
     history = CaptionHistory()
     best_state = _cpu_state(model)
-    best_score = (float("-inf"), float("-inf"))  # (val BLEU-4, -val loss)
+    best_score = (float("-inf"), float("-inf"))  # (val CIDEr-D, -val loss)
     bad_epochs, start_epoch, finished = 0, 0, False
 
     if path is not None and path.exists():
@@ -783,7 +818,7 @@ def train_captioner(
             total_loss, total_nll, total_penalty, batches = 0.0, 0.0, 0.0, 0
             for images in _batches(train_x.shape[0], config.batch_size, generator):
                 rows = train_captions.rows_of_images(images)
-                features = model.features(train_x[images].to(device))
+                features = model.features(random_shift(train_x[images], config.augment_shift, generator).to(device))
                 position = {int(i): p for p, i in enumerate(images)}
                 feature_rows = torch.tensor([position[int(i)] for i in train_captions.image_index[rows]], device=device)
                 tokens, steps = train_captions.tokens[rows].to(device), train_captions.steps[rows].to(device)
@@ -801,9 +836,11 @@ def train_captioner(
                 batches += 1
             val_loss = validation_loss(model, val_x, val_captions, regularization, config.eval_batch_size, device)
             val_candidates = generate_captions(
-                model, val_x, vocabulary, beam_size=1, max_words=max_words, batch_size=config.eval_batch_size, device=device
+                model, val_x, vocabulary, beam_size=beam_size, max_words=max_words, batch_size=config.eval_batch_size,
+                device=device,
             )
-            val_bleu = corpus_bleu_4(val_candidates, val_references)
+            val_scores = validation_scores(val_candidates, val_references)
+            val_bleu = val_scores["bleu_4"]
             epoch += 1
             history.epochs.append(
                 {
@@ -813,14 +850,16 @@ def train_captioner(
                     "train_attention_penalty": total_penalty / max(batches, 1),
                     "val_loss": val_loss,
                     "val_bleu_4": val_bleu,
+                    "val_cider": val_scores["cider"],
                     "time_s": time.perf_counter() - epoch_started,
                 }
             )
-            score = (val_bleu, -val_loss)
+            score = (val_scores["cider"], -val_loss)
             if score > best_score:
                 best_score = score
                 best_state = _cpu_state(model)
                 history.best_epoch = epoch
+                history.best_val_cider = val_scores["cider"]
                 history.best_val_bleu_4 = val_bleu
                 history.best_val_loss = val_loss
                 bad_epochs = 0
@@ -831,7 +870,7 @@ def train_captioner(
                 finished = True
             finished = finished or epoch >= config.epochs
             save(epoch, finished)
-            bar.update(1, loss=history.epochs[-1]["train_loss"], val_bleu_4=val_bleu)
+            bar.update(1, loss=history.epochs[-1]["train_loss"], val_cider=val_scores["cider"])
 
     model.load_state_dict(best_state)
     model.eval()
@@ -859,7 +898,6 @@ __all__ = [
     "beam_search",
     "build_caption_model",
     "caption_loss",
-    "corpus_bleu_4",
     "doubly_stochastic_penalty",
     "encode_captions",
     "generate_captions",
@@ -870,4 +908,5 @@ __all__ = [
     "resnet101_trunk",
     "tokenize",
     "train_captioner",
+    "validation_scores",
 ]
