@@ -2,6 +2,9 @@
 
 Input is the per-encoder table of :func:`privbench.scores.leaderboard_table`. Rows of different
 benchmark versions or datasets are rendered as separate sections and never ranked together.
+A benchmark with reference rows (the numbers its paper reports, :mod:`privbench.leaderboard.reported`)
+gets a second table under its ranked one: each reported value beside the measured value of the
+matching encoder, unranked and outside the normalized scores and the Pareto plot.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pandas as pd
 import torch
 
 from privbench.errors import OutputError
+from privbench.leaderboard.reported import SOURCE_COLUMN, comparison_table, reported_rows
 from privbench.pareto import plot_pareto
 from privbench.scores import leaderboard_table, split_groups
 
@@ -37,7 +41,49 @@ def display_columns(table: pd.DataFrame) -> list[str]:
     return SUMMARY_COLUMNS + metrics + [c for c in ("alpha", "seeds") if c in table.columns]
 
 
-def to_markdown(table: pd.DataFrame, title: str) -> str:
+def _format_reported(value: Any) -> str:
+    """Reported and measured values side by side: 4 significant digits (the papers print 3-4)."""
+    if isinstance(value, float) and not math.isnan(value):
+        return f"{value:.4g}"
+    return _format(value)
+
+
+REPORTED_TITLE = "Reported by the paper (reference rows: not ranked, not in the normalized scores or the Pareto plot)"
+
+
+def reported_markdown(comparison: pd.DataFrame) -> str:
+    columns = list(comparison.columns)
+    lines = [f"### {REPORTED_TITLE}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in comparison.iterrows():
+        lines.append("| " + " | ".join(_format_reported(row.get(c)).replace("|", "\\|") for c in columns) + " |")
+    lines += [
+        "",
+        "`paper:` columns are the paper's printed numbers in the metric's unit; `measured:` columns are this "
+        "leaderboard's value for the encoder in `matches` (– where the paper's row is not reproduced or not yet run).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def print_reported_table(benchmark: str, table: pd.DataFrame, console=None) -> None:
+    """The reference rows of ``benchmark`` beside ``table``'s measured values (nothing if it has none)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    comparison = comparison_table(reported_rows(benchmark), table)
+    if comparison.empty:
+        return
+    console = console or Console()
+    columns = [c for c in comparison.columns if c != "reference"]
+    rich_table = Table(title=f"{benchmark}: reported by the paper (not ranked)")
+    for column in columns:
+        rich_table.add_column(column, justify="left" if column in ("encoder", "matches") else "right")
+    for _, row in comparison.iterrows():
+        rich_table.add_row(*(_format_reported(row.get(c)) for c in columns))
+    console.print(rich_table)
+
+
+def to_markdown(table: pd.DataFrame, title: str, comparison: pd.DataFrame | None = None) -> str:
     columns = display_columns(table)
     lines = [f"## {title}", "", "| rank | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
     for rank, (_, row) in enumerate(table.iterrows(), start=1):
@@ -49,6 +95,8 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
         "worst case over attacks. `pareto` marks the non-dominated encoders.",
         "",
     ]
+    if comparison is not None and not comparison.empty:
+        lines.append(reported_markdown(comparison))
     return "\n".join(lines)
 
 
@@ -100,7 +148,24 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def to_html(sections: list[tuple[str, pd.DataFrame, str]], samples: dict[str, str]) -> str:
+def _reported_html(comparison: pd.DataFrame, index: int) -> list[str]:
+    columns = list(comparison.columns)
+    parts = [f"<h3>{html.escape(REPORTED_TITLE)}</h3>", f"<table id='r{index}' class='sortable reported'><thead><tr>"]
+    for column in columns:
+        css = " class='l'" if column in ("encoder", "matches", "reference") else ""
+        parts.append(f"<th{css}>{html.escape(column)}</th>")
+    parts.append("</tr></thead><tbody>")
+    for _, row in comparison.iterrows():
+        cells = "".join(
+            f"<td{' class=l' if c in ('encoder', 'matches', 'reference') else ''}>{html.escape(_format_reported(row.get(c)))}</td>"
+            for c in columns
+        )
+        parts.append(f"<tr>{cells}</tr>")
+    parts.append("</tbody></table>")
+    return parts
+
+
+def to_html(sections: list[tuple], samples: dict[str, str]) -> str:
     """A self-contained page: sortable tables (click a header), the Pareto plots, samples."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>privbench leaderboard</title>",
@@ -109,14 +174,15 @@ def to_html(sections: list[tuple[str, pd.DataFrame, str]], samples: dict[str, st
         "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "th{background:#f0f0f0;cursor:pointer;position:sticky;top:0}td.l,th.l{text-align:left}"
         "tr.front td:first-child{font-weight:bold}.samples img{image-rendering:pixelated;height:96px}"
-        ".samples td{text-align:left}</style></head><body>",
+        ".samples td{text-align:left}table.reported td{color:#555;background:#fafafa}</style></head><body>",
         "<h1>privbench leaderboard</h1>",
         "<p><b>utility</b> = task headline metric on measurements ÷ on clean images (identity encoder), "
         "mean over tasks. <b>privacy</b> = 1 − (attack success − chance) ÷ (clean attack success − chance), "
         "clipped to [0, 1], worst case over attacks. Bold rows are on the Pareto front. Click a column "
         "header to sort.</p>",
     ]
-    for index, (title, table, plot) in enumerate(sections):
+    for index, (title, table, plot, *rest) in enumerate(sections):
+        comparison = rest[0] if rest else None
         columns = display_columns(table)
         parts.append(f"<h2>{html.escape(title)}</h2>")
         if plot:
@@ -134,6 +200,8 @@ def to_html(sections: list[tuple[str, pd.DataFrame, str]], samples: dict[str, st
             )
             parts.append(f"<tr{css}><td>{rank}</td>{cells}</tr>")
         parts.append("</tbody></table>")
+        if comparison is not None and not comparison.empty:
+            parts.extend(_reported_html(comparison, index))
     if samples:
         parts.append("<h2>Sample measurements</h2><table class='samples'>")
         if "__clean__" in samples:
@@ -190,7 +258,7 @@ def render_outputs(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"Cannot create the output folder {str(out)!r}: {error}. Choose another --out.") from None
-    measured = results[results.get("source", "measured") == "measured"] if not results.empty else results
+    measured = results[results["source"].fillna("measured") == "measured"] if "source" in results.columns else results
     groups = split_groups(measured)
     sections, markdown, tables = [], ["# privbench leaderboard", ""], []
     for index, (key, rows) in enumerate(groups):
@@ -198,11 +266,18 @@ def render_outputs(
         section_title = _group_title(key, rows) if len(groups) > 1 or title is None else title
         plot_name = "pareto.png" if index == 0 else f"pareto-{index + 1}.png"
         plot_pareto(table, out / plot_name, title=section_title)
-        sections.append((section_title, table, plot_name))
-        markdown.append(to_markdown(table, section_title))
-        tables.append(table.assign(benchmark=key[0], benchmark_version=key[1], dataset_fingerprint=key[2]))
+        reported = reported_rows(key[0])
+        comparison = comparison_table(reported, table)
+        sections.append((section_title, table, plot_name, comparison))
+        markdown.append(to_markdown(table, section_title, comparison))
+        group = dict(benchmark=key[0], benchmark_version=key[1], dataset_fingerprint=key[2])
+        tables.append(table.assign(**{SOURCE_COLUMN: "measured"}, **group))
+        if not reported.empty:
+            # Reference rows follow the measured ones in the CSV, marked `reported`, with no scores.
+            tables.append(reported.assign(**group))
         if print_terminal:
             print_table(table, section_title, console)
+            print_reported_table(key[0], table, console)
     if not groups:
         markdown.append("No results yet.")
     sample_paths = write_sample_images(data, encoders or {}, out, samples, device) if encoders else _existing_samples(out)

@@ -7,7 +7,10 @@
   score the encoder, so the benchmark never scores an encoder with the network it trained against.
 - ``end-to-end`` (2PSC §2.3): encoder and utility model trained jointly on the task loss plus
   α·(1 − mean‖Y − X‖²/J), the 2PSC distortion term, and an optional PSF-spread term; separate
-  learning rates for the optics, the feature extractor and the head.
+  learning rates for the optics, the feature extractor and the head. The utility is a classifier
+  (face vs no-face, face ID) or, with ``task: captioning``, 2PSC's own: the attention-LSTM
+  captioner of :mod:`privbench.captioning` on the ``scenes`` part, whose caption loss (word NLL +
+  doubly stochastic attention term) is the task loss.
 
 Both log per-cycle losses and metrics, checkpoint after every cycle and resume from the
 checkpoint, and leave the fitted encoder in place (the runner hashes its weights into the cache
@@ -24,6 +27,15 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from privbench.cache import atomic_torch_save
+from privbench.captioning import (
+    CaptionModelConfig,
+    Vocabulary,
+    build_caption_model,
+    caption_loss,
+    encode_captions,
+    longest_caption,
+    validation_loss,
+)
 from privbench.config import ComponentConfig, stable_hash, validate_config
 from privbench.encoder import Encoder, encode_batches
 from privbench.errors import ConfigError
@@ -287,8 +299,8 @@ def _project(encoder: Encoder) -> None:
 
 # -- end to end (2PSC) ---------------------------------------------------------------------
 class EndToEndConfig(DesignerConfig):
-    task: Literal["face-vs-noface", "face-id"] = Field(
-        "face-vs-noface", description="the utility the encoder is trained for (labels of that data part)"
+    task: Literal["face-vs-noface", "face-id", "captioning"] = Field(
+        "face-vs-noface", description="the utility the encoder is trained for (labels of that data part; captioning: the scenes' captions)"
     )
     arch: str = Field("small-cnn", description="the utility model trained jointly with the encoder")
     epochs: int = Field(4, ge=1)
@@ -298,6 +310,11 @@ class EndToEndConfig(DesignerConfig):
     head_lr: float = Field(1e-3, gt=0, description="classifier head (2PSC: 1e-4)")
     psf_spread_weight: float = Field(0.0, ge=0, description="weight of the encoder's PSF-spread regularizer, if any")
     max_train_images: int | None = Field(None, ge=16)
+    caption_model: CaptionModelConfig = Field(
+        default_factory=CaptionModelConfig, description="captioning: the captioner trained with the lens (2PSC §2.2)"
+    )
+    min_word_count: int = Field(5, ge=1, le=10_000, description="captioning: training-caption frequency a word needs to enter the vocabulary")
+    max_caption_words: int = Field(40, ge=1, le=200, description="captioning: reference captions are cut to this many words")
 
 
 @register_designer("end-to-end")
@@ -312,6 +329,8 @@ class EndToEndDesigner(Designer):
 
     def fit(self, encoder: Encoder, data, ctx: RunContext) -> list[dict[str, float]]:
         cfg = self.config
+        if cfg.task == "captioning":
+            return self._fit_captioning(encoder, data, ctx)
         device = ctx.device
         generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -389,5 +408,109 @@ class EndToEndDesigner(Designer):
                     )
                 ctx.report(epoch + 1, record)
                 bar.update(1, acc=val_accuracy)
+        encoder.eval()
+        return history
+
+    def _fit_captioning(self, encoder: Encoder, data, ctx: RunContext) -> list[dict[str, float]]:
+        """2PSC §2.3 end to end: lens + captioner on caption loss + α·(1 − mean‖Y − X‖²/J).
+
+        Per step, a batch of scenes goes through the encoder (with gradients), the captioner's
+        feature extractor and, for each reference caption of those scenes, the attention LSTM
+        under teacher forcing. Learning rates: ``optics_lr`` (lens), ``features_lr`` (feature
+        extractor), ``head_lr`` (LSTM decoder), as 2PSC's 1e-2 / 1e-4 / 1e-4. Validation: the
+        teacher-forced caption loss of the validation scenes through the current lens.
+        """
+        cfg = self.config
+        device = ctx.device
+        generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        scenes = data.part("scenes")
+        train, val = scenes.train, scenes.val
+        index = torch.arange(len(train))
+        if cfg.max_train_images is not None and len(train) > cfg.max_train_images:
+            index = torch.randperm(len(train), generator=generator)[: cfg.max_train_images].sort().values
+        x = train.images[index]
+        references = [train.captions[i] for i in index.tolist()]
+        vocabulary = Vocabulary.build((text for texts in references for text in texts), cfg.min_word_count)
+        max_words = min(cfg.max_caption_words, max(longest_caption(references), 1))
+        captions = encode_captions(vocabulary, references, max_words)
+        val_captions = encode_captions(vocabulary, val.captions, max_words)
+        shape = encoder.output_shape(tuple(x.shape[1:]))
+        model = build_caption_model(cfg.caption_model, shape, len(vocabulary)).to(device)
+        encoder.to(device)
+        model.features.set_standardization(*channel_statistics(encode_batches(encoder, x[:512], device=device)))
+        optics = [p for p in encoder.parameters() if p.requires_grad]
+        if not optics:
+            raise ConfigError(f"Encoder {encoder.name!r} has no trainable parameters for the end-to-end designer.")
+        optimizer = torch.optim.Adam(
+            [
+                {"params": optics, "lr": cfg.optics_lr},
+                {"params": list(model.features.parameters()), "lr": cfg.features_lr},
+                {"params": list(model.decoder.parameters()), "lr": cfg.head_lr},
+            ]
+        )
+        regularization = cfg.caption_model.attention_regularization
+        history: list[dict[str, float]] = []
+        start_epoch = 0
+        state, checkpoint = _resume(ctx, "end-to-end-captioning")
+        if state is not None and state.get("config") == self.config_hash():
+            encoder.load_state_dict(state["encoder"])
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"])
+            history, start_epoch = state["history"], state["epoch"] + 1
+
+        with ctx.progress(cfg.epochs, f"end-to-end captioning α={cfg.alpha:g}") as bar:
+            bar.update(start_epoch)
+            for epoch in range(start_epoch, cfg.epochs):
+                encoder.train()
+                model.train()
+                sums = {"task": 0.0, "distortion": 0.0, "psf_spread": 0.0, "loss": 0.0}
+                steps = 0
+                for batch in _batches(x.shape[0], cfg.batch_size, generator):
+                    clean = _float_images(x[batch], device)
+                    measurement = encoder(clean)
+                    features = model.features(measurement)
+                    rows = captions.rows_of_images(batch)
+                    position = {int(i): p for p, i in enumerate(batch)}
+                    feature_rows = torch.tensor([position[int(i)] for i in captions.image_index[rows]], device=device)
+                    tokens, lengths = captions.tokens[rows].to(device), captions.steps[rows].to(device)
+                    logits, attention = model.decoder(features[feature_rows], tokens, lengths)
+                    task_loss, _ = caption_loss(logits, tokens, lengths, attention, regularization)
+                    distortion = distortion_term(clean, measurement)
+                    loss = task_loss + cfg.alpha * distortion
+                    spread = encoder.regularizers(clean, measurement).get("psf_spread")
+                    if spread is not None and cfg.psf_spread_weight:
+                        loss = loss + cfg.psf_spread_weight * spread
+                        sums["psf_spread"] += float(spread.detach())
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    _project(encoder)
+                    sums["task"] += float(task_loss.detach())
+                    sums["distortion"] += float(distortion.detach())
+                    sums["loss"] += float(loss.detach())
+                    steps += 1
+                encoder.eval()
+                val_measurements = encode_batches(encoder, val.images, device=device)
+                val_loss = validation_loss(model, val_measurements, val_captions, regularization, cfg.batch_size, device)
+                record = {"epoch": epoch + 1, **{k: v / max(1, steps) for k, v in sums.items()}, "val_loss": val_loss}
+                history.append(record)
+                ctx.log(f"epoch {epoch + 1}/{cfg.epochs}: caption loss {record['task']:.3f}, distortion {record['distortion']:.3f}, val loss {val_loss:.3f}")
+                if checkpoint is not None:
+                    atomic_torch_save(
+                        {
+                            "config": self.config_hash(),
+                            "epoch": epoch,
+                            "encoder": encoder.state_dict(),
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "generator": generator.get_state(),
+                            "history": history,
+                        },
+                        checkpoint,
+                    )
+                ctx.report(epoch + 1, record)
+                bar.update(1, val_loss=val_loss)
         encoder.eval()
         return history

@@ -172,6 +172,9 @@ class Runner:
         return data.source(source)
 
     def build_cells(self, data) -> list[Cell]:
+        # Evaluations first: a bad evaluation config fails before any encoder is fitted.
+        evaluations = [(e, _construct(TASKS, e)) for e in self.spec.tasks]
+        evaluations += [(e, _construct(ATTACKS, e)) for e in self.spec.attacks]
         encoders = []
         for entry in self.spec.encoders:
             label = entry.display_name
@@ -181,8 +184,6 @@ class Runner:
                 if entry.designer is not None:
                     self.fit_encoder(entry, encoder, data)
             encoders.append((entry, encoder))
-        evaluations = [(e, _construct(TASKS, e)) for e in self.spec.tasks]
-        evaluations += [(e, _construct(ATTACKS, e)) for e in self.spec.attacks]
         return [
             Cell(encoder_spec, encoder, evaluation_spec, evaluation, seed)
             for encoder_spec, encoder in encoders
@@ -491,6 +492,10 @@ def run(
     if preset is None and spec.presets:
         preset = spec.default_preset or (DEFAULT_PRESET if DEFAULT_PRESET in spec.presets else None)
     spec = spec.resolve(preset)
+    from privbench.data.paths import unused_paths
+
+    for name in unused_paths(spec.model_dump(), data_paths):
+        (log or (lambda message: None))(f"--data {name}: not used by {spec.name} ({preset or 'default'} preset); ignored.")
     spec = require_data_paths(spec, data_paths or {})
     if encoders:
         spec = spec.with_encoders(encoders)

@@ -99,8 +99,12 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per encoder configuration: encoder, utility, privacy, worst attack, raw metrics.
 
     Seeds are averaged. Rows of different benchmark versions or datasets are never mixed: pass
-    the rows of one (benchmark, version, dataset) group (see :func:`split_groups`).
+    the rows of one (benchmark, version, dataset) group (see :func:`split_groups`). Reference rows
+    (``source == "reported"``: a paper's own numbers) are never ranked: they are dropped here, so
+    they enter neither the normalized scores nor the Pareto front.
     """
+    if "source" in rows.columns:
+        rows = rows[rows["source"].fillna("measured") != "reported"]
     if rows.empty:
         return pd.DataFrame(columns=["encoder", "utility", "privacy", "worst_attack"])
     scored = score_rows(rows)
