@@ -234,3 +234,36 @@ def test_face_id_headline_is_the_best_of_the_zoo(tmp_path):
     for member in members:  # each trained on the same split, with its own checkpoint
         assert (tmp_path / f"face-id-retrained-{member}.pt").is_file()
         assert result.details["zoo"][member]["training"]["epochs_run"] == 8
+
+
+# -- the Fig. 3-like figure ------------------------------------------------------------------------------
+@needs_faces
+def test_figure_boxes_land_on_the_astronaut_face_in_scene_coordinates():
+    from privbench.figures import figure_images, find_faces
+
+    (row,) = figure_images(None, lfw_faces=0, astronaut_px=128)
+    _, box = face_models.astronaut(128)
+    boxes = find_faces(face_models.load_face_models(), face_models.DETECTORS, row.image.float() / 255.0, row)
+    for detector, found in boxes.items():
+        assert len(found) >= 1 and face_models.box_iou(box, found).max() >= 0.5, (detector, found)
+
+
+@needs_faces
+def test_qualitative_figure_draws_every_column(toy, tmp_path):
+    from PIL import Image
+
+    from privbench.figures import figure_images, fit_reconstructors, qualitative_figure
+
+    data = toy.build_toy()
+    rows = figure_images(data, test_crops=1, lfw_faces=1, astronaut_px=None)
+    assert len(rows) == 2 and rows[0].image.shape == (3, 64, 64)
+    encoders = {"identity": privbench.get_encoder("identity"), "blur": privbench.get_encoder("gaussian-blur", sigma_px=8)}
+    one = qualitative_figure(rows, encoders, tmp_path / "one.png", detectors=["dlib-hog"])
+    # the reconstruction attack's own decoder, trained on the toy identity split
+    reconstructors = fit_reconstructors(data, {"blur": encoders["blur"]}, decoder_width=4, decoder_levels=1, epochs=1)
+    recon = reconstructors["blur"](torch.rand(2, 3, 64, 64))
+    assert recon.shape == (2, 3, 64, 64) and 0 <= float(recon.min()) and float(recon.max()) <= 1
+    two = qualitative_figure(rows, encoders, tmp_path / "two.png", reconstructors=reconstructors, detectors=None)
+    assert Image.open(two).size[0] > Image.open(one).size[0]  # 4 panels a row instead of 3
+    with pytest.raises(InputError, match="at least one"):
+        qualitative_figure([], encoders, tmp_path / "none.png")
