@@ -290,7 +290,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, prog_name="privbench")
     except PrivbenchError as error:
-        error_console.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        from rich.markup import escape
+
+        # escape: messages name things like face-id[retrained] that rich would read as markup
+        error_console.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False)
         sys.exit(error.exit_code)
 
 

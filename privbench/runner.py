@@ -400,7 +400,8 @@ def require_data_paths(spec: BenchmarkSpec, data_paths: dict[str, str]) -> Bench
     from privbench.data.paths import resolve_paths
 
     dumped = spec.model_dump()
-    filled = resolve_paths(dumped, data_paths, spec.name, spec.paths)
+    preset = spec.preset if spec.preset not in (None, spec.default_preset, "paper") else None
+    filled = resolve_paths(dumped, data_paths, spec.name, spec.paths, preset)
     if filled == dumped:
         return spec
     resolved = BenchmarkSpec(**filled)

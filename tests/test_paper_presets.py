@@ -16,13 +16,15 @@ import pytest
 import torch
 import yaml
 
+from privbench.cache import ArtifactCache
 from privbench.cli import main
+from privbench.config import stable_hash
 from privbench.data.composite import CompositeData
 from privbench.data.paths import MissingDataError, expected_layout, parse_data_option
 from privbench.errors import ConfigError, DataError
 from privbench.leaderboard.reported import comparison_table, reported_rows, reported_tables
-from privbench.registry import DATASETS
-from privbench.runner import run
+from privbench.registry import DATASETS, DESIGNERS, ENCODERS
+from privbench.runner import Runner, require_data_paths, run
 from privbench.scores import leaderboard_table
 from privbench.spec import BUILTIN_DIR, deep_merge, load_spec
 from support import dataset_fixtures as fx
@@ -115,13 +117,14 @@ def test_run_without_data_lists_every_needed_path_before_any_work(tmp_path, caps
     code, text = _cli(["run", "--benchmark", "canopic-paper", "--data", f"vggface2={tmp_path / 'nowhere'}", "--out", str(out)], capsys)
     assert code == 2
     assert "still needs 4 path(s)" in text
-    assert f"vggface2 (VGGFace2 root folder" in text and "does not exist" in text
+    assert "vggface2 — VGGFace2 root folder" in text and "does not exist" in text
     for name in ("imagenet", "widerface", "fddb"):
         assert f"pass --data {name}=PATH" in text
         assert f"privbench data layout {name}" in text
     # the adapters' own layouts, and where the spec uses each path
     assert "wider_face_split/wider_face_train_bbx_gt.txt" in text and "FDDB-folds/FDDB-fold-01-ellipseList.txt" in text
     assert "dataset.config.sources.faces.config.nonfaces.path" in text
+    assert "encoders[canopic-conv1-mp-q α=1].designer" not in text  # designers read no path here
     assert "--data vggface2=/path/to/vggface2,imagenet=/path/to/imagenet,widerface=/path/to/widerface,fddb=/path/to/fddb" in text
     assert not out.exists()  # nothing was written: the check comes first
 
@@ -131,8 +134,8 @@ def test_partial_data_names_only_what_is_missing(roots, tmp_path):
     with pytest.raises(MissingDataError) as info:
         run("canopic-paper", data_paths=paths, out_dir=tmp_path / "out")
     message = str(info.value)
-    assert "still needs 1 path(s)" in message and "widerface (" in message
-    assert "vggface2 (" not in message and "fddb (" not in message
+    assert "still needs 1 path(s)" in message and "widerface — " in message
+    assert "vggface2 — " not in message and "fddb — " not in message
     # a file where a dataset folder is expected
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
@@ -140,14 +143,19 @@ def test_partial_data_names_only_what_is_missing(roots, tmp_path):
         run("canopic-paper", data_paths={**paths, "widerface": str(not_a_folder)}, out_dir=tmp_path / "out")
 
 
-def test_2psc_needs_the_resnet_weights_file_unless_the_preset_does_not_use_them(roots, tmp_path):
+def test_2psc_needs_the_resnet_weights_file_unless_the_preset_does_not_use_them(roots, tmp_path, capsys):
     with pytest.raises(MissingDataError) as info:
         run("2psc-paper", data_paths={"coco": roots["coco"], "widerface": roots["widerface"]}, out_dir=tmp_path / "out")
     message = str(info.value)
-    assert "resnet101-imagenet (a torchvision ResNet-101 ImageNet state_dict file" in message
+    assert "resnet101-imagenet — a torchvision ResNet-101 ImageNet state_dict file" in message
     assert "tasks[captioning].config.model.imagenet_weights" in message
     assert "encoders[zernike-lens α=1].designer.config.caption_model.imagenet_weights" in message
     assert expected_layout("resnet101-imagenet") is None and "expected layout" not in message
+    code, text = _cli(["run", "--benchmark", "2psc-paper", "--preset", "smoke", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "still needs 2 path(s)" in text and "resnet101-imagenet" not in text  # smoke uses no weights
+    assert "privbench run --benchmark 2psc-paper --preset smoke --data coco=/path/to/coco,widerface=/path/to/widerface" in text
+    code, text = _cli(["run", "--benchmark", "2psc-paper", "--out", str(tmp_path / "out")], capsys)
+    assert "tasks[captioning].config.model.imagenet_weights" in text  # the CLI prints the brackets verbatim
 
 
 def test_data_option_parsing():
@@ -277,6 +285,18 @@ def test_canopic_paper_runs_end_to_end_on_fixture_data(roots, tmp_path):
     assert learned["alpha"] == 1.0 and learned["details"]["designer"] == "adversarial"
     face_id = rows[rows["evaluation"] == "face-id"].iloc[0]
     assert face_id["chance"] == pytest.approx(1 / 3)  # the 3 evaluation identities
+    # The designer fitted the encoder on the disjoint design identities (`data: design`): its
+    # cached weights are keyed by that source's fingerprint.
+    resolved = load_spec(spec).resolve("fixture")
+    data = Runner(require_data_paths(resolved, paths), store=None, device=torch.device("cpu"), cache=ArtifactCache(tmp_path / "cache")).load_data()
+    entry = next(e for e in resolved.encoders if e.display_name == "canopic-conv1-mp-q α=1")
+    fresh = ENCODERS.get(entry.name)(**entry.config)
+    designer = DESIGNERS.get(entry.designer.name)(**entry.designer.config)
+    key = {"encoder": fresh.config_hash(), "initial_weights": fresh.weights_hash(), "designer": designer.config_hash()}
+    cache = ArtifactCache(tmp_path / "cache")
+    assert cache.load("fitted", stable_hash({**key, "dataset": data.source("design").fingerprint})) is not None
+    assert cache.load("fitted", stable_hash({**key, "dataset": data.fingerprint})) is None
+    assert learned["encoder_weights_hash"] != fresh.weights_hash()
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "Reported by the paper" in markdown and "| Conv(1) + MP + Quantize (α = 1) (learned) | canopic-conv1-mp-q α=1 | 0.3373 |" in markdown
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
@@ -301,6 +321,7 @@ def test_2psc_paper_runs_end_to_end_on_fixture_data(roots, tmp_path):
     assert detection["details"].map(lambda d: d["data_source"] == "wider" and d["data_source_fingerprint"] == wider.fingerprint).all()
     lens = rows[rows["encoder_label"] == "zernike-lens α=1"].iloc[0]
     assert lens["details"]["designer"] == "end-to-end"
+    assert lens["encoder_weights_hash"] != ENCODERS.get("zernike-lens")().weights_hash()  # the lens was designed with the captioner
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
     assert (board["source"] == "measured").sum() == 3 and (board["source"] == "reported").sum() == 9
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()

@@ -124,38 +124,41 @@ def needs(spec_data: dict, paths: dict[str, str]) -> tuple[list[PathNeed], list[
     return missing, unused
 
 
-def missing_paths_message(benchmark: str, missing: list[PathNeed], descriptions: dict[str, str], all_names: list[str]) -> str:
+def missing_paths_message(benchmark: str, missing: list[PathNeed], descriptions: dict[str, str], all_names: list[str], preset: str | None = None) -> str:
     lines = [f"Benchmark {benchmark!r} reads data you keep on disk; it still needs {len(missing)} path(s):"]
     for need in missing:
         state = "not given" if need.given is None else f"{need.given!r} {need.problem}"
         what = descriptions.get(need.name) or (f"the {need.name} dataset's root folder" if is_dataset(need.name) else "a local file or folder")
-        lines.append(f"  {need.name} ({what}): {state}; pass --data {need.name}=PATH (used at {', '.join(need.uses)}).")
+        lines.append(f"  {need.name} — {what}: {state}; pass --data {need.name}=PATH (used at {', '.join(need.uses)}).")
         layout = expected_layout(need.name)
         if layout:
             lines.append(f"    expected layout (`privbench data layout {need.name}`, check with `privbench data check {need.name} PATH`):")
             lines.extend(f"    {line}" for line in layout.splitlines())
     example = ",".join(f"{name}=/path/to/{name}" for name in all_names)
-    lines.append(f"Run: privbench run --benchmark {benchmark} --data {example}  (in Python: privbench.run(..., data_paths={{...}})).")
+    preset_option = f" --preset {preset}" if preset else ""
+    lines.append(f"Run: privbench run --benchmark {benchmark}{preset_option} --data {example}  (in Python: privbench.run(..., data_paths={{...}})).")
     return "\n".join(lines)
 
 
-def resolve_paths(spec_data: dict, paths: dict[str, str] | None, benchmark: str, descriptions: dict[str, str] | None = None) -> dict:
+def resolve_paths(
+    spec_data: dict, paths: dict[str, str] | None, benchmark: str, descriptions: dict[str, str] | None = None, preset: str | None = None
+) -> dict:
     """``spec_data`` with its placeholders filled from ``paths``; a MissingDataError lists what is still needed.
 
-    Names in ``paths`` that the spec does not use are an error too (a typo would otherwise leave
-    a placeholder unfilled and the run would fail later).
+    Names in ``paths`` that the spec does not use are ignored (one command line can serve several
+    presets: the ``smoke`` presets need no weights file); :func:`unused_paths` lists them.
     """
     paths = {name: str(path) for name, path in (paths or {}).items()}
-    missing, unused = needs(spec_data, paths)
+    missing, _ = needs(spec_data, paths)
     names = list(dict.fromkeys(name for name, _ in spec_locations(spec_data)))
-    if unused:
-        raise MissingDataError(
-            f"--data names {', '.join(repr(n) for n in unused)}, which benchmark {benchmark!r} does not use; "
-            f"it reads: {', '.join(names) or 'no data paths (its data is generated or written into the spec)'}."
-        )
     if missing:
-        raise MissingDataError(missing_paths_message(benchmark, missing, descriptions or {}, names))
+        raise MissingDataError(missing_paths_message(benchmark, missing, descriptions or {}, names, preset))
     return fill_placeholders(spec_data, paths)
+
+
+def unused_paths(spec_data: dict, paths: dict[str, str] | None) -> list[str]:
+    """Names in ``paths`` that no placeholder of ``spec_data`` uses."""
+    return sorted(set(paths or {}) - {name for name, _ in spec_locations(spec_data)})
 
 
 def parse_data_option(values: list[str]) -> dict[str, str]:
