@@ -43,7 +43,8 @@ def _builder(name: str):
     if not hasattr(builder, "check"):
         readers = [n for n in DATASETS.names() if hasattr(DATASETS.get(n), "check")]
         raise DataError(
-            f"Dataset {name!r} is not read from a folder (it is generated), so there is nothing to check. "
+            f"Dataset {name!r} is not read from a folder (it is generated, or assembled from other datasets), so there is "
+            f"nothing to check here; check the datasets it reads. "
             f"Datasets read from disk: {', '.join(readers)}."
         )
     return builder
