@@ -347,13 +347,21 @@ def detection_report(
     """Metrics (``ap``, ``ap50``, ``ap75``, ``roc_tpr``) and compact curves for a result row's details.
 
     ``roc_tpr``: the FDDB discrete ROC's true-positive rate at ``false_positives_per_image`` ×
-    number of images false positives.
+    number of images false positives. Curves are thinned to at most ``curve_points`` points
+    (the ROC up to 2 false positives per image, plus its last point).
     """
     metrics = coco_ap(predictions, targets)
     pr = precision_recall(predictions, targets, 0.5)
     roc = discrete_roc(predictions, targets, 0.5)
     budget = false_positives_per_image * len(targets)
     metrics["roc_tpr"] = tpr_at_false_positives(roc, budget)
+    # the ROC is kept densely up to 2 false positives per image (where detectors differ), plus its end point
+    roc_keys = ("false_positives", "true_positives", "true_positive_rate")
+    low = sum(1 for fp in roc["false_positives"] if fp <= 2 * len(targets))
+    kept = _thin({key: roc[key][:low] for key in roc_keys}, roc_keys, curve_points)
+    if low < len(roc["false_positives"]):
+        for key in roc_keys:
+            kept[key].append(roc[key][-1])
     curves = {
         "precision_recall": {
             **_thin(pr, ("recall", "precision"), curve_points),
@@ -361,7 +369,7 @@ def detection_report(
             "interpolated_precision": pr["interpolated_precision"],
         },
         "discrete_roc": {
-            **_thin(roc, ("false_positives", "true_positives", "true_positive_rate"), curve_points),
+            **kept,
             "faces": roc["faces"],
             "images": len(targets),
             "roc_false_positives": budget,
@@ -374,6 +382,8 @@ def detection_report(
 def plot_protocol_curves(curves: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Precision-recall curves (left) and discrete ROCs (right) of several protocols, like 2PSC Fig. 4a.
 
+The ROC is drawn up to 2 false positives per scene.
+
     ``curves``: protocol name → the ``details`` of a detection result row (or anything holding
     its ``precision_recall`` and ``discrete_roc`` entries, see :func:`detection_report`).
     """
@@ -385,6 +395,7 @@ def plot_protocol_curves(curves: dict[str, dict[str, Any]], path: str | Path, ti
     if not curves:
         raise InputError("plot_protocol_curves needs at least one protocol's curves.")
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    images = 0
     for name, details in curves.items():
         if "precision_recall" not in details or "discrete_roc" not in details:
             raise InputError(
@@ -394,6 +405,9 @@ def plot_protocol_curves(curves: dict[str, dict[str, Any]], path: str | Path, ti
         ap50 = sum(pr["interpolated_precision"]) / len(pr["interpolated_precision"])
         left.plot(pr["recall_levels"], pr["interpolated_precision"], label=f"{name} (AP50 {100 * ap50:.1f})")
         right.plot(roc["false_positives"], roc["true_positive_rate"], label=name)
+        images = max(images, int(roc.get("images", 0)))
+    if images:  # the low false-positive end, where detectors differ (FDDB plots up to ~0.7 FP per image)
+        right.set_xlim(0, 2 * images)
     left.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="precision-recall (IoU 0.5)")
     right.set(xlabel="false positives", ylabel="true positive rate", ylim=(0, 1.02), title="discrete ROC (FDDB)")
     for axis in (left, right):
@@ -665,13 +679,21 @@ class MMDetFaceDetector(nn.Module):
         self.model.init_weights()
         self.in_channels = in_channels
         self.input_size = config.input_size
-        self.config_path = str(resolve_mmdet_config(config.config or ""))
+        # mmengine keeps the preprocessor's mean/std out of the state dict: these persistent
+        # copies travel with the weights and are pushed into the preprocessor before each use.
+        self.register_buffer("input_mean", torch.zeros(in_channels))
+        self.register_buffer("input_std", torch.ones(in_channels))
 
     @torch.no_grad()
     def set_standardization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.input_mean.copy_(mean.reshape(-1))
+        self.input_std.copy_(std.reshape(-1))
+
+    @torch.no_grad()
+    def _sync_standardization(self) -> None:
         preprocessor = self.model.data_preprocessor
-        preprocessor.mean.copy_(mean.reshape(-1, 1, 1).to(preprocessor.mean))
-        preprocessor.std.copy_(std.reshape(-1, 1, 1).to(preprocessor.std))
+        preprocessor.mean.copy_(self.input_mean.view(-1, 1, 1).to(preprocessor.mean))
+        preprocessor.std.copy_(self.input_std.view(-1, 1, 1).to(preprocessor.std))
 
     def _batch(self, images: list[torch.Tensor], boxes: list[torch.Tensor] | None):
         import torch.nn.functional as F
@@ -697,6 +719,7 @@ class MMDetFaceDetector(nn.Module):
         return {"inputs": inputs, "data_samples": samples}, factors
 
     def losses(self, images: list[torch.Tensor], boxes: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        self._sync_standardization()
         data, _ = self._batch(images, boxes)
         data = self.model.data_preprocessor(data, True)
         raw = self.model(**data, mode="loss")
@@ -704,6 +727,7 @@ class MMDetFaceDetector(nn.Module):
         return {"loss": loss}
 
     def detect(self, images: list[torch.Tensor]) -> Detections:
+        self._sync_standardization()
         data, factors = self._batch(images, None)
         data = self.model.data_preprocessor(data, False)
         results = self.model(**data, mode="predict")

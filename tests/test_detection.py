@@ -42,6 +42,16 @@ TINY_DETECTOR = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These detectors are tiny: intra-op parallelism only adds synchronization (and stalls
+    badly on a machine whose cores are shared), so the tests run them on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def scenes_data(tmp_path_factory) -> BenchmarkData:
     return build_synthfaces("tiny", seed=0, cache_dir=tmp_path_factory.mktemp("synthfaces"))
