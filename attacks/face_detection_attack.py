@@ -65,12 +65,14 @@ class FaceDetectionAttack(Evaluation):
     def clean_detector(self, inputs: EvalInputs, ctx: RunContext):
         """The detector trained on clean scenes (shared between cells through ``ctx.cache``)."""
         sets, _, _ = detection_splits(inputs, self.config.category, clean=True)
-        return fit_detector(self.config.detector, sets["train"], sets["val"], ctx, "face-detection-clean", shared=True)
+        return fit_detector(
+            self.config.detector, sets["train"], sets["val"], ctx, "face-detection-clean", shared=True
+        )
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
         cfg = self.config
         protocol = cfg.protocol
-        details: dict = {"protocol": protocol, "detector": f"{cfg.detector.backend}:{cfg.detector.architecture if cfg.detector.backend == 'torchvision' else cfg.detector.config}"}
+        details: dict = {"protocol": protocol, "detector": cfg.detector.label()}
 
         if protocol == "clean-reference":
             model, details["clean_training"] = self.clean_detector(inputs, ctx)
@@ -81,7 +83,9 @@ class FaceDetectionAttack(Evaluation):
 
         sets, test, clean_hw = detection_splits(inputs, cfg.category)
         if protocol == "retrained":
-            model, details["training"] = fit_detector(cfg.detector, sets["train"], sets["val"], ctx, "face-detection-retrained", shared=True)
+            model, details["training"] = fit_detector(
+                cfg.detector, sets["train"], sets["val"], ctx, "face-detection-retrained", shared=True
+            )
         else:
             clean_channels = int(inputs.data.part("scenes")["train"].images.shape[1])
             measured_channels = int(sets["train"].images.shape[1])

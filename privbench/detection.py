@@ -147,6 +147,12 @@ class DetectorConfig(ComponentConfig):
             raise ValueError(f"widths must be at least 8 each; got {self.widths}")
         return self
 
+    def label(self) -> str:
+        """Short name of the detector for result details, e.g. ``torchvision:fcos/light``."""
+        if self.backend == "mmdet":
+            return f"mmdet:{self.config}"
+        return f"torchvision:{self.architecture}/{self.backbone}"
+
     def model_key(self) -> dict[str, Any]:
         """Everything that defines the network (not its training), for cache keys."""
         return self.model_dump(mode="json", exclude={"training"})

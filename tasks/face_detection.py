@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from privbench.detection import DetectionSet, DetectorConfig, detect_in_clean_coordinates, detection_report, face_boxes, fit_detector, measurement_scale
+from privbench.detection import (
+    DetectionSet,
+    DetectorConfig,
+    detect_in_clean_coordinates,
+    detection_report,
+    face_boxes,
+    fit_detector,
+    measurement_scale,
+)
 from privbench.errors import DataError
 from privbench.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
 from privbench.registry import register_task
@@ -70,8 +78,11 @@ def detection_splits(inputs: EvalInputs, category: str, *, clean: bool = False) 
 
 def score_detector(model, test: dict, clean_hw, config, device) -> tuple[dict[str, float], dict]:
     """Predictions on the test measurements, mapped back to clean pixels, and their metrics and curves."""
-    predictions = detect_in_clean_coordinates(model, test["images"], clean_hw, config.detector.training.eval_batch_size, device)
-    return detection_report(predictions, test["boxes"], false_positives_per_image=config.roc_false_positives_per_image)
+    batch_size = config.detector.training.eval_batch_size
+    predictions = detect_in_clean_coordinates(model, test["images"], clean_hw, batch_size, device)
+    return detection_report(
+        predictions, test["boxes"], false_positives_per_image=config.roc_false_positives_per_image
+    )
 
 
 @register_task("face-detection")
@@ -87,14 +98,16 @@ class FaceDetection(Evaluation):
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
         sets, test, clean_hw = detection_splits(inputs, self.config.category)
-        model, training = fit_detector(self.config.detector, sets["train"], sets["val"], ctx, "face-detection", shared=True)
+        model, training = fit_detector(
+            self.config.detector, sets["train"], sets["val"], ctx, "face-detection", shared=True
+        )
         metrics, curves = score_detector(model, test, clean_hw, self.config, ctx.device)
         measured_hw = tuple(test["images"].shape[-2:])
         return EvalResult(
             metrics=metrics,
             chance=0.0,
             details={
-                "detector": f"{self.config.detector.backend}:{self.config.detector.architecture if self.config.detector.backend == 'torchvision' else self.config.detector.config}",
+                "detector": self.config.detector.label(),
                 "measurement_scale_xy": list(measurement_scale(clean_hw, measured_hw)),
                 "training": training,
                 **curves,
