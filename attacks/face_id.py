@@ -12,8 +12,8 @@ protocol says what the attacker trains on:
 A privacy claim is only as strong as the strongest attacker tried, so the attack trains an
 **attacker zoo** (``zoo``): several architectures of different families, each on the same
 split with the same budget and protocol. The row keeps every member's ``top1_<arch>`` and
-``top5_<arch>``; the headline ``top1`` (and ``top5``) is the best member's, i.e. the worst case
-for the camera. The default zoo is one net per family at widths that keep the quick preset
+``top5_<arch>``; the headline ``top1`` is the best member's top-1 (the worst case for the camera)
+and ``top5`` the best top-5 of any member. The default zoo is one net per family at widths that keep the quick preset
 affordable on 2 CPU cores: ``small-cnn`` (residual, ResNet-style), ``googlenet`` at width 1/8
 (Inception modules, the classifier CAnOPIC evaluates with) and ``mobilenet`` at width 1/8
 (depthwise-separable convolutions). ``model: <arch>`` (optionally with ``width_multiplier``) is
@@ -116,7 +116,7 @@ def identification_scores(logits: torch.Tensor, labels: torch.Tensor, num_classe
 
 @register_attack("face-id")
 class FaceIdentification(Evaluation):
-    """Who is it? A CNN identifying the person in the encoder's measurement of a 64×64 face crop."""
+    """Who is it? An attacker zoo of CNNs identifying the person in the measurement of a face crop."""
 
     Config = FaceIdConfig
     role = "privacy"

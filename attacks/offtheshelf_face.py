@@ -51,7 +51,8 @@ import torch
 from pydantic import Field, field_validator
 
 from privbench import face_models
-from privbench.errors import ConfigError, DataError
+from privbench.config import stable_hash
+from privbench.errors import DataError
 from privbench.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
 from privbench.imaging import to_common_grid
 from privbench.registry import register_attack
@@ -147,7 +148,11 @@ class OffTheShelfFace(Evaluation):
 
     def _clean_descriptors(self, models, clean: torch.Tensor, ctx: RunContext) -> np.ndarray:
         """Descriptors of the attacker's clean gallery (shared by every encoder's cell via the cache)."""
-        key = f"clean-descriptors-{_digest(clean)}-{face_models.DETECTOR_FACE_PX}"
+        key = stable_hash(
+            {"images": _digest(clean), "face_px": face_models.DETECTOR_FACE_PX, "dlib": models.versions.get("dlib"),
+             "recognition": Path(models.files["recognition"]).stat().st_size}
+        )
+        key = f"clean-descriptors-{key}"
         cached = ctx.cache.load("offtheshelf", key) if ctx.cache is not None else None
         if cached is not None:
             return cached.numpy()
@@ -196,7 +201,11 @@ class OffTheShelfFace(Evaluation):
         cfg = self.config
         models = face_models.load_face_models()
         metrics: dict[str, float] = {}
-        details: dict = {"models": {k: Path(v).name for k, v in models.files.items()}, "detector_face_px": face_models.DETECTOR_FACE_PX}
+        details: dict = {
+            "models": {k: Path(v).name for k, v in models.files.items()},
+            "versions": models.versions,
+            "detector_face_px": face_models.DETECTOR_FACE_PX,
+        }
 
         # Detection of real faces and false alarms on real non-faces.
         faces, non_faces = face_models.lfw_subset(cfg.lfw_faces, cfg.face_px)

@@ -130,6 +130,7 @@ class FaceModels:
     landmarks: Any
     recognizer: Any
     files: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
 
     def detect(self, detector: str, image: np.ndarray, face_px: int = DETECTOR_FACE_PX) -> np.ndarray:
         """Boxes ``(k, 4)`` float ``x0, y0, x1, y1`` found by ``detector`` in an RGB uint8 image."""
@@ -178,6 +179,7 @@ def load_face_models() -> FaceModels:
         landmarks=dlib.shape_predictor(str(paths["landmarks"])),
         recognizer=dlib.face_recognition_model_v1(str(paths["recognition"])),
         files={"opencv-haar": str(cascade), **{key: str(path) for key, path in paths.items()}},
+        versions={"opencv": str(cv2.__version__), "dlib": str(dlib.__version__)},
     )
 
 
