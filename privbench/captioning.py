@@ -193,7 +193,7 @@ class CaptionModelConfig(ComponentConfig):
 class CaptionTrainConfig(ComponentConfig):
     """Training budget of the captioner (defaults: the quick preset, ~2-3 min on 2 CPU cores)."""
 
-    epochs: int = Field(30, ge=1, le=1000, description="maximum passes over the training images")
+    epochs: int = Field(25, ge=1, le=1000, description="maximum passes over the training images")
     batch_size: int = Field(16, ge=2, le=4096, description="images per step (each with all its reference captions)")
     encoder_lr: float = Field(2e-3, gt=0, le=1.0, description="peak learning rate of the feature extractor")
     decoder_lr: float = Field(4e-3, gt=0, le=1.0, description="peak learning rate of the attention LSTM")
