@@ -44,15 +44,16 @@ from privbench.data.formats import (
     ContentHasher,
     ImageRequest,
     adapter_config,
-    fingerprint_scenes,
+    fingerprint_scene_splits,
+    hash_cap,
     hash_order,
     load_images,
-    missing_files_error,
     read_coco_captions,
     read_coco_instances,
     read_json,
+    require_files,
     require_path,
-    stat_files,
+    split_sizes,
     xywh_to_xyxy,
 )
 from privbench.errors import DataError
@@ -158,9 +159,7 @@ def index_coco(config: CocoConfig) -> dict[str, list[CocoPicture]]:
                 splits["test"] = [pictures[i] for i in order[half:]]
     caps = {"train": config.max_train_images, "val": config.max_val_images, "test": config.max_test_images}
     for split, pictures in splits.items():
-        if caps[split] is not None and len(pictures) > caps[split]:
-            keep = hash_order([str(p.coco_id) for p in pictures], config.seed, DATASET, "cap", split)[: caps[split]]
-            pictures = [pictures[i] for i in keep]
+        pictures = hash_cap(pictures, [str(p.coco_id) for p in pictures], caps[split], config.seed, DATASET, "cap", split)
         splits[split] = sorted(pictures, key=lambda p: p.coco_id)
     return splits
 
@@ -189,9 +188,7 @@ def load_coco(path: str | Path | None = None, cache_dir: str | Path | None = Non
     for split in SPLITS:
         pictures = splits[split]
         paths = [_picture_path(config.root, p) for p in pictures]
-        _, missing = stat_files(paths)
-        if missing:
-            raise missing_files_error(missing, len(paths), f"COCO pictures of the {split} split", config.root, DATASET)
+        require_files(paths, f"COCO pictures of the {split} split", config.root, DATASET)
         loaded = load_images([ImageRequest(p) for p in paths], size=config.image_size, mode=config.resize, workers=config.workers,
                              cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-{split}")
         boxes, labels = [], []
@@ -218,15 +215,14 @@ def build_coco(path: str | Path | None = None, cache_dir: str | Path | None = No
     config = adapter_config(CocoConfig, DATASET, path, options)
     scenes, digests = load_coco(cache_dir=cache_dir, **config.model_dump())
     hasher = ContentHasher(DATASET)
-    for split in SPLITS:
-        fingerprint_scenes(hasher, split, digests[split], scenes[split])
+    fingerprint_scene_splits(hasher, scenes, digests)
     captions = sum(len(c) for s in SPLITS for c in scenes[s].captions)
     return BenchmarkData(
         name=DATASET,
         fingerprint=hasher.hexdigest(),
         scenes=scenes,
         description=(
-            f"COCO 2014 ({config.split_scheme} split): {'/'.join(str(len(scenes[s])) for s in SPLITS)} pictures (train/val/test), "
+            f"COCO 2014 ({config.split_scheme} split): {split_sizes(scenes)} pictures (train/val/test), "
             f"{captions} captions{f', instance boxes of {len(scenes.train.categories)} categories' if config.with_boxes else ''}, "
             f"{config.resize} to {config.image_size}x{config.image_size}."
         ),
@@ -237,9 +233,7 @@ def check_coco(path: str | Path, **options: Any) -> CheckReport:
     """Pictures and captions per split, the annotation files found, and missing pictures."""
     config = adapter_config(CocoConfig, DATASET, path, options)
     report = CheckReport(DATASET, config.root)
-    for relative in ("train2014", "val2014", *(f"annotations/{k}_{f}.json" for k in ("captions", "instances") for f in ("train2014", "val2014")), *KARPATHY_LOCATIONS):
-        if (config.root / relative).exists():
-            report.found.append(relative + ("/" if (config.root / relative).is_dir() else ""))
+    report.add_found("train2014", "val2014", *(f"annotations/{k}_{f}.json" for k in ("captions", "instances") for f in ("train2014", "val2014")), *KARPATHY_LOCATIONS)
     splits = index_coco(config)
     for split, pictures in splits.items():
         report.counts[split] = {"images": len(pictures), "captions": sum(len(p.captions) for p in pictures)}
@@ -249,9 +243,7 @@ def check_coco(path: str | Path, **options: Any) -> CheckReport:
     paths = [_picture_path(config.root, p) for pictures in splits.values() for p in pictures]
     if config.with_boxes:
         paths += [instances_path(config.root, folder) for folder in sorted({p.folder for ps in splits.values() for p in ps})]
-    _, missing = stat_files(paths)
-    report.checked_files = len(paths)
-    report.add_missing(missing)
+    report.check_files(paths)
     return report
 
 

@@ -43,13 +43,13 @@ from privbench.data.formats import (
     ContentHasher,
     ImageRequest,
     adapter_config,
-    fingerprint_scenes,
+    fingerprint_scene_splits,
     load_images,
-    missing_files_error,
     parse_numbers,
     read_lines,
+    require_files,
     require_path,
-    stat_files,
+    split_sizes,
 )
 from privbench.registry import register_dataset
 
@@ -175,9 +175,7 @@ def rescale_factor(image: FDDBImage, max_face_px: float | None) -> float | None:
 def _scenes(config: FDDBConfig, images: list[FDDBImage], split: str, cache_dir) -> tuple[Scenes, str]:
     base = pictures_root(config.root)
     paths = [base / f"{image.name}.jpg" for image in images]
-    _, missing = stat_files(paths)
-    if missing:
-        raise missing_files_error(missing, len(paths), f"FDDB pictures of the {split} split", base, DATASET)
+    require_files(paths, f"FDDB pictures of the {split} split", base, DATASET)
     requests = [ImageRequest(p, max_scale=rescale_factor(im, config.max_face_px) or 1.0) for p, im in zip(paths, images)]
     loaded = load_images(requests, size=config.image_size, mode="letterbox", workers=config.workers,
                          cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-{split}")
@@ -197,19 +195,19 @@ def build_fddb(path: str | Path | None = None, cache_dir: str | Path | None = No
     """FDDB face boxes (ellipses → bounding boxes), rescaled so the smallest face is ≤ 40 px (CAnOPIC)."""
     config = adapter_config(FDDBConfig, DATASET, path, options)
     folds = read_folds(config)
-    hasher = ContentHasher(DATASET)
-    parts = {}
+    parts, digests = {}, {}
     for split in SPLITS:
         images = [im for fold in getattr(config, f"{split}_folds") for im in folds[fold]]
-        parts[split], digest = _scenes(config, images, split, cache_dir)
-        fingerprint_scenes(hasher, split, digest, parts[split])
+        parts[split], digests[split] = _scenes(config, images, split, cache_dir)
     scenes = SceneSplits(**parts)
+    hasher = ContentHasher(DATASET)
+    fingerprint_scene_splits(hasher, scenes, digests)
     return BenchmarkData(
         name=DATASET,
         fingerprint=hasher.hexdigest(),
         scenes=scenes,
         description=(
-            f"FDDB: {'/'.join(str(len(scenes[s])) for s in SPLITS)} pictures (train/val/test; test folds {config.test_folds}), "
+            f"FDDB: {split_sizes(scenes)} pictures (train/val/test; test folds {config.test_folds}), "
             f"{sum(len(b) for s in SPLITS for b in scenes[s].boxes)} faces as bounding boxes of their ellipses, "
             + (f"downsampled so the smallest face is ≤ {config.max_face_px:g} px, " if config.max_face_px else "")
             + f"on a {config.image_size}x{config.image_size} canvas."
@@ -237,9 +235,7 @@ def check_fddb(path: str | Path, **options: Any) -> CheckReport:
         report.counts[split] = {"images": len(images), "faces": sum(len(im.ellipses) for im in images)}
     base = pictures_root(config.root)
     paths = [base / f"{im.name}.jpg" for images in folds.values() for im in images]
-    _, missing = stat_files(paths)
-    report.checked_files = len(paths)
-    report.add_missing(missing)
+    report.check_files(paths)
     return report
 
 

@@ -36,7 +36,7 @@ import torch
 from pydantic import Field
 
 from privbench.config import ComponentConfig, validate_config
-from privbench.data.containers import SPLITS, LabeledImages, LabeledSplits, Scenes
+from privbench.data.containers import SPLITS, LabeledImages, LabeledSplits, Scenes, SceneSplits
 from privbench.errors import DataError
 
 #: Bumped whenever the loader's output for the same files and options changes (enters cache keys).
@@ -74,6 +74,13 @@ def missing_files_error(missing: Sequence[str | Path], total: int, what: str, ro
     )
 
 
+def require_files(paths: Sequence[Path], what: str, root: str | Path, dataset: str) -> None:
+    """Raise :func:`missing_files_error` when any of ``paths`` (the ``what`` of ``dataset`` under ``root``) is missing."""
+    _, missing = stat_files(paths)
+    if missing:
+        raise missing_files_error(missing, len(paths), what, root, dataset)
+
+
 def require_path(path: Path, what: str, dataset: str, hint: str = "") -> Path:
     """``path`` if it exists, else a DataError naming it, what it should hold and the dataset."""
     if not path.exists():
@@ -107,6 +114,29 @@ def hash_order(names: Sequence[str], seed: int, *salt: Any) -> list[int]:
     prefix = json.dumps([int(seed), *salt], default=str)
     keys = [hashlib.sha256(f"{prefix}\0{name}".encode()).digest() for name in names]
     return sorted(range(len(names)), key=keys.__getitem__)
+
+
+def hash_cap(items: Sequence[Any], names: Sequence[str], cap: int | None, seed: int, *salt: Any) -> list[Any]:
+    """``items``, or (when there are more than ``cap``) the ``cap`` of them first in the seeded hash
+    order of their ``names``, kept in their original order."""
+    if cap is None or len(items) <= cap:
+        return list(items)
+    keep = set(hash_order(names, seed, *salt)[:cap])
+    return [item for i, item in enumerate(items) if i in keep]
+
+
+def split_per_identity(
+    items: Sequence[Any], names: Sequence[str], test: int, val: int, max_train: int | None, seed: int, dataset: str
+) -> dict[str, list[Any]]:
+    """One identity's ``items`` divided in the seeded hash order of their ``names``: the first
+    ``test`` go to test, the next ``val`` to val, the rest (at most ``max_train``) to train; each
+    split sorted by name."""
+    order = hash_order(names, seed, dataset, "split")
+    train = order[test + val:]
+    if max_train is not None:
+        train = train[:max_train]
+    chosen = {"test": order[:test], "val": order[test:test + val], "train": train}
+    return {split: [items[i] for i in sorted(rows, key=names.__getitem__)] for split, rows in chosen.items()}
 
 
 # -- ImageFolder -----------------------------------------------------------------------------------
@@ -642,6 +672,23 @@ def fingerprint_scenes(hasher: ContentHasher, split: str, images_digest: str, sc
         hasher.tensor(boxes).tensor(labels)
 
 
+def fingerprint_labeled_splits(hasher: ContentHasher, part: str, splits: LabeledSplits, digests: dict[str, str]) -> None:
+    """:func:`fingerprint_labeled` of every split of ``splits`` in train / val / test order."""
+    for split, labeled in splits.items():
+        fingerprint_labeled(hasher, part, split, digests[split], labeled.labels, labeled.class_names)
+
+
+def fingerprint_scene_splits(hasher: ContentHasher, scenes: SceneSplits, digests: dict[str, str]) -> None:
+    """:func:`fingerprint_scenes` of every split of ``scenes`` in train / val / test order."""
+    for split in SPLITS:
+        fingerprint_scenes(hasher, split, digests[split], scenes[split])
+
+
+def split_sizes(splits: LabeledSplits | SceneSplits) -> str:
+    """``"train/val/test"`` sizes of a split set, as the dataset descriptions print them."""
+    return "/".join(str(len(splits[split])) for split in SPLITS)
+
+
 # -- text annotation files -----------------------------------------------------------------------------
 def read_lines(path: Path, what: str) -> list[str]:
     """Lines of a text annotation file (newline stripped); a missing or undecodable file is a DataError."""
@@ -684,12 +731,25 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.missing
 
+    def add_found(self, *relative: str) -> None:
+        """List the paths (relative to the root) that exist, folders with a trailing ``/``."""
+        for name in relative:
+            path = self.root / name
+            if path.exists():
+                self.found.append(name + ("/" if path.is_dir() else ""))
+
     def add_missing(self, paths: Iterable[Path]) -> None:
         for path in paths:
             try:
                 self.missing.append(str(Path(path).relative_to(self.root)))
             except ValueError:
                 self.missing.append(str(path))
+
+    def check_files(self, paths: Sequence[Path]) -> None:
+        """Count ``paths`` as the files the adapter would read and record those missing."""
+        _, missing = stat_files(paths)
+        self.checked_files = len(paths)
+        self.add_missing(missing)
 
     def render(self, max_missing: int = 20) -> str:
         lines = [f"{self.dataset} at {self.root}"]

@@ -39,12 +39,12 @@ from privbench.data.formats import (
     ImageRequest,
     adapter_config,
     empty_labeled,
-    fingerprint_labeled,
+    fingerprint_labeled_splits,
     hash_order,
     list_images,
     load_labeled_split,
     read_lines,
-    stat_files,
+    split_sizes,
 )
 from privbench.errors import DataError
 from privbench.registry import register_dataset
@@ -169,15 +169,13 @@ def build_imagenet(path: str | Path | None = None, cache_dir: str | Path | None 
     config = adapter_config(ImageNetConfig, DATASET, path, options)
     splits, digests = load_imagenet_nonfaces(cache_dir=cache_dir, **config.model_dump())
     hasher = ContentHasher(DATASET)
-    for split, part in splits.items():
-        fingerprint_labeled(hasher, "face_vs_noface", split, digests[split], part.labels, part.class_names)
-    counts = "/".join(str(len(part)) for _, part in splits.items())
+    fingerprint_labeled_splits(hasher, "face_vs_noface", splits, digests)
     return BenchmarkData(
         name=DATASET,
         fingerprint=hasher.hexdigest(),
         face_vs_noface=splits,
         description=(
-            f"ILSVRC2012 no-face crops {counts} (train/val/test), {config.image_size}x{config.image_size} "
+            f"ILSVRC2012 no-face crops {split_sizes(splits)} (train/val/test), {config.image_size}x{config.image_size} "
             f"({config.crop}){', face-free list ' + config.face_free_list if config.face_free_list else ''}; no-face class only."
         ),
     )
@@ -188,7 +186,7 @@ def check_imagenet(path: str | Path, **options: Any) -> CheckReport:
     config = adapter_config(ImageNetConfig, DATASET, path, options)
     index = index_imagenet(config)
     report = CheckReport(DATASET, config.root)
-    report.found = [name + "/" for name in ("train", "val") if (config.root / name).is_dir()]
+    report.add_found("train", "val")
     if config.face_free_list:
         report.found.append(f"face-free list {config.face_free_list} ({len(index.train)} train, {len(index.val)} val entries)")
     report.counts["train/ (candidates)"] = {"images": len(index.train), "classes": len({n.split('/')[1] for n in index.train})}
@@ -197,9 +195,7 @@ def check_imagenet(path: str | Path, **options: Any) -> CheckReport:
     for split, names in selected.items():
         report.counts[split] = {"images": len(names)}
     paths = [config.root / name for names in selected.values() for name in names]
-    _, missing = stat_files(paths)
-    report.checked_files = len(paths)
-    report.add_missing(missing)
+    report.check_files(paths)
     return report
 
 

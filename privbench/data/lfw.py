@@ -39,14 +39,14 @@ from privbench.data.formats import (
     ContentHasher,
     ImageRequest,
     adapter_config,
-    fingerprint_labeled,
-    hash_order,
+    fingerprint_labeled_splits,
     list_images,
     load_images,
     load_labeled_split,
-    missing_files_error,
     read_lines,
-    stat_files,
+    require_files,
+    split_per_identity,
+    split_sizes,
 )
 from privbench.errors import DataError
 from privbench.registry import register_dataset
@@ -194,9 +194,7 @@ def load_lfw_pairs(path: str | Path | None = None, pairs_file: str = "pairs.txt"
     loaded = []
     for side in ("first", "second"):
         requests = [_request(folder, *getattr(p, side), config) for p in pairs]
-        _, missing = stat_files([r.path for r in requests])
-        if missing:
-            raise missing_files_error(missing, len(requests), f"LFW pictures named in {pairs_file}", folder, DATASET)
+        require_files([r.path for r in requests], f"LFW pictures named in {pairs_file}", folder, DATASET)
         loaded.append(load_images(requests, size=config.image_size, mode="stretch", workers=config.workers,
                                   cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-pairs-{side}"))
     return FacePairs(
@@ -222,14 +220,10 @@ def select_lfw(config: LFWConfig) -> tuple[Path, list[str], dict[str, list[Path]
     splits: dict[str, list[Path]] = {split: [] for split in SPLITS}
     for person in people:
         files = list_images(folder / person)
-        order = [files[i] for i in hash_order([f.name for f in files], config.seed, DATASET, "split")]
-        test, val = config.test_per_identity, config.val_per_identity
-        train = order[test + val:]
-        if config.max_train_per_identity is not None:
-            train = train[: config.max_train_per_identity]
-        splits["test"].extend(sorted(order[:test]))
-        splits["val"].extend(sorted(order[test:test + val]))
-        splits["train"].extend(sorted(train))
+        divided = split_per_identity(files, [f.name for f in files], config.test_per_identity, config.val_per_identity,
+                                     config.max_train_per_identity, config.seed, DATASET)
+        for split, chosen in divided.items():
+            splits[split].extend(chosen)
     return folder, people, splits, counts
 
 
@@ -239,23 +233,23 @@ def build_lfw(path: str | Path | None = None, cache_dir: str | Path | None = Non
     config = adapter_config(LFWConfig, DATASET, path, options)
     folder, people, splits, _ = select_lfw(config)
     label_of = {person: i for i, person in enumerate(people)}
-    hasher = ContentHasher(DATASET)
-    parts = {}
+    parts, digests = {}, {}
     for split in SPLITS:
         files = splits[split]
-        parts[split], digest = load_labeled_split(
+        parts[split], digests[split] = load_labeled_split(
             [ImageRequest(f, center_crop_px=config.center_crop_px) for f in files], [label_of[f.parent.name] for f in files], list(people),
             size=config.image_size, mode="stretch", workers=config.workers, cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-{split}",
         )
-        fingerprint_labeled(hasher, "identities", split, digest, parts[split].labels, parts[split].class_names)
     identities = LabeledSplits(**parts)
+    hasher = ContentHasher(DATASET)
+    fingerprint_labeled_splits(hasher, "identities", identities, digests)
     return BenchmarkData(
         name=DATASET,
         fingerprint=hasher.hexdigest(),
         identities=identities,
         description=(
             f"LFW: {len(people)} people with ≥ {config.min_images_per_identity} pictures, "
-            f"{'/'.join(str(len(identities[s])) for s in SPLITS)} crops (train/val/test), "
+            f"{split_sizes(identities)} crops (train/val/test), "
             f"central {config.center_crop_px or 250} px resized to {config.image_size}x{config.image_size}."
         ),
     )
@@ -281,9 +275,8 @@ def check_lfw(path: str | Path, **options: Any) -> CheckReport:
         for p in pairs:
             checked += [picture_path(folder, *p.first), picture_path(folder, *p.second)]
     checked = sorted(set(checked))
-    _, missing = stat_files(checked)
-    report.checked_files = len(checked) + sum(len(v) for v in splits.values())
-    report.add_missing(missing)
+    report.check_files(checked)
+    report.checked_files += sum(len(v) for v in splits.values())
     return report
 
 

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-import torch
 from pydantic import Field, model_validator
 
 from privbench.data.containers import SPLITS, BenchmarkData, LabeledImages, LabeledSplits
@@ -49,13 +48,13 @@ from privbench.data.formats import (
     ImageRequest,
     adapter_config,
     concat_labeled,
-    fingerprint_labeled,
-    hash_order,
+    fingerprint_labeled_splits,
     list_images,
     load_labeled_split,
-    missing_files_error,
+    require_files,
     require_path,
-    stat_files,
+    split_per_identity,
+    split_sizes,
 )
 from privbench.errors import DataError
 from privbench.registry import register_dataset
@@ -179,12 +178,8 @@ def select_identities(counts: dict[str, int], config: VGGFace2Config, subset: st
 
 def split_faces(faces: list[Face], config: VGGFace2Config) -> dict[str, list[Face]]:
     """Test first, then validation, then training, in the seeded hash order of the file names."""
-    order = [faces[i] for i in hash_order([f.name for f in faces], config.seed, DATASET, "split")]
-    test, val = config.test_per_identity, config.val_per_identity
-    train = order[test + val:]
-    if config.max_train_per_identity is not None:
-        train = train[: config.max_train_per_identity]
-    return {"test": sorted(order[:test], key=lambda f: f.name), "val": sorted(order[test:test + val], key=lambda f: f.name), "train": sorted(train, key=lambda f: f.name)}
+    return split_per_identity(faces, [f.name for f in faces], config.test_per_identity, config.val_per_identity,
+                              config.max_train_per_identity, config.seed, DATASET)
 
 
 def crop_request(root: Path, subset: str, face: Face, config: VGGFace2Config) -> ImageRequest:
@@ -239,10 +234,7 @@ def sample_extra_faces(config: VGGFace2Config, count: int, exclude: set[str]) ->
 
 
 def _check_files(config: VGGFace2Config, subset: str, faces: list[Face]) -> None:
-    paths = [config.root / subset / f"{f.name}.jpg" for f in faces]
-    _, missing = stat_files(paths)
-    if missing:
-        raise missing_files_error(missing, len(paths), f"VGGFace2 {subset} images selected by the protocol", config.root / subset, DATASET)
+    require_files([config.root / subset / f"{f.name}.jpg" for f in faces], f"VGGFace2 {subset} images selected by the protocol", config.root / subset, DATASET)
 
 
 def load_vggface2(path: str | Path | None = None, cache_dir: str | Path | None = None, **options: Any) -> tuple[LabeledSplits, dict[str, str], VGGFace2Selection]:
@@ -270,18 +262,16 @@ def build_vggface2(path: str | Path | None = None, cache_dir: str | Path | None 
     config = adapter_config(VGGFace2Config, DATASET, path, options)
     identities, digests, selection = load_vggface2(cache_dir=cache_dir, **config.model_dump())
     hasher = ContentHasher(DATASET)
-    for split, part in identities.items():
-        fingerprint_labeled(hasher, "identities", split, digests[split], part.labels, part.class_names)
+    fingerprint_labeled_splits(hasher, "identities", identities, digests)
     face_vs_noface = None
     description = (
         f"VGGFace2 {config.subset}: the {config.n_identities} identities with most images, "
-        f"{'/'.join(str(len(identities[s])) for s in SPLITS)} crops (train/val/test; {config.test_per_identity} test and "
+        f"{split_sizes(identities)} crops (train/val/test; {config.test_per_identity} test and "
         f"{config.val_per_identity} val per identity), {config.crop} crops resized to {config.image_size}x{config.image_size}"
     )
     if config.nonfaces is not None:
         face_vs_noface, face_digests = _face_vs_noface(config, identities, digests, selection, cache_dir)
-        for split, part in face_vs_noface.items():
-            fingerprint_labeled(hasher, "face_vs_noface", split, face_digests[split], part.labels, part.class_names)
+        fingerprint_labeled_splits(hasher, "face_vs_noface", face_vs_noface, face_digests)
         description += "; face vs no-face: " + "/".join(
             f"{int(part.labels.sum())}+{int((part.labels == 0).sum())}" for _, part in face_vs_noface.items()
         ) + " faces+ImageNet no-faces (train/val/test)"
@@ -323,10 +313,7 @@ def check_vggface2(path: str | Path, **options: Any) -> CheckReport:
     config = adapter_config(VGGFace2Config, DATASET, path, options)
     report = CheckReport(DATASET, config.root)
     for subset in ("train", "test"):
-        if (config.root / subset).is_dir():
-            report.found.append(f"{subset}/")
-        if loose_bb_path(config.root, subset).is_file():
-            report.found.append(f"bb_landmark/loose_bb_{subset}.csv")
+        report.add_found(subset, f"bb_landmark/loose_bb_{subset}.csv")
     for subset in ("train", "test"):
         if config.crop != "full" and not loose_bb_path(config.root, subset).is_file():
             if subset == config.subset:
@@ -347,9 +334,7 @@ def check_vggface2(path: str | Path, **options: Any) -> CheckReport:
         subset, extra = sample_extra_faces(config, config.face_vs_noface_train_faces, set(selection.identities))
         report.counts["face-class train"] = {"images": len(extra)}
         paths += [config.root / subset / f"{f.name}.jpg" for f in extra]
-    _, missing = stat_files(paths)
-    report.checked_files = len(paths)
-    report.add_missing(missing)
+    report.check_files(paths)
     if config.nonfaces is not None:
         from privbench.data.imagenet import check_imagenet
 

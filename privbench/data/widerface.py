@@ -44,14 +44,15 @@ from privbench.data.formats import (
     ContentHasher,
     ImageRequest,
     adapter_config,
-    fingerprint_scenes,
+    fingerprint_scene_splits,
+    hash_cap,
     hash_order,
     load_images,
-    missing_files_error,
     parse_numbers,
     read_lines,
+    require_files,
     require_path,
-    stat_files,
+    split_sizes,
 )
 from privbench.registry import register_dataset
 
@@ -181,18 +182,14 @@ def select_widerface(config: WiderFaceConfig) -> dict[str, list[tuple[str, Wider
     selected["test"] = [("val", im) for im in records["val"]]
     caps = {"train": config.max_train_images, "val": config.max_val_images, "test": config.max_test_images}
     for split, cap in caps.items():
-        if cap is not None and len(selected[split]) > cap:
-            items = selected[split]
-            keep = set(hash_order([im.file for _, im in items], config.seed, DATASET, "cap", split)[:cap])
-            selected[split] = [item for i, item in enumerate(items) if i in keep]
+        items = selected[split]
+        selected[split] = hash_cap(items, [im.file for _, im in items], cap, config.seed, DATASET, "cap", split)
     return selected
 
 
 def _scenes(config: WiderFaceConfig, items: list[tuple[str, WiderImage]], split: str, cache_dir) -> tuple[Scenes, str]:
     paths = [image_folder(config.root, wider_set) / image.file for wider_set, image in items]
-    _, missing = stat_files(paths)
-    if missing:
-        raise missing_files_error(missing, len(paths), f"WIDER FACE images of the {split} split", config.root, DATASET)
+    require_files(paths, f"WIDER FACE images of the {split} split", config.root, DATASET)
     loaded = load_images(
         [ImageRequest(p) for p in paths], size=config.image_size, mode=config.resize, workers=config.workers,
         cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-{split}",
@@ -216,19 +213,19 @@ def build_widerface(path: str | Path | None = None, cache_dir: str | Path | None
     """WIDER FACE face boxes (train/val from WIDER train, test = WIDER val), filtered and resized."""
     config = adapter_config(WiderFaceConfig, DATASET, path, options)
     selected = select_widerface(config)
-    hasher = ContentHasher(DATASET)
-    parts = {}
+    parts, digests = {}, {}
     for split in SPLITS:
-        parts[split], digest = _scenes(config, selected[split], split, cache_dir)
-        fingerprint_scenes(hasher, split, digest, parts[split])
+        parts[split], digests[split] = _scenes(config, selected[split], split, cache_dir)
     scenes = SceneSplits(**parts)
+    hasher = ContentHasher(DATASET)
+    fingerprint_scene_splits(hasher, scenes, digests)
     faces = "/".join(str(sum(len(b) for b in scenes[s].boxes)) for s in SPLITS)
     return BenchmarkData(
         name=DATASET,
         fingerprint=hasher.hexdigest(),
         scenes=scenes,
         description=(
-            f"WIDER FACE: {'/'.join(str(len(scenes[s])) for s in SPLITS)} pictures (train/val from WIDER train, test = WIDER val) "
+            f"WIDER FACE: {split_sizes(scenes)} pictures (train/val from WIDER train, test = WIDER val) "
             f"with {faces} faces after filtering (invalid {'kept' if config.keep_invalid else 'dropped'}, < {config.min_face_px:g} px dropped, "
             f"blur ≤ {config.max_blur}, occlusion ≤ {config.max_occlusion}), {config.resize} to {config.image_size}x{config.image_size}."
         ),
@@ -240,9 +237,7 @@ def check_widerface(path: str | Path, **options: Any) -> CheckReport:
     config = adapter_config(WiderFaceConfig, DATASET, path, options)
     report = CheckReport(DATASET, config.root)
     for wider_set in ("train", "val"):
-        for candidate in (annotation_path(config.root, wider_set), image_folder(config.root, wider_set)):
-            if candidate.exists():
-                report.found.append(str(candidate.relative_to(config.root)) + ("/" if candidate.is_dir() else ""))
+        report.add_found(*(str(c.relative_to(config.root)) for c in (annotation_path(config.root, wider_set), image_folder(config.root, wider_set))))
         if annotation_path(config.root, wider_set).is_file():
             images = parse_wider_annotations(annotation_path(config.root, wider_set))
             faces = [f for im in images for f in im.faces]
@@ -258,9 +253,7 @@ def check_widerface(path: str | Path, **options: Any) -> CheckReport:
     for split in SPLITS:
         report.counts[split] = {"images": len(selected[split]), "faces": sum(len(im.faces) for _, im in selected[split])}
     paths = [image_folder(config.root, wider_set) / image.file for split in SPLITS for wider_set, image in selected[split]]
-    _, missing = stat_files(paths)
-    report.checked_files = len(paths)
-    report.add_missing(missing)
+    report.check_files(paths)
     report.notes.append(
         f"train/val/test count the faces kept by the filter: invalid {'kept' if config.keep_invalid else 'dropped'}, "
         f"width or height < {config.min_face_px:g} px dropped, blur ≤ {config.max_blur}, occlusion ≤ {config.max_occlusion}"
