@@ -20,10 +20,11 @@ key and the result rows).
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from pydantic import Field
 
 from privbench.cache import atomic_torch_save
@@ -353,63 +354,16 @@ class EndToEndDesigner(Designer):
                 {"params": head, "lr": cfg.head_lr},
             ]
         )
-        history: list[dict[str, float]] = []
-        start_epoch = 0
-        state, checkpoint = _resume(ctx, "end-to-end")
-        if state is not None and state.get("config") == self.config_hash():
-            encoder.load_state_dict(state["encoder"])
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            history, start_epoch = state["history"], state["epoch"] + 1
+        part_val = part.val
 
-        with ctx.progress(cfg.epochs, f"end-to-end α={cfg.alpha:g}") as bar:
-            bar.update(start_epoch)
-            for epoch in range(start_epoch, cfg.epochs):
-                encoder.train()
-                model.train()
-                sums = {"task": 0.0, "distortion": 0.0, "psf_spread": 0.0, "loss": 0.0}
-                steps = 0
-                for index in _batches(x.shape[0], cfg.batch_size, generator):
-                    clean = _float_images(x[index], device)
-                    measurement = encoder(clean)
-                    task_loss = F.cross_entropy(model(measurement), y[index].to(device))
-                    distortion = distortion_term(clean, measurement)
-                    loss = task_loss + cfg.alpha * distortion
-                    spread = encoder.regularizers(clean, measurement).get("psf_spread")
-                    if spread is not None and cfg.psf_spread_weight:
-                        loss = loss + cfg.psf_spread_weight * spread
-                        sums["psf_spread"] += float(spread.detach())
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    _project(encoder)
-                    sums["task"] += float(task_loss.detach())
-                    sums["distortion"] += float(distortion.detach())
-                    sums["loss"] += float(loss.detach())
-                    steps += 1
-                encoder.eval()
-                val_accuracy = _val_accuracy(model, encode_batches(encoder, part.val.images, device=device), part.val.labels, device)
-                record = {"epoch": epoch + 1, **{k: v / max(1, steps) for k, v in sums.items()}, "val_accuracy": val_accuracy}
-                history.append(record)
-                ctx.log(f"epoch {epoch + 1}/{cfg.epochs}: task {record['task']:.3f}, distortion {record['distortion']:.3f}, val acc {val_accuracy:.3f}")
-                if checkpoint is not None:
-                    atomic_torch_save(
-                        {
-                            "config": self.config_hash(),
-                            "epoch": epoch,
-                            "encoder": encoder.state_dict(),
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "generator": generator.get_state(),
-                            "history": history,
-                        },
-                        checkpoint,
-                    )
-                ctx.report(epoch + 1, record)
-                bar.update(1, acc=val_accuracy)
-        encoder.eval()
-        return history
+        def task_loss(batch: torch.Tensor, measurement: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(model(measurement), y[batch].to(device))
+
+        def validate() -> dict[str, float]:
+            measurements = encode_batches(encoder, part_val.images, device=device)
+            return {"val_accuracy": _val_accuracy(model, measurements, part_val.labels, device)}
+
+        return self._train_jointly(encoder, model, optimizer, x, generator, ctx, "end-to-end", task_loss, validate)
 
     def _fit_captioning(self, encoder: Encoder, data, ctx: RunContext) -> list[dict[str, float]]:
         """2PSC §2.3 end to end: lens + captioner on caption loss + α·(1 − mean‖Y − X‖²/J).
@@ -450,9 +404,41 @@ class EndToEndDesigner(Designer):
             ]
         )
         regularization = cfg.caption_model.attention_regularization
+
+        def task_loss(batch: torch.Tensor, measurement: torch.Tensor) -> torch.Tensor:
+            features = model.features(measurement)
+            rows = captions.rows_of_images(batch)
+            position = {int(i): p for p, i in enumerate(batch)}
+            feature_rows = torch.tensor([position[int(i)] for i in captions.image_index[rows]], device=device)
+            tokens, lengths = captions.tokens[rows].to(device), captions.steps[rows].to(device)
+            logits, attention = model.decoder(features[feature_rows], tokens, lengths)
+            return caption_loss(logits, tokens, lengths, attention, regularization)[0]
+
+        def validate() -> dict[str, float]:
+            measurements = encode_batches(encoder, val.images, device=device)
+            return {"val_loss": validation_loss(model, measurements, val_captions, regularization, cfg.batch_size, device)}
+
+        return self._train_jointly(encoder, model, optimizer, x, generator, ctx, "end-to-end-captioning", task_loss, validate)
+
+    def _train_jointly(
+        self,
+        encoder: Encoder,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        images: torch.Tensor,
+        generator: torch.Generator,
+        ctx: RunContext,
+        name: str,
+        task_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        validate: Callable[[], dict[str, float]],
+    ) -> list[dict[str, float]]:
+        """The 2PSC §2.3 loop shared by every task: task loss + α·distortion (+ PSF spread), per epoch
+        a validation, a checkpoint (resumed when the config matches) and a report to ``ctx``."""
+        cfg = self.config
+        device = ctx.device
         history: list[dict[str, float]] = []
         start_epoch = 0
-        state, checkpoint = _resume(ctx, "end-to-end-captioning")
+        state, checkpoint = _resume(ctx, name)
         if state is not None and state.get("config") == self.config_hash():
             encoder.load_state_dict(state["encoder"])
             model.load_state_dict(state["model"])
@@ -460,25 +446,19 @@ class EndToEndDesigner(Designer):
             generator.set_state(state["generator"])
             history, start_epoch = state["history"], state["epoch"] + 1
 
-        with ctx.progress(cfg.epochs, f"end-to-end captioning α={cfg.alpha:g}") as bar:
+        with ctx.progress(cfg.epochs, f"{name} α={cfg.alpha:g}") as bar:
             bar.update(start_epoch)
             for epoch in range(start_epoch, cfg.epochs):
                 encoder.train()
                 model.train()
                 sums = {"task": 0.0, "distortion": 0.0, "psf_spread": 0.0, "loss": 0.0}
                 steps = 0
-                for batch in _batches(x.shape[0], cfg.batch_size, generator):
-                    clean = _float_images(x[batch], device)
+                for batch in _batches(images.shape[0], cfg.batch_size, generator):
+                    clean = _float_images(images[batch], device)
                     measurement = encoder(clean)
-                    features = model.features(measurement)
-                    rows = captions.rows_of_images(batch)
-                    position = {int(i): p for p, i in enumerate(batch)}
-                    feature_rows = torch.tensor([position[int(i)] for i in captions.image_index[rows]], device=device)
-                    tokens, lengths = captions.tokens[rows].to(device), captions.steps[rows].to(device)
-                    logits, attention = model.decoder(features[feature_rows], tokens, lengths)
-                    task_loss, _ = caption_loss(logits, tokens, lengths, attention, regularization)
+                    task = task_loss(batch, measurement)
                     distortion = distortion_term(clean, measurement)
-                    loss = task_loss + cfg.alpha * distortion
+                    loss = task + cfg.alpha * distortion
                     spread = encoder.regularizers(clean, measurement).get("psf_spread")
                     if spread is not None and cfg.psf_spread_weight:
                         loss = loss + cfg.psf_spread_weight * spread
@@ -487,16 +467,18 @@ class EndToEndDesigner(Designer):
                     loss.backward()
                     optimizer.step()
                     _project(encoder)
-                    sums["task"] += float(task_loss.detach())
+                    sums["task"] += float(task.detach())
                     sums["distortion"] += float(distortion.detach())
                     sums["loss"] += float(loss.detach())
                     steps += 1
                 encoder.eval()
-                val_measurements = encode_batches(encoder, val.images, device=device)
-                val_loss = validation_loss(model, val_measurements, val_captions, regularization, cfg.batch_size, device)
-                record = {"epoch": epoch + 1, **{k: v / max(1, steps) for k, v in sums.items()}, "val_loss": val_loss}
+                model.eval()
+                with torch.no_grad():
+                    validation = validate()
+                record = {"epoch": epoch + 1, **{k: v / max(1, steps) for k, v in sums.items()}, **validation}
                 history.append(record)
-                ctx.log(f"epoch {epoch + 1}/{cfg.epochs}: caption loss {record['task']:.3f}, distortion {record['distortion']:.3f}, val loss {val_loss:.3f}")
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in validation.items())
+                ctx.log(f"{name} epoch {epoch + 1}/{cfg.epochs}: task loss {record['task']:.3f}, distortion {record['distortion']:.3f}, {shown}")
                 if checkpoint is not None:
                     atomic_torch_save(
                         {
@@ -511,6 +493,6 @@ class EndToEndDesigner(Designer):
                         checkpoint,
                     )
                 ctx.report(epoch + 1, record)
-                bar.update(1, val_loss=val_loss)
+                bar.update(1, **validation)
         encoder.eval()
         return history
