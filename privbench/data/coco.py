@@ -214,12 +214,10 @@ def build_coco(path: str | Path | None = None, cache_dir: str | Path | None = No
     """COCO 2014 captioned pictures (Karpathy or official split; boxes optional)."""
     config = adapter_config(CocoConfig, DATASET, path, options)
     scenes, digests = load_coco(cache_dir=cache_dir, **config.model_dump())
-    hasher = ContentHasher(DATASET)
-    fingerprint_scene_splits(hasher, scenes, digests)
     captions = sum(len(c) for s in SPLITS for c in scenes[s].captions)
     return BenchmarkData(
         name=DATASET,
-        fingerprint=hasher.hexdigest(),
+        fingerprint=fingerprint_scene_splits(ContentHasher(DATASET), scenes, digests).hexdigest(),
         scenes=scenes,
         description=(
             f"COCO 2014 ({config.split_scheme} split): {split_sizes(scenes)} pictures (train/val/test), "

@@ -200,11 +200,9 @@ def build_fddb(path: str | Path | None = None, cache_dir: str | Path | None = No
         images = [im for fold in getattr(config, f"{split}_folds") for im in folds[fold]]
         parts[split], digests[split] = _scenes(config, images, split, cache_dir)
     scenes = SceneSplits(**parts)
-    hasher = ContentHasher(DATASET)
-    fingerprint_scene_splits(hasher, scenes, digests)
     return BenchmarkData(
         name=DATASET,
-        fingerprint=hasher.hexdigest(),
+        fingerprint=fingerprint_scene_splits(ContentHasher(DATASET), scenes, digests).hexdigest(),
         scenes=scenes,
         description=(
             f"FDDB: {split_sizes(scenes)} pictures (train/val/test; test folds {config.test_folds}), "

@@ -672,16 +672,18 @@ def fingerprint_scenes(hasher: ContentHasher, split: str, images_digest: str, sc
         hasher.tensor(boxes).tensor(labels)
 
 
-def fingerprint_labeled_splits(hasher: ContentHasher, part: str, splits: LabeledSplits, digests: dict[str, str]) -> None:
-    """:func:`fingerprint_labeled` of every split of ``splits`` in train / val / test order."""
+def fingerprint_labeled_splits(hasher: ContentHasher, part: str, splits: LabeledSplits, digests: dict[str, str]) -> ContentHasher:
+    """:func:`fingerprint_labeled` of every split of ``splits`` in train / val / test order; returns ``hasher``."""
     for split, labeled in splits.items():
         fingerprint_labeled(hasher, part, split, digests[split], labeled.labels, labeled.class_names)
+    return hasher
 
 
-def fingerprint_scene_splits(hasher: ContentHasher, scenes: SceneSplits, digests: dict[str, str]) -> None:
-    """:func:`fingerprint_scenes` of every split of ``scenes`` in train / val / test order."""
+def fingerprint_scene_splits(hasher: ContentHasher, scenes: SceneSplits, digests: dict[str, str]) -> ContentHasher:
+    """:func:`fingerprint_scenes` of every split of ``scenes`` in train / val / test order; returns ``hasher``."""
     for split in SPLITS:
         fingerprint_scenes(hasher, split, digests[split], scenes[split])
+    return hasher
 
 
 def split_sizes(splits: LabeledSplits | SceneSplits) -> str:

@@ -168,11 +168,9 @@ def build_imagenet(path: str | Path | None = None, cache_dir: str | Path | None 
     """ILSVRC2012 no-face crops (the face_vs_noface part, no-face class only; join with faces via vggface2's `nonfaces`)."""
     config = adapter_config(ImageNetConfig, DATASET, path, options)
     splits, digests = load_imagenet_nonfaces(cache_dir=cache_dir, **config.model_dump())
-    hasher = ContentHasher(DATASET)
-    fingerprint_labeled_splits(hasher, "face_vs_noface", splits, digests)
     return BenchmarkData(
         name=DATASET,
-        fingerprint=hasher.hexdigest(),
+        fingerprint=fingerprint_labeled_splits(ContentHasher(DATASET), "face_vs_noface", splits, digests).hexdigest(),
         face_vs_noface=splits,
         description=(
             f"ILSVRC2012 no-face crops {split_sizes(splits)} (train/val/test), {config.image_size}x{config.image_size} "

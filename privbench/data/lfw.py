@@ -241,11 +241,9 @@ def build_lfw(path: str | Path | None = None, cache_dir: str | Path | None = Non
             size=config.image_size, mode="stretch", workers=config.workers, cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-{split}",
         )
     identities = LabeledSplits(**parts)
-    hasher = ContentHasher(DATASET)
-    fingerprint_labeled_splits(hasher, "identities", identities, digests)
     return BenchmarkData(
         name=DATASET,
-        fingerprint=hasher.hexdigest(),
+        fingerprint=fingerprint_labeled_splits(ContentHasher(DATASET), "identities", identities, digests).hexdigest(),
         identities=identities,
         description=(
             f"LFW: {len(people)} people with ≥ {config.min_images_per_identity} pictures, "

@@ -217,12 +217,10 @@ def build_widerface(path: str | Path | None = None, cache_dir: str | Path | None
     for split in SPLITS:
         parts[split], digests[split] = _scenes(config, selected[split], split, cache_dir)
     scenes = SceneSplits(**parts)
-    hasher = ContentHasher(DATASET)
-    fingerprint_scene_splits(hasher, scenes, digests)
     faces = "/".join(str(sum(len(b) for b in scenes[s].boxes)) for s in SPLITS)
     return BenchmarkData(
         name=DATASET,
-        fingerprint=hasher.hexdigest(),
+        fingerprint=fingerprint_scene_splits(ContentHasher(DATASET), scenes, digests).hexdigest(),
         scenes=scenes,
         description=(
             f"WIDER FACE: {split_sizes(scenes)} pictures (train/val from WIDER train, test = WIDER val) "
