@@ -47,8 +47,7 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
     axes.set_xlabel("utility (task metric on measurements ÷ on clean images; mean over tasks)")
     axes.set_ylabel("privacy (1 − normalized attack success; worst case over attacks)")
     axes.set_title(title)
-    upper_x = max(1.05, float(valid["utility"].max()) + 0.05) if not valid.empty else 1.05
-    axes.set_xlim(min(0.0, float(valid["utility"].min()) - 0.05) if not valid.empty else 0.0, upper_x)
+    axes.set_xlim(*_utility_limits(valid["utility"]))
     axes.set_ylim(-0.05, 1.08)
     axes.grid(True, alpha=0.3)
     if len(front):
@@ -106,6 +105,13 @@ def hypervolume(utility, privacy, reference: tuple[float, float] = HYPERVOLUME_R
     return area
 
 
+def _utility_limits(utility: pd.Series) -> tuple[float, float]:
+    """x-axis limits covering [0, 1] and every plotted utility (which may exceed 1), with a margin."""
+    if utility.empty:
+        return -0.05, 1.05
+    return min(-0.05, float(utility.min()) - 0.05), max(1.05, float(utility.max()) + 0.05)
+
+
 def plot_fronts(fronts: dict[str, pd.DataFrame], path: str | Path, title: str = "Pareto fronts",
                 label_column: str | None = "alpha") -> Path:
     """Overlay several encoders' fronts: points of each family, its non-dominated steps, labels."""
@@ -117,6 +123,7 @@ def plot_fronts(fronts: dict[str, pd.DataFrame], path: str | Path, title: str = 
     path = Path(path)
     figure, axes = plt.subplots(figsize=(7.5, 6), dpi=130)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    plotted: list[pd.Series] = []
     for index, (name, table) in enumerate(fronts.items()):
         color = colors[index % len(colors)]
         valid = table[np.isfinite(table["utility"].astype(float)) & np.isfinite(table["privacy"].astype(float))]
@@ -127,14 +134,18 @@ def plot_fronts(fronts: dict[str, pd.DataFrame], path: str | Path, title: str = 
         axes.scatter(valid["utility"], valid["privacy"], color=color, alpha=0.35, s=25)
         xs, ys = _staircase(front["utility"].to_numpy(float), front["privacy"].to_numpy(float))
         axes.plot(xs, ys, color=color, linewidth=1.6, marker="o", markersize=5, label=f"{name} (HV {volume:.3f})")
-        if label_column and label_column in front:
-            for _, row in front.iterrows():
+        plotted.append(valid["utility"])
+        if label_column and label_column in valid:
+            for _, row in valid.iterrows():
                 if finite(row[label_column]):
                     axes.annotate(f"α={row[label_column]:g}", (row["utility"], row["privacy"]), textcoords="offset points",
                                   xytext=(5, 4), fontsize=7, color=color)
     axes.set_xlabel("utility (normalized to the clean camera)")
     axes.set_ylabel("privacy (worst case over attacks)")
     axes.set_title(title)
+    # The full [0, 1] square, as for the leaderboard plot: fronts are compared at one scale,
+    # and a zoomed axis would blow up differences of a fraction of a percent.
+    axes.set_xlim(*_utility_limits(pd.concat(plotted) if plotted else pd.Series(dtype=float)))
     axes.set_ylim(-0.05, 1.08)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, loc="lower left")
