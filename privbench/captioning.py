@@ -53,8 +53,8 @@ from torch import nn
 from privbench.config import ComponentConfig, stable_hash
 from privbench.errors import ConfigError, DataError, InputError
 from privbench.evaluation import RunContext
-from privbench.models import BasicBlock, conv_bn_relu, downsampling_steps, strided_points
-from privbench.training import _cpu_state, _epoch_seed, _fingerprint, _save_atomic, channel_statistics
+from privbench.models import BasicBlock, StandardizedInput, conv_bn_relu, downsampling_steps, strided_points
+from privbench.training import TrainingState, _epoch_seed, _fingerprint, channel_statistics
 
 CHECKPOINT_FORMAT = 1
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")
@@ -298,32 +298,19 @@ def resnet101_trunk(
     return trunk, 2048
 
 
-class MeasurementFeatures(nn.Module):
-    """Standardize each measurement channel (training-set mean/std, saved buffers), run the
-    trunk, and read its last feature map as L = h·w annotation vectors a_i ∈ R^D: ``(B, L, D)``."""
+class MeasurementFeatures(StandardizedInput):
+    """Standardize each measurement channel (training-set mean/std, saved buffers: see
+    :class:`~privbench.models.StandardizedInput`), run the trunk, and read its last feature map
+    as L = h·w annotation vectors a_i ∈ R^D: ``(B, L, D)``."""
 
     def __init__(self, trunk: nn.Module, feature_dim: int, input_shape: tuple[int, int, int], name: str) -> None:
-        super().__init__()
+        super().__init__(input_shape)
         self.trunk = trunk
         self.feature_dim = int(feature_dim)
-        self.input_shape = tuple(int(v) for v in input_shape)
         self.name = name
-        self.register_buffer("input_mean", torch.zeros(self.input_shape[0]))
-        self.register_buffer("input_std", torch.ones(self.input_shape[0]))
-
-    @torch.no_grad()
-    def set_standardization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        self.input_mean.copy_(mean.reshape(-1))
-        self.input_std.copy_(std.reshape(-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.input_shape[0]:
-            raise InputError(
-                f"{self.name} feature extractor built for measurements of shape {self.input_shape} got a batch "
-                f"of shape {tuple(x.shape)}; expected (B, {self.input_shape[0]}, H, W)."
-            )
-        x = (x - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
-        return self.trunk(x).flatten(2).transpose(1, 2)
+        return self.trunk(self.standardize(x, f"{self.name} feature extractor")).flatten(2).transpose(1, 2)
 
 
 def build_feature_extractor(config: CaptionModelConfig, input_shape: tuple[int, int, int]) -> MeasurementFeatures:
@@ -762,55 +749,18 @@ def train_captioner(
         },
         length=32,
     )
-    path = ctx.checkpoint_path(name)
-    history = CaptionHistory()
-    best_state = _cpu_state(model)
-    best_score = (float("-inf"), float("-inf"))  # (val CIDEr-D, -val loss)
-    bad_epochs, start_epoch, finished = 0, 0, False
-
-    if path is not None and path.exists():
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # cut short by a kill: start over
-            ctx.log(f"{name}: ignoring unreadable checkpoint {path} ({error})")
-            checkpoint = None
-        if checkpoint is not None and checkpoint.get("signature") == signature:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
-            best_state = checkpoint["best_state"]
-            best_score = tuple(checkpoint["best_score"])
-            bad_epochs = checkpoint["bad_epochs"]
-            start_epoch = checkpoint["epoch"]
-            finished = checkpoint["finished"]
-            history = CaptionHistory(**checkpoint["history"])
-            history.resumed_from_epoch = start_epoch
-            ctx.log(f"{name}: resumed from checkpoint after epoch {start_epoch}")
-
-    def save(epoch: int, done: bool) -> None:
-        if path is None:
-            return
-        _save_atomic(
-            {
-                "signature": signature,
-                "epoch": epoch,
-                "finished": done,
-                "model": _cpu_state(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "best_state": best_state,
-                "best_score": list(best_score),
-                "bad_epochs": bad_epochs,
-                "history": history.__dict__,
-            },
-            path,
-        )
+    state = TrainingState(
+        model, optimizer, scheduler, CaptionHistory(), signature=signature, path=ctx.checkpoint_path(name), ctx=ctx,
+        name=name, worst_score=(float("-inf"), float("-inf")),  # (val CIDEr-D, -val loss)
+    )
+    state.resume()
+    history = state.history
 
     with ctx.progress(config.epochs, f"train {name}") as bar:
-        if start_epoch:
-            bar.update(start_epoch)
-        epoch = start_epoch
-        while not finished and epoch < config.epochs:
+        if state.epoch:
+            bar.update(state.epoch)
+        while not state.finished and state.epoch < config.epochs:
+            epoch = state.epoch
             epoch_started = time.perf_counter()
             generator = torch.Generator().manual_seed(_epoch_seed(ctx.seed, epoch))
             torch.manual_seed(_epoch_seed(ctx.seed, epoch))  # dropout masks
@@ -841,10 +791,9 @@ def train_captioner(
             )
             val_scores = validation_scores(val_candidates, val_references)
             val_bleu = val_scores["bleu_4"]
-            epoch += 1
             history.epochs.append(
                 {
-                    "epoch": epoch,
+                    "epoch": epoch + 1,
                     "train_loss": total_loss / max(batches, 1),
                     "train_nll_per_word": total_nll / max(batches, 1),
                     "train_attention_penalty": total_penalty / max(batches, 1),
@@ -854,26 +803,14 @@ def train_captioner(
                     "time_s": time.perf_counter() - epoch_started,
                 }
             )
-            score = (val_scores["cider"], -val_loss)
-            if score > best_score:
-                best_score = score
-                best_state = _cpu_state(model)
-                history.best_epoch = epoch
+            if state.end_epoch((val_scores["cider"], -val_loss), config.patience, config.epochs):
                 history.best_val_cider = val_scores["cider"]
                 history.best_val_bleu_4 = val_bleu
                 history.best_val_loss = val_loss
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-            if config.patience is not None and bad_epochs >= config.patience and epoch < config.epochs:
-                history.stopped_early = True
-                finished = True
-            finished = finished or epoch >= config.epochs
-            save(epoch, finished)
+            state.save()
             bar.update(1, loss=history.epochs[-1]["train_loss"], val_cider=val_scores["cider"])
 
-    model.load_state_dict(best_state)
-    model.eval()
+    state.restore_best()
     history.wall_time_s += time.perf_counter() - started
     return model, history
 

@@ -61,10 +61,10 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from privbench.cache import atomic_torch_save
 from privbench.config import ComponentConfig, stable_hash
 from privbench.errors import ConfigError, DataError, InputError
 from privbench.evaluation import RunContext
+from privbench.training import TrainingState, channel_statistics
 
 #: Label of the face class in torchvision detectors (0 is the background class).
 FACE_LABEL = 1
@@ -846,13 +846,6 @@ def tensor_digest(*tensors: torch.Tensor | Sequence[torch.Tensor]) -> str:
     return digest.hexdigest()[:32]
 
 
-def channel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of ``(N, C, H, W)`` (constant channels get std 1)."""
-    flat = x.detach().transpose(0, 1).reshape(x.shape[1], -1).double()
-    mean, std = flat.mean(1), flat.std(1, unbiased=False)
-    return mean.float(), torch.where(std > 1e-8, std, torch.ones_like(std)).float()
-
-
 @torch.no_grad()
 def detect(model: nn.Module, images: torch.Tensor, batch_size: int = 32, device: torch.device | str | None = None) -> Detections:
     """Detections of ``model`` on ``(N, C, h, w)`` measurements, boxes in measurement pixels, on the CPU."""
@@ -975,29 +968,17 @@ def train_detector(
         },
         length=32,
     )
-    path = ctx.checkpoint_path(name)
-    history = DetectorHistory()
-    best_state, best_score, bad_epochs, epoch, finished = _cpu_state(model), -1.0, 0, 0, False
-    if path is not None and path.exists():
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # cut short by a kill: start over
-            ctx.log(f"{name}: ignoring unreadable checkpoint {path} ({error})")
-            checkpoint = None
-        if checkpoint is not None and checkpoint.get("signature") == signature:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
-            best_state, best_score = checkpoint["best_state"], checkpoint["best_score"]
-            bad_epochs, epoch, finished = checkpoint["bad_epochs"], checkpoint["epoch"], checkpoint["finished"]
-            history = DetectorHistory(**checkpoint["history"])
-            history.resumed_from_epoch = epoch
-            ctx.log(f"{name}: resumed from checkpoint after epoch {epoch}")
-
+    state = TrainingState(
+        model, optimizer, scheduler, DetectorHistory(), signature=signature, path=ctx.checkpoint_path(name), ctx=ctx,
+        name=name, worst_score=-1.0,
+    )
+    state.resume()
+    history = state.history
     with ctx.progress(config.epochs, f"train {name}") as bar:
-        if epoch:
-            bar.update(epoch)
-        while not finished and epoch < config.epochs and history.steps < total_steps:
+        if state.epoch:
+            bar.update(state.epoch)
+        while not state.finished and state.epoch < config.epochs and history.steps < total_steps:
+            epoch = state.epoch
             epoch_started = time.perf_counter()
             generator = torch.Generator().manual_seed(_epoch_seed(ctx.seed, epoch))
             torch.manual_seed(_epoch_seed(ctx.seed, epoch))
@@ -1025,31 +1006,16 @@ def train_detector(
                 total_loss += float(loss.detach())
                 batches += 1
             val_ap50 = validation_ap50(model, val, config.eval_batch_size, device)
-            epoch += 1
             history.epochs.append(
-                {"epoch": epoch, "train_loss": total_loss / max(batches, 1), "val_ap50": val_ap50,
+                {"epoch": epoch + 1, "train_loss": total_loss / max(batches, 1), "val_ap50": val_ap50,
                  "lr": float(scheduler.get_last_lr()[0]), "time_s": time.perf_counter() - epoch_started}
             )
-            if val_ap50 > best_score:
-                best_score, best_state, bad_epochs = val_ap50, _cpu_state(model), 0
-                history.best_epoch, history.best_val_ap50 = epoch, val_ap50
-            else:
-                bad_epochs += 1
-            if config.patience is not None and bad_epochs >= config.patience and epoch < config.epochs:
-                history.stopped_early = True
-                finished = True
-            finished = finished or epoch >= config.epochs or history.steps >= total_steps
-            if path is not None:
-                atomic_torch_save(
-                    {"signature": signature, "epoch": epoch, "finished": finished, "model": _cpu_state(model),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "best_state": best_state, "best_score": best_score, "bad_epochs": bad_epochs,
-                     "history": history.__dict__},
-                    path,
-                )
+            if state.end_epoch(val_ap50, config.patience, config.epochs):
+                history.best_val_ap50 = val_ap50
+            state.finished = state.finished or history.steps >= total_steps
+            state.save()
             bar.update(1, loss=history.epochs[-1]["train_loss"], val_ap50=val_ap50)
-    model.load_state_dict(best_state)
-    model.eval()
+    state.restore_best()
     history.wall_time_s += time.perf_counter() - started
     return model, history
 

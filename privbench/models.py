@@ -253,36 +253,52 @@ class MobileNet(nn.Module):
 
 
 # -- the wrapper and the factory -----------------------------------------------------------
-class MeasurementClassifier(nn.Module):
-    """A classifier body behind a per-channel standardization of the measurement.
+class StandardizedInput(nn.Module):
+    """Base of a network that standardizes each measurement channel before its body runs.
 
-    ``forward(x) = body((x - mean[c]) / std[c])``; mean and std are buffers (saved with the
-    weights), set by :meth:`set_standardization` from the training set.
+    ``standardize(x) = (x - mean[c]) / std[c]``; mean and std are buffers ``input_mean`` and
+    ``input_std`` (saved with the weights), set by :meth:`set_standardization` from the
+    training set. Shared by the classifier and the captioner's feature extractor.
     """
 
-    def __init__(self, body: nn.Module, arch: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
+    def __init__(self, input_shape: tuple[int, int, int]) -> None:
         super().__init__()
-        self.body = body
-        self.arch = arch
-        self.input_shape = tuple(input_shape)
-        self.num_classes = num_classes
-        channels = input_shape[0]
-        self.register_buffer("input_mean", torch.zeros(channels))
-        self.register_buffer("input_std", torch.ones(channels))
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.register_buffer("input_mean", torch.zeros(self.input_shape[0]))
+        self.register_buffer("input_std", torch.ones(self.input_shape[0]))
 
     @torch.no_grad()
     def set_standardization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.input_mean.copy_(mean.reshape(-1))
         self.input_std.copy_(std.reshape(-1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def standardize(self, x: torch.Tensor, built_for: str) -> torch.Tensor:
+        """Check that ``x`` is a ``(B, C, H, W)`` batch of this network's channel count, then standardize it.
+
+        ``built_for`` names the network in the error message (e.g. "small-cnn classifier").
+        """
         if x.dim() != 4 or x.shape[1] != self.input_shape[0]:
             raise InputError(
-                f"{self.arch} classifier built for measurements of shape {self.input_shape} "
-                f"got a batch of shape {tuple(x.shape)}; expected (B, {self.input_shape[0]}, H, W)."
+                f"{built_for} built for measurements of shape {self.input_shape} got a batch "
+                f"of shape {tuple(x.shape)}; expected (B, {self.input_shape[0]}, H, W)."
             )
-        x = (x - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
-        return self.body(x)
+        return (x - self.input_mean.view(1, -1, 1, 1)) / self.input_std.view(1, -1, 1, 1)
+
+
+class MeasurementClassifier(StandardizedInput):
+    """A classifier body behind a per-channel standardization of the measurement.
+
+    ``forward(x) = body((x - mean[c]) / std[c])`` (see :class:`StandardizedInput`).
+    """
+
+    def __init__(self, body: nn.Module, arch: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
+        super().__init__(input_shape)
+        self.body = body
+        self.arch = arch
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.standardize(x, f"{self.arch} classifier"))
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {

@@ -14,15 +14,16 @@ one.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
+from privbench.cache import atomic_torch_save
 from privbench.config import ComponentConfig, stable_hash
 from privbench.errors import DataError
 from privbench.evaluation import EvaluationConfig, RunContext
@@ -186,14 +187,118 @@ def _validation(model, x, y, batch_size, device) -> tuple[float, float]:
     return loss, accuracy
 
 
-def _save_atomic(payload: dict[str, Any], path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().to("cpu", copy=True).contiguous() for key, value in model.state_dict().items()}
+
+
+Score = Any  # a float, or a tuple of floats compared lexicographically
+
+
+class TrainingState:
+    """The resumable state of an early-stopped training loop, checkpointed after every epoch.
+
+    Shared by :func:`train_classifier`, the captioner and the detector loops: each keeps its own
+    batch step and validation score, and hands the bookkeeping here. The checkpoint at ``path``
+    is one dict ``{signature, epoch, finished, model, optimizer, scheduler, best_state,
+    best_score, bad_epochs, history}`` written atomically; :meth:`resume` reloads it only when its
+    signature matches (same data, config, model and seed), and an unreadable file (a write cut
+    short by a kill) means starting over. ``history`` is a dataclass with at least
+    ``best_epoch``, ``stopped_early`` and ``resumed_from_epoch`` fields.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        history: Any,
+        *,
+        signature: str,
+        path: Path | None,
+        ctx: RunContext,
+        name: str,
+        worst_score: Score,
+    ) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.history = history
+        self.signature, self.path, self.ctx, self.name = signature, path, ctx, name
+        self.best_state = _cpu_state(model)
+        self.best_score = worst_score
+        self.bad_epochs = 0
+        self.epoch = 0
+        self.finished = False
+
+    def resume(self) -> bool:
+        """Load the checkpoint at ``path`` if it is readable and its signature matches; True if loaded."""
+        if self.path is None or not self.path.exists():
+            return False
+        try:
+            checkpoint = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as error:  # a checkpoint cut short by a kill: start over
+            self.ctx.log(f"{self.name}: ignoring unreadable checkpoint {self.path} ({error})")
+            return False
+        if checkpoint.get("signature") != self.signature:
+            return False
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.best_state = checkpoint["best_state"]
+        best_score = checkpoint["best_score"]
+        self.best_score = tuple(best_score) if isinstance(best_score, list) else best_score
+        self.bad_epochs = checkpoint["bad_epochs"]
+        self.epoch = checkpoint["epoch"]
+        self.finished = checkpoint["finished"]
+        self.history = type(self.history)(**checkpoint["history"])
+        self.history.resumed_from_epoch = self.epoch
+        self.ctx.log(f"{self.name}: resumed from checkpoint after epoch {self.epoch}")
+        return True
+
+    def end_epoch(self, score: Score, patience: int | None, max_epochs: int) -> bool:
+        """Count one more finished epoch scored ``score`` (higher is better); True if it is the new best.
+
+        A new best keeps a copy of the weights and resets the patience count; ``patience``
+        epochs in a row without one stop the run early (before ``max_epochs``).
+        """
+        self.epoch += 1
+        improved = score > self.best_score
+        if improved:
+            self.best_score = score
+            self.best_state = _cpu_state(self.model)
+            self.history.best_epoch = self.epoch
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        if patience is not None and self.bad_epochs >= patience and self.epoch < max_epochs:
+            self.history.stopped_early = True
+            self.finished = True
+        self.finished = self.finished or self.epoch >= max_epochs
+        return improved
+
+    def save(self) -> None:
+        """Checkpoint the current state to ``path`` (atomically; nothing when ``path`` is None)."""
+        if self.path is None:
+            return
+        best_score = list(self.best_score) if isinstance(self.best_score, tuple) else self.best_score
+        atomic_torch_save(
+            {
+                "signature": self.signature,
+                "epoch": self.epoch,
+                "finished": self.finished,
+                "model": _cpu_state(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "best_state": self.best_state,
+                "best_score": best_score,
+                "bad_epochs": self.bad_epochs,
+                "history": self.history.__dict__,
+            },
+            self.path,
+        )
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights into the model and put it in evaluation mode."""
+        self.model.load_state_dict(self.best_state)
+        self.model.eval()
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -262,58 +367,19 @@ def train_classifier(
         },
         length=32,
     )
-    path = ctx.checkpoint_path(name)
-    history = TrainHistory()
-    best_state = _cpu_state(model)
-    best_score = (-1.0, float("-inf"))  # (val accuracy, -val loss), compared lexicographically
-    bad_epochs = 0
-    start_epoch = 0
-    finished = False
-
-    if path is not None and path.exists():
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # a checkpoint cut short by a kill: start over
-            ctx.log(f"{name}: ignoring unreadable checkpoint {path} ({error})")
-            checkpoint = None
-        if checkpoint is not None and checkpoint.get("signature") == signature:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
-            best_state = checkpoint["best_state"]
-            best_score = tuple(checkpoint["best_score"])
-            bad_epochs = checkpoint["bad_epochs"]
-            start_epoch = checkpoint["epoch"]
-            finished = checkpoint["finished"]
-            history = TrainHistory(**checkpoint["history"])
-            history.resumed_from_epoch = start_epoch
-            ctx.log(f"{name}: resumed from checkpoint after epoch {start_epoch}")
-
-    def save(epoch: int, done: bool) -> None:
-        if path is None:
-            return
-        _save_atomic(
-            {
-                "signature": signature,
-                "epoch": epoch,
-                "finished": done,
-                "model": _cpu_state(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "best_state": best_state,
-                "best_score": list(best_score),
-                "bad_epochs": bad_epochs,
-                "history": history.__dict__,
-            },
-            path,
-        )
+    state = TrainingState(
+        model, optimizer, scheduler, TrainHistory(), signature=signature, path=ctx.checkpoint_path(name), ctx=ctx,
+        name=name, worst_score=(-1.0, float("-inf")),  # (val accuracy, -val loss), compared lexicographically
+    )
+    state.resume()
+    history = state.history
 
     train_on_device = train_x.to(device)
     with ctx.progress(config.epochs, f"train {name}") as bar:
-        if start_epoch:
-            bar.update(start_epoch)
-        epoch = start_epoch
-        while not finished and epoch < config.epochs:
+        if state.epoch:
+            bar.update(state.epoch)
+        while not state.finished and state.epoch < config.epochs:
+            epoch = state.epoch
             epoch_started = time.perf_counter()
             generator = torch.Generator().manual_seed(_epoch_seed(ctx.seed, epoch))
             torch.manual_seed(_epoch_seed(ctx.seed, epoch))  # dropout masks
@@ -332,10 +398,9 @@ def train_classifier(
                 total_correct += int((logits.detach().argmax(1) == y).sum())
                 seen += y.shape[0]
             val_loss, val_accuracy = _validation(model, val_x, val_y, config.eval_batch_size, device)
-            epoch += 1
             history.epochs.append(
                 {
-                    "epoch": epoch,
+                    "epoch": epoch + 1,
                     "train_loss": total_loss / max(seen, 1),
                     "train_accuracy": total_correct / max(seen, 1),
                     "val_loss": val_loss,
@@ -344,25 +409,13 @@ def train_classifier(
                     "time_s": time.perf_counter() - epoch_started,
                 }
             )
-            score = (val_accuracy, -val_loss)
-            if score > best_score:
-                best_score = score
-                best_state = _cpu_state(model)
-                history.best_epoch = epoch
+            if state.end_epoch((val_accuracy, -val_loss), config.patience, config.epochs):
                 history.best_val_accuracy = val_accuracy
                 history.best_val_loss = val_loss
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-            if config.patience is not None and bad_epochs >= config.patience and epoch < config.epochs:
-                history.stopped_early = True
-                finished = True
-            finished = finished or epoch >= config.epochs
-            save(epoch, finished)
+            state.save()
             bar.update(1, loss=history.epochs[-1]["train_loss"], val_acc=val_accuracy)
 
-    model.load_state_dict(best_state)
-    model.eval()
+    state.restore_best()
     history.wall_time_s += time.perf_counter() - started
     return model, history
 

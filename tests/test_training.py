@@ -183,3 +183,36 @@ def test_train_config_validation():
         TrainConfig(augment="rotate")
     with pytest.raises(Exception):
         TrainConfig(unknown=1)
+
+
+def test_training_state_starts_over_on_an_unreadable_checkpoint_and_counts_patience(tmp_path):
+    from privbench.training import TrainHistory, TrainingState
+
+    torch.manual_seed(0)
+    model = build_classifier("small-cnn", (3, 8, 8), 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"cut short by a kill")
+    logs = []
+
+    def state():
+        return TrainingState(model, optimizer, scheduler, TrainHistory(), signature="s", path=path,
+                             ctx=RunContext(workdir=tmp_path, log=logs.append), name="m", worst_score=(-1.0, float("-inf")))
+
+    fresh = state()
+    assert not fresh.resume() and fresh.epoch == 0
+    assert any("unreadable checkpoint" in line for line in logs)
+
+    # Patience 2 over 5 epochs: a best at epoch 1, two worse epochs stop the run after epoch 3.
+    assert fresh.end_epoch((0.5, -1.0), patience=2, max_epochs=5)
+    assert not fresh.end_epoch((0.5, -1.5), patience=2, max_epochs=5) and not fresh.finished
+    assert not fresh.end_epoch((0.4, -0.5), patience=2, max_epochs=5)
+    assert fresh.finished and fresh.history.stopped_early and fresh.history.best_epoch == 1
+    fresh.save()
+
+    resumed = state()
+    assert resumed.resume()
+    assert (resumed.epoch, resumed.finished, resumed.bad_epochs) == (3, True, 2)
+    assert resumed.best_score == (0.5, -1.0) and resumed.history.resumed_from_epoch == 3
+    assert torch.load(path, weights_only=False)["best_score"] == [0.5, -1.0]
