@@ -54,7 +54,7 @@ from privbench.config import ComponentConfig, stable_hash
 from privbench.errors import ConfigError, DataError, InputError
 from privbench.evaluation import RunContext
 from privbench.models import BasicBlock, StandardizedInput, conv_bn_relu, downsampling_steps, strided_points
-from privbench.training import TrainingState, _epoch_seed, _fingerprint, channel_statistics
+from privbench.training import HistorySummary, TrainingState, _epoch_seed, _fingerprint, channel_statistics
 
 CHECKPOINT_FORMAT = 1
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")
@@ -591,7 +591,7 @@ def generate_captions(
 
 # -- training ------------------------------------------------------------------------------
 @dataclass
-class CaptionHistory:
+class CaptionHistory(HistorySummary):
     """Per-epoch records and the outcome of one captioner training run."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -603,17 +603,6 @@ class CaptionHistory:
     resumed_from_epoch: int = 0
     wall_time_s: float = 0.0
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "epochs_run": len(self.epochs),
-            "best_epoch": self.best_epoch,
-            "best_val_cider": self.best_val_cider,
-            "best_val_bleu_4": self.best_val_bleu_4,
-            "best_val_loss": self.best_val_loss,
-            "stopped_early": self.stopped_early,
-            "resumed_from_epoch": self.resumed_from_epoch,
-            "train_time_s": round(self.wall_time_s, 3),
-        }
 
 
 def validation_scores(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:

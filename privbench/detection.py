@@ -64,12 +64,14 @@ from torch import nn
 from privbench.config import ComponentConfig, stable_hash
 from privbench.errors import ConfigError, DataError, InputError
 from privbench.evaluation import RunContext
-from privbench.training import TrainingState, channel_statistics
+from privbench.training import HistorySummary, TrainingState, _epoch_seed, channel_statistics
 
 #: Label of the face class in torchvision detectors (0 is the background class).
 FACE_LABEL = 1
 #: Version of the detector training code: enters cache keys and checkpoint signatures.
 DETECTOR_VERSION = "1"
+#: Salt of the detector loop's per-epoch batch orders (kept apart from the classifier loop's).
+DETECTION_EPOCH_SALT = 4242
 ARCHITECTURES = ("fcos", "faster-rcnn", "retinanet")
 BACKBONES = ("light", "resnet18", "resnet50")
 MMDET_EXTRA_HINT = (
@@ -873,7 +875,7 @@ def detect_in_clean_coordinates(
 
 
 @dataclass
-class DetectorHistory:
+class DetectorHistory(HistorySummary):
     """Per-epoch records and the outcome of one detector training run."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -884,20 +886,6 @@ class DetectorHistory:
     steps: int = 0
     wall_time_s: float = 0.0
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "epochs_run": len(self.epochs),
-            "best_epoch": self.best_epoch,
-            "best_val_ap50": self.best_val_ap50,
-            "stopped_early": self.stopped_early,
-            "resumed_from_epoch": self.resumed_from_epoch,
-            "steps": self.steps,
-            "train_time_s": round(self.wall_time_s, 3),
-        }
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (int(seed) * 1_000_003 + epoch * 7919 + 4242) % (2**63 - 1)
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -980,8 +968,8 @@ def train_detector(
         while not state.finished and state.epoch < config.epochs and history.steps < total_steps:
             epoch = state.epoch
             epoch_started = time.perf_counter()
-            generator = torch.Generator().manual_seed(_epoch_seed(ctx.seed, epoch))
-            torch.manual_seed(_epoch_seed(ctx.seed, epoch))
+            generator = torch.Generator().manual_seed(_epoch_seed(ctx.seed, epoch, salt=DETECTION_EPOCH_SALT))
+            torch.manual_seed(_epoch_seed(ctx.seed, epoch, salt=DETECTION_EPOCH_SALT))
             model.train()
             total_loss, batches = 0.0, 0
             for index in torch.randperm(count, generator=generator).split(config.batch_size):

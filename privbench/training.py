@@ -15,7 +15,7 @@ one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,8 +71,26 @@ class ClassifierConfig(EvaluationConfig):
         return value
 
 
+class HistorySummary:
+    """``summary()`` of a training-history dataclass: its fields in declaration order, ``epochs``
+    as their count (``epochs_run``) and ``wall_time_s`` rounded (``train_time_s``) — compact and
+    JSON-friendly for result rows. Shared by the classifier, captioner and detector histories."""
+
+    def summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "epochs":
+                result["epochs_run"] = len(value)
+            elif item.name == "wall_time_s":
+                result["train_time_s"] = round(value, 3)
+            else:
+                result[item.name] = value
+        return result
+
+
 @dataclass
-class TrainHistory:
+class TrainHistory(HistorySummary):
     """Per-epoch records and the outcome of one training run."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
@@ -83,17 +101,6 @@ class TrainHistory:
     resumed_from_epoch: int = 0
     wall_time_s: float = 0.0
 
-    def summary(self) -> dict[str, Any]:
-        """Compact, JSON-friendly summary for result rows."""
-        return {
-            "epochs_run": len(self.epochs),
-            "best_epoch": self.best_epoch,
-            "best_val_accuracy": self.best_val_accuracy,
-            "best_val_loss": self.best_val_loss,
-            "stopped_early": self.stopped_early,
-            "resumed_from_epoch": self.resumed_from_epoch,
-            "train_time_s": round(self.wall_time_s, 3),
-        }
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -135,8 +142,9 @@ def _state_fingerprint(state: dict[str, torch.Tensor] | None) -> Any:
     return [[key, _fingerprint(value.float())] for key, value in sorted(state.items())]
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (int(seed) * 1_000_003 + epoch * 7919 + 12345) % (2**63 - 1)
+def _epoch_seed(seed: int, epoch: int, salt: int = 12345) -> int:
+    """Seed of one epoch's batch order; ``salt`` keeps different training loops' orders apart."""
+    return (int(seed) * 1_000_003 + epoch * 7919 + salt) % (2**63 - 1)
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:

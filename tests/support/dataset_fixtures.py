@@ -118,23 +118,20 @@ def write_widerface(root: Path, train_images: int = 6, val_images: int = 4, seed
             width, height = int(rng.integers(120, 200)), int(rng.integers(90, 150))
             picture = _noisy_background(width, height, rng)
             faces = []
-            if k == 2:
-                pass  # no face
-            else:
-                n_faces = 2 if k != 1 else 3
-                for f in range(n_faces):
-                    w, h = int(rng.integers(16, 30)), int(rng.integers(18, 34))
-                    x, y = int(rng.integers(2, width - w - 2)), int(rng.integers(2, height - h - 2))
-                    flags = [0, 0, 0, 0, 0, 0]
-                    if k == 0 and f == 0:
-                        w, h = 6, 7
-                    if k == 1 and f == 1:
-                        flags[3] = 1  # invalid
-                    if k == 1 and f == 2:
-                        flags[0] = 2  # heavy blur
-                        flags[4] = 1  # partial occlusion
-                    ImageDraw.Draw(picture).rectangle([x, y, x + w - 1, y + h - 1], fill=FACE_RGB)
-                    faces.append([x, y, w, h, *flags])
+            n_faces = {1: 3, 2: 0}.get(k, 2)  # picture 2 has no face (WIDER's zero-face line)
+            for f in range(n_faces):
+                w, h = int(rng.integers(16, 30)), int(rng.integers(18, 34))
+                x, y = int(rng.integers(2, width - w - 2)), int(rng.integers(2, height - h - 2))
+                flags = [0, 0, 0, 0, 0, 0]
+                if k == 0 and f == 0:
+                    w, h = 6, 7
+                if k == 1 and f == 1:
+                    flags[3] = 1  # invalid
+                if k == 1 and f == 2:
+                    flags[0] = 2  # heavy blur
+                    flags[4] = 1  # partial occlusion
+                ImageDraw.Draw(picture).rectangle([x, y, x + w - 1, y + h - 1], fill=FACE_RGB)
+                faces.append([x, y, w, h, *flags])
             _save(picture, root / f"WIDER_{wider_set}" / "images" / file)
             lines.append(file)
             lines.append(str(len(faces)))
