@@ -165,8 +165,13 @@ def _reported_html(comparison: pd.DataFrame, index: int) -> list[str]:
     return parts
 
 
-def to_html(sections: list[tuple], samples: dict[str, str]) -> str:
-    """A self-contained page: sortable tables (click a header), the Pareto plots, samples."""
+#: The qualitative figure `privbench figure` writes into an output folder (2PSC Fig. 3 style).
+QUALITATIVE_FIGURE = "fig3.png"
+
+
+def to_html(sections: list[tuple], samples: dict[str, str], figure: str | None = None) -> str:
+    """A self-contained page: sortable tables (click a header), the Pareto plots, samples and,
+    when given, the qualitative figure."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>privbench leaderboard</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
@@ -210,6 +215,13 @@ def to_html(sections: list[tuple], samples: dict[str, str]) -> str:
             if label != "__clean__":
                 parts.append(f"<tr><td>{html.escape(label)}</td><td><img src='{html.escape(path)}'></td></tr>")
         parts.append("</table>")
+    if figure:
+        parts.append(
+            "<h2>What the cameras show and what attackers get back</h2><p>Clean image, each encoder's measurement "
+            "(PSNR / SSIM against the clean image), the reconstruction attack's output, and the boxes of the real "
+            "packaged face detectors (made by <code>privbench figure</code>).</p>"
+            f"<img src='{html.escape(figure)}' alt='qualitative figure' style='max-width:100%'>"
+        )
     parts.append(_SORT_SCRIPT)
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -291,7 +303,8 @@ def render_outputs(
         (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=SUMMARY_COLUMNS)).to_csv(
             outputs["csv"], index=False
         )
-        outputs["html"].write_text(to_html(sections, sample_paths))
+        figure = QUALITATIVE_FIGURE if (out / QUALITATIVE_FIGURE).is_file() else None
+        outputs["html"].write_text(to_html(sections, sample_paths, figure))
     except OSError as error:
         raise OutputError(f"Cannot write the leaderboard into {str(out)!r}: {error}.") from None
     if groups:

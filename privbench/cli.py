@@ -153,6 +153,51 @@ def leaderboard_command(
         console.print(f"  {name:9s} {path}")
 
 
+@app.command("figure")
+def figure_command(
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Built-in benchmark name. Default: synthfaces."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A benchmark spec YAML file (instead of --benchmark)."),
+    encoders: Optional[str] = typer.Option(None, "--encoders", "-e", help="Comma-separated encoder names or labels (default: all in the spec)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset of the benchmark (default: the spec's, quick)."),
+    out: Path = typer.Option(Path("privbench-out"), "--out", "-o", help="Folder for fig3.png; if it holds a run's results.db, its index.html is rendered again with the figure."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache of the run (default: $PRIVBENCH_CACHE or ~/.cache/privbench)."),
+    test_crops: int = typer.Option(2, "--test-crops", min=0, help="Rows of benchmark identity test crops."),
+    lfw_faces: int = typer.Option(2, "--lfw-faces", min=0, max=100, help="Rows of real LFW faces (scikit-image's lfw_subset)."),
+    astronaut_px: int = typer.Option(128, "--astronaut-px", min=0, help="Side of the real astronaut row in px (0: no astronaut row)."),
+    reconstruction: bool = typer.Option(True, "--reconstruction/--no-reconstruction", help="Add the reconstruction attack's output beside each measurement."),
+    detectors: bool = typer.Option(True, "--detectors/--no-detectors", help="Draw the boxes of the real packaged face detectors (needs privbench[faces])."),
+):
+    """Draw a figure like 2PSC Fig. 3: clean images, each encoder's measurement, its reconstruction
+    and the real face detectors' boxes.
+
+    Uses the run's fitted encoders and reconstruction decoders from the artifact cache, so after
+    `privbench run` it trains nothing.
+    """
+    from privbench.face_models import DETECTORS
+    from privbench.figures import benchmark_figure
+    from privbench.leaderboard.render import render_outputs
+    from privbench.runner import RichProgressFactory
+    from privbench.store import ResultStore, default_store_url
+
+    if spec is not None and benchmark is not None:
+        raise PrivbenchError("Give either --benchmark or --spec, not both.")
+    progress = RichProgressFactory(console=console)
+    with progress, _interruptible():
+        path = benchmark_figure(
+            str(spec) if spec is not None else benchmark, out_dir=out, preset=preset, encoders=_split_names(encoders),
+            cache_dir=cache_dir, device=device, test_crops=test_crops, lfw_faces=lfw_faces,
+            astronaut_px=astronaut_px or None, reconstruction=reconstruction,
+            detectors=DETECTORS if detectors else None, progress=progress,
+            log=lambda message: progress._progress.console.print(message),
+        )
+    console.print(f"  figure    {path}")
+    if (out / "results.db").is_file():
+        rows = ResultStore(default_store_url(out)).dataframe()
+        if not rows.empty:
+            console.print(f"  html      {render_outputs(rows, out)['html']}")
+
+
 @app.command("tune")
 def tune_command(
     encoder: str = typer.Option(..., "--encoder", help="A learnable encoder, e.g. canopic-conv1-mp-q or zernike-lens."),

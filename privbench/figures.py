@@ -176,3 +176,64 @@ def fit_reconstructors(data, encoders: Mapping[str, torch.nn.Module], *, device:
         decoder = attack.fit_decoder(EvalInputs(data, encode, label), RunContext(device=device, seed=seed))
         reconstructors[label] = lambda measurement, decoder=decoder: Reconstruction.reconstruct(decoder, measurement, device)
     return reconstructors
+
+
+def benchmark_figure(
+    spec=None,
+    *,
+    out_dir: str | Path,
+    preset: str | None = None,
+    encoders: Sequence[str] | None = None,
+    cache_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    test_crops: int = 2,
+    lfw_faces: int = 2,
+    astronaut_px: int | None = 128,
+    reconstruction: bool = True,
+    detectors: Sequence[str] | None = face_models.DETECTORS,
+    progress=None,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """The figure for a benchmark's encoders, written to ``out_dir/fig3.png``.
+
+    The encoders are the run's: learned ones with their designer's fitted weights from the
+    artifact cache (fitted now when ``privbench run`` has not fitted them yet). The
+    reconstruction column shows the spec's own ``reconstruction`` attack: its decoder is read
+    from the checkpoint that attack's cell left in the cache (so the figure shows exactly the
+    decoder the leaderboard scored), and trained with that cell's config and seed otherwise.
+    """
+    from privbench.cache import ArtifactCache
+    from privbench.leaderboard.render import QUALITATIVE_FIGURE
+    from privbench.registry import ATTACKS
+    from privbench.runner import Cell, Runner, construct_component, resolve_device, resolve_spec
+
+    spec, _ = resolve_spec(spec, preset=preset, encoders=list(encoders) if encoders else None, log=log)
+    torch_device = resolve_device(device)
+    runner = Runner(spec, store=None, device=torch_device, cache=ArtifactCache(cache_dir), progress=progress,
+                    log=log or (lambda message: None))
+    data = runner.load_data()
+    built = runner.build_encoders(data)
+    reconstructors = {}
+    attack_entry = next((entry for entry in spec.attacks if entry.name == "reconstruction"), None)
+    if reconstruction and attack_entry is not None:
+        from privbench.attacks.reconstruction import Reconstruction
+
+        attack = construct_component(ATTACKS, attack_entry)
+        for encoder_entry, encoder in built:
+            cell = Cell(encoder_entry, encoder, attack_entry, attack, spec.seeds[0])
+            cell.key = runner.cell_key(cell, data)
+            inputs, ctx = runner.cell_inputs(cell, data)
+            torch.manual_seed(cell.seed)
+            decoder = attack.fit_decoder(inputs, ctx)
+            reconstructors[encoder_entry.display_name] = (
+                lambda measurement, decoder=decoder: Reconstruction.reconstruct(decoder, measurement, torch_device)
+            )
+    rows = figure_images(data, test_crops=test_crops, lfw_faces=lfw_faces, astronaut_px=astronaut_px)
+    return qualitative_figure(
+        rows,
+        {entry.display_name: encoder for entry, encoder in built},
+        Path(out_dir) / QUALITATIVE_FIGURE,
+        reconstructors=reconstructors,
+        detectors=detectors,
+        device=torch_device,
+    )

@@ -110,7 +110,8 @@ def git_commit() -> str | None:
     return output.stdout.strip() or None if output.returncode == 0 else None
 
 
-def _construct(registry, entry: ComponentSpec):
+def construct_component(registry, entry: ComponentSpec):
+    """The registered component an entry names, built from its config (bad config: ConfigError)."""
     factory = registry.get(entry.name)
     try:
         return factory(**entry.config)
@@ -173,23 +174,26 @@ class Runner:
 
     def build_cells(self, data) -> list[Cell]:
         # Evaluations first: a bad evaluation config fails before any encoder is fitted.
-        evaluations = [(e, _construct(TASKS, e)) for e in self.spec.tasks]
-        evaluations += [(e, _construct(ATTACKS, e)) for e in self.spec.attacks]
-        encoders = []
-        for entry in self.spec.encoders:
-            label = entry.display_name
-            encoder = self.fitted_encoders.get(label)
-            if encoder is None:
-                encoder = _construct(ENCODERS, entry)
-                if entry.designer is not None:
-                    self.fit_encoder(entry, encoder, data)
-            encoders.append((entry, encoder))
+        evaluations = [(e, construct_component(TASKS, e)) for e in self.spec.tasks]
+        evaluations += [(e, construct_component(ATTACKS, e)) for e in self.spec.attacks]
         return [
             Cell(encoder_spec, encoder, evaluation_spec, evaluation, seed)
-            for encoder_spec, encoder in encoders
+            for encoder_spec, encoder in self.build_encoders(data)
             for evaluation_spec, evaluation in evaluations
             for seed in self.spec.seeds
         ]
+
+    def build_encoders(self, data) -> list[tuple[ComponentSpec, Encoder]]:
+        """Each encoder entry with its encoder, fitted by its designer (or taken from the cache)."""
+        encoders = []
+        for entry in self.spec.encoders:
+            encoder = self.fitted_encoders.get(entry.display_name)
+            if encoder is None:
+                encoder = construct_component(ENCODERS, entry)
+                if entry.designer is not None:
+                    self.fit_encoder(entry, encoder, data)
+            encoders.append((entry, encoder))
+        return encoders
 
     def fit_encoder(self, entry: ComponentSpec, encoder: Encoder, data) -> None:
         """Fit ``encoder`` in place with the entry's designer; fitted weights are cached by content."""
@@ -200,7 +204,7 @@ class Runner:
                 f"Encoder entry {entry.display_name!r} names designer {entry.designer.name!r}, but encoder "
                 f"{entry.name!r} has no learnable parameters (fixed baselines are never fitted)."
             )
-        designer = _construct(DESIGNERS, entry.designer)
+        designer = construct_component(DESIGNERS, entry.designer)
         data = self.data_view(data, entry.designer.data)
         key = stable_hash(
             {
@@ -290,7 +294,8 @@ class Runner:
 
         return encode_images
 
-    def run_cell(self, cell: Cell, data) -> ResultRow:
+    def cell_inputs(self, cell: Cell, data) -> tuple[EvalInputs, RunContext]:
+        """What the cell's evaluation reads (measurements, cached) and its context (workdir keyed by the cell)."""
         ctx = RunContext(
             device=self.device,
             seed=cell.seed,
@@ -306,6 +311,10 @@ class Runner:
             encoder_name=cell.encoder.name,
             encode_images=self.encode_images_function(cell.encoder),
         )
+        return inputs, ctx
+
+    def run_cell(self, cell: Cell, data) -> ResultRow:
+        inputs, ctx = self.cell_inputs(cell, data)
         torch.manual_seed(cell.seed)
         started = time.perf_counter()
         result = cell.evaluation.evaluate(inputs, ctx)
@@ -463,6 +472,34 @@ class _RichBar(ProgressBar):
             self._progress.remove_task(self._task)
 
 
+def resolve_spec(
+    spec: Any = None,
+    *,
+    preset: str | None = None,
+    encoders: list[str] | None = None,
+    seed: int | None = None,
+    data_paths: dict[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[BenchmarkSpec, str | None]:
+    """The spec a run executes, and its preset: loaded, preset applied (the spec's default when
+    None), data paths filled, restricted to ``encoders`` and to ``seed`` when given."""
+    spec = load_spec(spec if spec is not None else DEFAULT_BENCHMARK)
+    if preset is None and spec.presets:
+        preset = spec.default_preset or (DEFAULT_PRESET if DEFAULT_PRESET in spec.presets else None)
+    spec = spec.resolve(preset)
+    from privbench.data.paths import unused_paths
+
+    for name in unused_paths(spec.model_dump(), data_paths):
+        (log or (lambda message: None))(f"--data {name}: not used by {spec.name} ({preset or 'default'} preset); ignored.")
+    spec = require_data_paths(spec, data_paths or {})
+    if encoders:
+        spec = spec.with_encoders(encoders)
+    if seed is not None:
+        spec = spec.model_copy(update={"seeds": [seed]})
+        object.__setattr__(spec, "_preset", preset)
+    return spec, preset
+
+
 def run(
     spec: Any = None,
     *,
@@ -489,20 +526,7 @@ def run(
     ``${NAME}`` placeholders (the paper presets: ``{"vggface2": "/data/vggface2", ...}``); a
     MissingDataError lists what is still needed before any work starts.
     """
-    spec = load_spec(spec if spec is not None else DEFAULT_BENCHMARK)
-    if preset is None and spec.presets:
-        preset = spec.default_preset or (DEFAULT_PRESET if DEFAULT_PRESET in spec.presets else None)
-    spec = spec.resolve(preset)
-    from privbench.data.paths import unused_paths
-
-    for name in unused_paths(spec.model_dump(), data_paths):
-        (log or (lambda message: None))(f"--data {name}: not used by {spec.name} ({preset or 'default'} preset); ignored.")
-    spec = require_data_paths(spec, data_paths or {})
-    if encoders:
-        spec = spec.with_encoders(encoders)
-    if seed is not None:
-        spec = spec.model_copy(update={"seeds": [seed]})
-        object.__setattr__(spec, "_preset", preset)
+    spec, preset = resolve_spec(spec, preset=preset, encoders=encoders, seed=seed, data_paths=data_paths, log=log)
     torch_device = resolve_device(device)
     out_path = prepare_output_dir(out_dir) if out_dir is not None else None
     if store is None:

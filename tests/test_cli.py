@@ -35,7 +35,7 @@ def _write_spec(toy, tmp_path, **overrides) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["leaderboard"], ["show"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["leaderboard"], ["show"], ["figure"]])
 def test_help_of_every_command(capsys, command):
     code, output = _cli(capsys, *command, "--help")
     assert code == 0

@@ -274,3 +274,30 @@ def test_qualitative_figure_draws_every_column(toy, tmp_path):
     assert Image.open(two).size[0] > Image.open(one).size[0]  # 4 panels a row instead of 3
     with pytest.raises(InputError, match="at least one"):
         qualitative_figure([], encoders, tmp_path / "none.png")
+
+
+def test_figure_command_reuses_the_runs_decoders_and_joins_the_leaderboard_page(toy, tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from privbench.cli import main
+
+    reconstruction = {"epochs": 2, "decoder_width": 4, "decoder_levels": 1, "batch_size": 8, "training": {"epochs": 2, "batch_size": 8}}
+    spec = tmp_path / "toy.yaml"
+    spec.write_text(yaml.safe_dump(toy.toy_spec(encoders=["identity", "pixelate"], attacks=[{"name": "reconstruction", "config": reconstruction}])))
+    out = tmp_path / "out"
+    privbench.run(str(spec), out_dir=out)
+    assert "fig3.png" not in (out / "index.html").read_text()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the figure trained a decoder instead of reading the run's checkpoint")
+
+    monkeypatch.setattr(torch.optim.Adam, "step", no_training)
+    args = ["figure", "--spec", str(spec), "--out", str(out), "--test-crops", "2", "--lfw-faces", "0", "--astronaut-px", "0", "--no-detectors"]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0, capsys.readouterr()
+    from PIL import Image
+
+    width, height = Image.open(out / "fig3.png").size
+    assert width > height  # 2 rows of clean + (measurement, reconstruction) × 2 encoders
+    assert "<img src='fig3.png'" in (out / "index.html").read_text()
