@@ -144,6 +144,22 @@ def write_sample_images(data, encoders: dict[str, Any], out_dir: Path, count: in
     return paths
 
 
+def write_detection_curves(rows: pd.DataFrame, folder: Path) -> dict[str, str]:
+    """Per encoder, the face-detection-attack protocols' precision-recall curves and discrete
+    ROCs drawn together (2PSC Fig. 4a), from the curves the rows carry; label → path in ``folder``."""
+    from privbench.detection import curves_from_rows, plot_protocol_curves
+
+    if rows.empty or "evaluation" not in rows.columns:
+        return {}
+    paths = {}
+    for label in rows.loc[rows["evaluation"] == "face-detection-attack", "encoder_label"].unique():
+        curves = curves_from_rows(rows, encoder_label=label)
+        if curves:
+            path = plot_protocol_curves(curves, folder / f"{_slug(label)}.png", title=f"face detection as an attack: {label}")
+            paths[str(label)] = f"{folder.name}/{path.name}"
+    return paths
+
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
@@ -207,6 +223,16 @@ def to_html(sections: list[tuple], samples: dict[str, str], figure: str | None =
         parts.append("</tbody></table>")
         if comparison is not None and not comparison.empty:
             parts.extend(_reported_html(comparison, index))
+        curves = rest[1] if len(rest) > 1 else {}
+        if curves:
+            parts.append(
+                "<h3>Face detection as an attack (2PSC Fig. 4a)</h3><p>Per encoder: precision-recall and discrete ROC "
+                "of the detector trained and scored on clean scenes (clean-reference), the clean detector on the "
+                "measurements (pretrained), one trained on the measurements (retrained) and the clean one fine-tuned "
+                "on them (finetuned).</p>"
+            )
+            for label, path in curves.items():
+                parts.append(f"<p>{html.escape(label)}<br><img src='{html.escape(path)}' alt='detection curves' style='max-width:800px'></p>")
     if samples:
         parts.append("<h2>Sample measurements</h2><table class='samples'>")
         if "__clean__" in samples:
@@ -280,7 +306,8 @@ def render_outputs(
         plot_pareto(table, out / plot_name, title=section_title)
         reported = reported_rows(key[0])
         comparison = comparison_table(reported, table)
-        sections.append((section_title, table, plot_name, comparison))
+        curves = write_detection_curves(rows, out / ("detection" if index == 0 else f"detection-{index + 1}"))
+        sections.append((section_title, table, plot_name, comparison, curves))
         markdown.append(to_markdown(table, section_title, comparison))
         group = dict(benchmark=key[0], benchmark_version=key[1], dataset_fingerprint=key[2])
         tables.append(table.assign(**{SOURCE_COLUMN: "measured"}, **group))

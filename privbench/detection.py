@@ -432,12 +432,21 @@ The ROC is drawn up to 2 false positives per scene.
     return path
 
 
-def curves_from_rows(rows, encoder: str | None = None, evaluation: str = "face-detection-attack") -> dict[str, dict]:
-    """Protocol → details of the store rows of ``evaluation`` (one encoder), ready for plotting."""
+def curves_from_rows(
+    rows, encoder: str | None = None, evaluation: str = "face-detection-attack", *, encoder_label: str | None = None
+) -> dict[str, dict]:
+    """Protocol → details of the store rows of ``evaluation`` (one encoder, by registered name or
+    by leaderboard label), ready for plotting; rows without curves are left out."""
     selected = rows[rows["evaluation"] == evaluation]
     if encoder is not None:
         selected = selected[selected["encoder"] == encoder]
-    return {str(row.protocol): row.details for row in selected.itertuples(index=False) if isinstance(row.details, dict)}
+    if encoder_label is not None:
+        selected = selected[selected["encoder_label"] == encoder_label]
+    return {
+        str(row.protocol): row.details
+        for row in selected.itertuples(index=False)
+        if isinstance(row.details, dict) and "precision_recall" in row.details and "discrete_roc" in row.details
+    }
 
 
 # -- the torchvision detector ----------------------------------------------------------------------

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import subprocess
 import time
 import traceback
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -350,7 +348,7 @@ class Runner:
             details={
                 **result.details,
                 **({"designer": cell.encoder.designer_name} if hasattr(cell.encoder, "designer_name") else {}),
-                **({"data_source": cell.evaluation_spec.data, "data_source_fingerprint": view.fingerprint} if view is not data else {}),
+                **({"data_source": cell.evaluation_spec.data, "data_source_fingerprint": inputs.data.fingerprint} if inputs.data is not data else {}),
             },
             wall_time_s=elapsed,
             device=str(self.device),

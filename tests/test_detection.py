@@ -335,3 +335,29 @@ def test_mmdet_faster_rcnn_trains_and_detects_on_measurements():
         assert d["boxes"].shape[0] == d["scores"].shape[0]
         if d["boxes"].numel():
             assert float(d["boxes"].max()) <= 32.0 + 1e-3  # back in measurement coordinates
+
+
+def test_leaderboard_page_draws_each_encoders_detection_protocols_together(tmp_path):
+    import pandas as pd
+
+    from privbench.leaderboard.render import render_outputs
+
+    curve = {"precision_recall": precision_recall(HAND_PREDICTIONS, HAND_TARGETS), "discrete_roc": discrete_roc(HAND_PREDICTIONS, HAND_TARGETS)}
+
+    def row(label, evaluation, role, protocol, value, chance, details):
+        return {"benchmark": "b", "benchmark_version": "1", "dataset_fingerprint": "f", "dataset": "d", "encoder": label,
+                "encoder_label": label, "encoder_config_hash": label, "encoder_weights_hash": "w", "alpha": None,
+                "evaluation": evaluation, "evaluation_version": "1", "evaluation_config": {}, "role": role, "protocol": protocol,
+                "seed": 0, "metrics": {"ap50": value}, "headline_metric": "ap50", "headline_value": value,
+                "higher_is_better": True, "chance": chance, "preset": "quick", "study": None, "trial": None, "details": details}
+
+    rows = []
+    for label, ap50 in (("identity", 0.9), ("gaussian-blur", 0.5)):
+        rows.append(row(label, "face-detection", "utility", None, ap50, 0.0, {}))
+        for protocol in ("clean-reference", "pretrained", "retrained", "finetuned"):
+            rows.append(row(label, "face-detection-attack", "privacy", protocol, ap50, None if protocol == "clean-reference" else 0.0, curve))
+    render_outputs(pd.DataFrame(rows), tmp_path)
+    page = (tmp_path / "index.html").read_text()
+    for label in ("identity", "gaussian-blur"):
+        assert (tmp_path / "detection" / f"{label}.png").stat().st_size > 1000
+        assert f"detection/{label}.png" in page

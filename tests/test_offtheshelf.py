@@ -285,7 +285,7 @@ def test_figure_command_reuses_the_runs_decoders_and_joins_the_leaderboard_page(
     spec = tmp_path / "toy.yaml"
     spec.write_text(yaml.safe_dump(toy.toy_spec(encoders=["identity", "pixelate"], attacks=[{"name": "reconstruction", "config": reconstruction}])))
     out = tmp_path / "out"
-    privbench.run(str(spec), out_dir=out)
+    assert privbench.run(str(spec), out_dir=out, report=True).failures == []
     assert "fig3.png" not in (out / "index.html").read_text()
 
     def no_training(*args, **kwargs):

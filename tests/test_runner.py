@@ -114,3 +114,8 @@ def test_builtin_spec_loads_and_resolves_presets():
     assert quick.dataset.config["preset"] == "quick"
     assert quick.preset == "quick"
     assert math.isfinite(len(quick.encoders))
+    # The quick preset shortens the detector's training for the task and for the attack alike,
+    # so the attack's `retrained` protocol reuses the task's detector instead of training another.
+    task = privbench.get_task("face-detection", **next(t for t in quick.tasks if t.name == "face-detection").config)
+    for entry in (a for a in quick.attacks if a.name == "face-detection-attack"):
+        assert privbench.get_attack(entry.name, **entry.config).config.detector == task.config.detector
