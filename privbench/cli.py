@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -25,6 +25,27 @@ app = typer.Typer(
 )
 console = Console(stderr=False)
 error_console = Console(stderr=True, soft_wrap=True)
+
+# Options that several commands share, defined once.
+BenchmarkOption = Annotated[
+    Optional[str], typer.Option("--benchmark", "-b", help="Built-in benchmark name (see `privbench list benchmarks`). Default: synthfaces.")
+]
+SpecOption = Annotated[Optional[Path], typer.Option("--spec", help="A benchmark spec YAML file (instead of --benchmark).")]
+EncodersOption = Annotated[
+    Optional[str], typer.Option("--encoders", "-e", help="Comma-separated encoder names or labels (default: all in the spec).")
+]
+PresetOption = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset of the benchmark: quick (default) or standard.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
+CacheDirOption = Annotated[
+    Optional[Path], typer.Option("--cache-dir", help="Artifact cache (default: $PRIVBENCH_CACHE or ~/.cache/privbench).")
+]
+
+
+def _benchmark_source(benchmark: Optional[str], spec: Optional[Path]) -> Optional[str]:
+    """What ``--benchmark`` / ``--spec`` name (at most one of them)."""
+    if spec is not None and benchmark is not None:
+        raise PrivbenchError("Give either --benchmark or --spec, not both.")
+    return str(spec) if spec is not None else benchmark
 
 
 class Kind(str, Enum):
@@ -62,15 +83,15 @@ def _split_names(value: Optional[str]) -> Optional[list[str]]:
 
 @app.command("run")
 def run_command(
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Built-in benchmark name (see `privbench list benchmarks`). Default: synthfaces."),
-    spec: Optional[Path] = typer.Option(None, "--spec", help="A benchmark spec YAML file (instead of --benchmark)."),
-    encoders: Optional[str] = typer.Option(None, "--encoders", "-e", help="Comma-separated encoder names or labels to run (default: all in the spec)."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset of the benchmark: quick (default) or standard."),
+    benchmark: BenchmarkOption = None,
+    spec: SpecOption = None,
+    encoders: EncodersOption = None,
+    preset: PresetOption = None,
     out: Path = typer.Option(Path("privbench-out"), "--out", "-o", help="Output folder for leaderboard.md/.csv, index.html, pareto.png and the SQLite store."),
     store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL of the results store (default: sqlite:///OUT/results.db)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: DeviceOption = "cpu",
     seed: Optional[int] = typer.Option(None, "--seed", help="Run only this training seed (default: the spec's seeds)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache (default: $PRIVBENCH_CACHE or ~/.cache/privbench)."),
+    cache_dir: CacheDirOption = None,
     data: list[str] = typer.Option(
         [], "--data", "-d",
         help="Where the datasets the benchmark reads live: NAME=PATH pairs, comma-separated or repeated, e.g. "
@@ -86,9 +107,7 @@ def run_command(
     from privbench.runner import RichProgressFactory, run
     from privbench.scores import leaderboard_table, split_groups
 
-    if spec is not None and benchmark is not None:
-        raise PrivbenchError("Give either --benchmark or --spec, not both.")
-    source = str(spec) if spec is not None else benchmark
+    source = _benchmark_source(benchmark, spec)
     data_paths = parse_data_option(data)
     progress = RichProgressFactory(console=console)
     with progress, _interruptible():
@@ -155,13 +174,13 @@ def leaderboard_command(
 
 @app.command("figure")
 def figure_command(
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Built-in benchmark name. Default: synthfaces."),
-    spec: Optional[Path] = typer.Option(None, "--spec", help="A benchmark spec YAML file (instead of --benchmark)."),
-    encoders: Optional[str] = typer.Option(None, "--encoders", "-e", help="Comma-separated encoder names or labels (default: all in the spec)."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset of the benchmark (default: the spec's, quick)."),
+    benchmark: BenchmarkOption = None,
+    spec: SpecOption = None,
+    encoders: EncodersOption = None,
+    preset: PresetOption = None,
     out: Path = typer.Option(Path("privbench-out"), "--out", "-o", help="Folder for fig3.png; if it holds a run's results.db, its index.html is rendered again with the figure."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache of the run (default: $PRIVBENCH_CACHE or ~/.cache/privbench)."),
+    device: DeviceOption = "cpu",
+    cache_dir: CacheDirOption = None,
     test_crops: int = typer.Option(2, "--test-crops", min=0, help="Rows of benchmark identity test crops."),
     lfw_faces: int = typer.Option(2, "--lfw-faces", min=0, max=100, help="Rows of real LFW faces (scikit-image's lfw_subset)."),
     astronaut_px: int = typer.Option(128, "--astronaut-px", min=0, help="Side of the real astronaut row in px (0: no astronaut row)."),
@@ -180,12 +199,11 @@ def figure_command(
     from privbench.runner import RichProgressFactory
     from privbench.store import ResultStore, default_store_url
 
-    if spec is not None and benchmark is not None:
-        raise PrivbenchError("Give either --benchmark or --spec, not both.")
+    source = _benchmark_source(benchmark, spec)
     progress = RichProgressFactory(console=console)
     with progress, _interruptible():
         path = benchmark_figure(
-            str(spec) if spec is not None else benchmark, out_dir=out, preset=preset, encoders=_split_names(encoders),
+            source, out_dir=out, preset=preset, encoders=_split_names(encoders),
             cache_dir=cache_dir, device=device, test_crops=test_crops, lfw_faces=lfw_faces,
             astronaut_px=astronaut_px or None, reconstruction=reconstruction,
             detectors=DETECTORS if detectors else None, progress=progress,
@@ -217,7 +235,7 @@ def tune_command(
     prune_after: int = typer.Option(2, "--prune-after", help="Designer cycles before the pruning rule applies."),
     out: Path = typer.Option(Path("privbench-out"), "--out", "-o", help="Output folder (results store, leaderboard, fronts.png)."),
     store: Optional[str] = typer.Option(None, "--store", help="Results store URL (default: sqlite:///OUT/results.db)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: DeviceOption = "cpu",
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of training."),
 ):
     """Tune the privacy weight α (and declared knobs) with a multi-objective Optuna study.

@@ -693,7 +693,10 @@ class MMDetFaceDetector(nn.Module):
         if "max_per_img" in test_cfg:
             test_cfg["max_per_img"] = config.max_detections
             test_cfg["score_thr"] = config.score_threshold
-        self.model = MODELS.build(model_cfg)
+        from mmengine.config import ConfigDict
+
+        # mmdet's detectors read their sub-configs by attribute (``train_cfg.rpn``): a ConfigDict, not a dict.
+        self.model = MODELS.build(ConfigDict(model_cfg))
         self.model.init_weights()
         self.in_channels = in_channels
         self.input_size = config.input_size

@@ -30,25 +30,19 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
     missing = table.drop(valid.index)
     front = pareto_front(valid) if not valid.empty else valid
     on_front = set(front.index)
+    axes.set_xlim(*_utility_limits(valid["utility"]))
+    axes.set_ylim(-0.05, 1.08)
     for index, row in valid.iterrows():
         style = dict(s=70, zorder=3, edgecolor="black", linewidth=0.6)
         color = "tab:red" if index in on_front else "tab:blue"
         axes.scatter(row["utility"], row["privacy"], color=color, **style)
-        axes.annotate(
-            str(row["encoder"]),
-            (row["utility"], row["privacy"]),
-            textcoords="offset points",
-            xytext=(6, 5),
-            fontsize=8,
-        )
+    _annotate_without_overlap(axes, valid, figure.dpi)
     if len(front) >= 1:
         xs, ys = _staircase(front["utility"].to_numpy(float), front["privacy"].to_numpy(float))
         axes.plot(xs, ys, color="tab:red", linewidth=1.5, zorder=2, label="Pareto front (non-dominated)")
     axes.set_xlabel("utility (task metric on measurements ÷ on clean images; mean over tasks)")
     axes.set_ylabel("privacy (1 − normalized attack success; worst case over attacks)")
     axes.set_title(title)
-    axes.set_xlim(*_utility_limits(valid["utility"]))
-    axes.set_ylim(-0.05, 1.08)
     axes.grid(True, alpha=0.3)
     if len(front):
         axes.legend(loc="lower left", fontsize=8)
@@ -61,6 +55,39 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def _annotate_without_overlap(axes, rows: pd.DataFrame, dpi: float, fontsize: float = 8) -> None:
+    """Label each point with its encoder; a label that would overlap one already placed moves a
+    line up (down near the top), with a leader line to its point, so that clustered encoders stay
+    readable; labels that would leave the plot on the right go to the left of their point."""
+    line = fontsize * 1.35  # points
+    char = fontsize * 0.55
+    (left, bottom), (right, top) = axes.transAxes.transform([(0, 0), (1, 1)]) * 72.0 / dpi
+    placed: list[tuple[float, float, float, float]] = []
+    pixels = axes.transData.transform(rows[["utility", "privacy"]].to_numpy(float)) * 72.0 / dpi
+    order = sorted(range(len(rows)), key=lambda i: (pixels[i][1], -pixels[i][0]))
+    for i in order:
+        label = str(rows["encoder"].iloc[i])
+        x, y = pixels[i]
+        width = char * len(label)
+        dx = 6.0 if x + 6 + width <= right else -6.0 - width
+        direction = -1.0 if y > top - 4 * line else 1.0
+        for step in range(40):
+            shift = direction * step * line
+            box = (x + dx, y + 5 + shift, x + dx + width, y + 5 + shift + line)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        axes.annotate(
+            label,
+            (rows["utility"].iloc[i], rows["privacy"].iloc[i]),
+            textcoords="offset points",
+            xytext=(dx if dx > 0 else -6.0, 5 + shift),
+            ha="left" if dx > 0 else "right",
+            fontsize=fontsize,
+            arrowprops=dict(arrowstyle="-", color="gray", lw=0.6, shrinkA=0, shrinkB=3) if shift else None,
+        )
 
 
 def _staircase(utility: np.ndarray, privacy: np.ndarray) -> tuple[list[float], list[float]]:

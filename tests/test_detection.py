@@ -337,6 +337,21 @@ def test_mmdet_faster_rcnn_trains_and_detects_on_measurements():
             assert float(d["boxes"].max()) <= 32.0 + 1e-3  # back in measurement coordinates
 
 
+@pytest.mark.skipif(
+    not mmdet_available(),
+    reason="mmdet is not importable: install the extra privbench[mmdet] after building mmcv 2.1.0 with scripts/build_mmcv.sh",
+)
+def test_mmdet_detector_in_the_face_detection_task_on_a_low_resolution_camera(scenes_data):
+    """The whole task with an mmdet config as the detector: training loop, box mapping, scoring."""
+    detector = {"backend": "mmdet", "config": "retinanet_r18_fpn_1x_coco", "input_size": 64,
+                "training": {"epochs": 1, "batch_size": 2, "max_steps": 2, "eval_batch_size": 8}}
+    task = privbench.get_task("face-detection", detector=detector)
+    result = task.evaluate(_inputs(scenes_data, "low-res", size_px=16), RunContext(seed=0))
+    assert all(0.0 <= result.metrics[k] <= 1.0 for k in ("ap", "ap50", "ap75", "roc_tpr"))
+    assert result.details["measurement_scale_xy"] == [0.125, 0.125]
+    assert result.details["training"]["steps"] == 2
+
+
 def test_leaderboard_page_draws_each_encoders_detection_protocols_together(tmp_path):
     import pandas as pd
 
