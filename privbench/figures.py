@@ -158,6 +158,13 @@ def figure_images(data=None, *, test_crops: int = 2, lfw_faces: int = 2, astrona
     return rows
 
 
+def _reconstructor(decoder, device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """measurements ↦ the reconstruction attack's output with ``decoder``."""
+    from privbench.attacks.reconstruction import Reconstruction
+
+    return lambda measurement: Reconstruction.reconstruct(decoder, measurement, device)
+
+
 def fit_reconstructors(data, encoders: Mapping[str, torch.nn.Module], *, device: str | torch.device = "cpu", seed: int = 0, **config) -> dict:
     """Train the reconstruction attack's U-Net per encoder on ``data``'s identity split (paired
     measurements and clean crops, the attack's own procedure and ``config``); returns
@@ -174,7 +181,7 @@ def fit_reconstructors(data, encoders: Mapping[str, torch.nn.Module], *, device:
             return encode_batches(encoder, data.part(part)[split].images, device=device)
 
         decoder = attack.fit_decoder(EvalInputs(data, encode, label), RunContext(device=device, seed=seed))
-        reconstructors[label] = lambda measurement, decoder=decoder: Reconstruction.reconstruct(decoder, measurement, device)
+        reconstructors[label] = _reconstructor(decoder, device)
     return reconstructors
 
 
@@ -216,8 +223,6 @@ def benchmark_figure(
     reconstructors = {}
     attack_entry = next((entry for entry in spec.attacks if entry.name == "reconstruction"), None)
     if reconstruction and attack_entry is not None:
-        from privbench.attacks.reconstruction import Reconstruction
-
         attack = construct_component(ATTACKS, attack_entry)
         for encoder_entry, encoder in built:
             cell = Cell(encoder_entry, encoder, attack_entry, attack, spec.seeds[0])
@@ -225,9 +230,7 @@ def benchmark_figure(
             inputs, ctx = runner.cell_inputs(cell, data)
             torch.manual_seed(cell.seed)
             decoder = attack.fit_decoder(inputs, ctx)
-            reconstructors[encoder_entry.display_name] = (
-                lambda measurement, decoder=decoder: Reconstruction.reconstruct(decoder, measurement, torch_device)
-            )
+            reconstructors[encoder_entry.display_name] = _reconstructor(decoder, torch_device)
     rows = figure_images(data, test_crops=test_crops, lfw_faces=lfw_faces, astronaut_px=astronaut_px)
     return qualitative_figure(
         rows,
