@@ -1,5 +1,5 @@
 """Built-in attacks of privbench: one module per family, each registering itself on import."""
 
-from privbench._discovery import import_submodules
+from privbench.api._discovery import import_submodules
 
 import_submodules(__name__, __path__)

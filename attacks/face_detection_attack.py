@@ -30,9 +30,9 @@ from typing import Literal
 from pydantic import Field
 
 from privbench.detection import fit_detector
-from privbench.errors import ConfigError
-from privbench.evaluation import EvalInputs, EvalResult, Evaluation, RunContext
-from privbench.registry import register_attack
+from privbench.api.errors import ConfigError
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, RunContext
+from privbench.api.registry import register_attack
 from privbench.tasks.face_detection import DETECTION_METRICS, FaceDetectionConfig, detection_splits, score_detector
 
 PROTOCOLS = ("clean-reference", "pretrained", "retrained", "finetuned")

@@ -30,12 +30,12 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from privbench.config import ComponentConfig
-from privbench.errors import ConfigError, DataError
-from privbench.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
-from privbench.models import ARCHITECTURES
-from privbench.registry import register_attack
-from privbench.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
+from privbench.api.config import ComponentConfig
+from privbench.api.errors import ConfigError, DataError
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
+from privbench.nn.classifiers import ARCHITECTURES
+from privbench.api.registry import register_attack
+from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
 
 PART = "identities"
 

@@ -2,12 +2,12 @@
 
 Does a real, pre-trained face detector still find a real face in the camera's measurement, and
 does a real face-recognition network still tell who it is? The models are the ones packaged in
-the ``privbench[faces]`` extra (:mod:`privbench.face_models`): OpenCV's Haar cascade, dlib's HOG
+the ``privbench[faces]`` extra (:mod:`privbench.nn.face_models`): OpenCV's Haar cascade, dlib's HOG
 and CNN (MMOD) detectors, and dlib's 128-d recognition ResNet. Nothing is trained, fine-tuned
 or calibrated on the benchmark data: the attack reads no dataset part at all.
 
 Real faces. The attack brings its own real images, shipped with scikit-image, and hands them
-to the cell's encoder through :meth:`~privbench.evaluation.EvalInputs.encode_images` (the
+to the cell's encoder through :meth:`~privbench.api.evaluation.EvalInputs.encode_images` (the
 runner encodes them; the attack sees only the measurements, like every other evaluation):
 
 - ``lfw_subset``: 100 real LFW faces and 100 non-faces (25×25 grey crops), upsampled
@@ -18,8 +18,8 @@ runner encodes them; the attack sees only the measurements, like every other eva
   (e.g. LFW or VGGFace2 crops), read at ``face_px``.
 
 The attacker's view. Each measurement is brought onto the scene's grid
-(:func:`privbench.imaging.to_common_grid`), resampled so that faces are about 100 px
-(:data:`~privbench.face_models.DETECTOR_FACE_PX`, the size these detectors are built for),
+(:func:`privbench.nn.imaging.to_common_grid`), resampled so that faces are about 100 px
+(:data:`~privbench.nn.face_models.DETECTOR_FACE_PX`, the size these detectors are built for),
 and face crops get a 25 % border of replicated edge pixels for context.
 
 Metrics (fractions):
@@ -50,12 +50,12 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from privbench import face_models
-from privbench.config import stable_hash
-from privbench.errors import DataError
-from privbench.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
-from privbench.imaging import to_common_grid
-from privbench.registry import register_attack
+from privbench.nn import face_models
+from privbench.api.config import stable_hash
+from privbench.api.errors import DataError
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
+from privbench.nn.imaging import to_common_grid
+from privbench.api.registry import register_attack
 
 DetectorName = Literal["opencv-haar", "dlib-hog", "dlib-cnn"]
 #: Border of replicated edge pixels around a tight face crop in the detector view, as a

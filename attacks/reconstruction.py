@@ -7,7 +7,7 @@ to the clean crops of the identity training split, then on the test split we rep
 - the top-1 accuracy of a **clean-trained** face-ID classifier on the reconstructions (the
   headline: identity recovered by inverting the camera; chance = 1 / identities);
 - 2PSC's distortion numbers: PSNR and SSIM between the measurement itself and the clean crop,
-  on the common grid of :func:`privbench.imaging.to_common_grid`.
+  on the common grid of :func:`privbench.nn.imaging.to_common_grid`.
 
 The clean classifier depends only on the data and its config, so it is trained once and shared
 by every encoder's cell through the content-addressed cache.
@@ -23,13 +23,13 @@ from pydantic import Field
 from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from privbench.cache import atomic_torch_save
-from privbench.config import stable_hash
-from privbench.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
-from privbench.imaging import psnr, to_common_grid
-from privbench.models import build_classifier
-from privbench.registry import register_attack
-from privbench.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
+from privbench.api.cache import atomic_torch_save
+from privbench.api.config import stable_hash
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
+from privbench.nn.imaging import psnr, to_common_grid
+from privbench.nn.classifiers import build_classifier
+from privbench.api.registry import register_attack
+from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
 
 PART = "identities"
 

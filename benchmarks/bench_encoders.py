@@ -25,7 +25,7 @@ import time
 import torch
 
 import privbench
-from privbench.optics import direct_convolve, fft_convolve, fresnel_psf, zernike
+from privbench.nn.optics import direct_convolve, fft_convolve, fresnel_psf, zernike
 
 
 def timed(function, repeats: int, warmup: int = 1) -> float:

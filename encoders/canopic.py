@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from privbench.encoder import Encoder, EncoderConfig
-from privbench.optics import fft_convolve
-from privbench.registry import register_encoder
+from privbench.api.encoder import Encoder, EncoderConfig
+from privbench.nn.optics import fft_convolve
+from privbench.api.registry import register_encoder
 
 
 def gaussian_kernel_2d(size: int, sigma_px: float) -> torch.Tensor:
@@ -72,7 +72,7 @@ class CanopicEncoder(Encoder):
     def __init__(self, **config):
         fixed = {k: v for k, v in config.items() if k in self.stage_defaults and v != self.stage_defaults[k]}
         if fixed:
-            from privbench.errors import ConfigError
+            from privbench.api.errors import ConfigError
 
             raise ConfigError(
                 f"Encoder {self.registered_name!r} fixes its stages ({', '.join(f'{k}={v!r}' for k, v in self.stage_defaults.items())}); "

@@ -7,7 +7,7 @@ import math
 import torch
 from pydantic import Field
 
-from privbench.registry import register_encoder
+from privbench.api.registry import register_encoder
 from privbench.encoders.zernike_lens import LensConfig, RefractiveLens
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from privbench.encoder import Encoder
-from privbench.registry import register_encoder
+from privbench.api.encoder import Encoder
+from privbench.api.registry import register_encoder
 
 
 @register_encoder("identity")

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from privbench.encoder import Encoder, EncoderConfig
-from privbench.registry import register_encoder
+from privbench.api.encoder import Encoder, EncoderConfig
+from privbench.api.registry import register_encoder
 
 
 class PixelateConfig(EncoderConfig):

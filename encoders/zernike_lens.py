@@ -1,7 +1,7 @@
 """The 2PSC learned refractive lens: a Noll-indexed Zernike height map (2PSC §2.1, eqs. 1–3).
 
 The lens surface is φ = Σ_j α_j Z_j (eq. 2) over a circular aperture; its PSF per colour channel
-comes from Fresnel propagation to the sensor (eq. 1, :func:`privbench.optics.fresnel_psf`), and
+comes from Fresnel propagation to the sensor (eq. 1, :func:`privbench.nn.optics.fresnel_psf`), and
 the measurement is Y = S(H ⊛ X) + N (eq. 3): linear FFT convolution, linear response, Gaussian
 sensor noise. The α_j (micrometres of surface height) are learnable; piston, tip and tilt are
 frozen by default since they only shift the image. The PSF is computed once per forward pass
@@ -16,10 +16,10 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from privbench.encoder import MIN_INPUT_SIZE, Encoder, EncoderConfig
-from privbench.errors import ConfigError
-from privbench.optics import fft_convolve, fresnel_psf, psf_width_px, zernike_basis
-from privbench.registry import register_encoder
+from privbench.api.encoder import MIN_INPUT_SIZE, Encoder, EncoderConfig
+from privbench.api.errors import ConfigError
+from privbench.nn.optics import fft_convolve, fresnel_psf, psf_width_px, zernike_basis
+from privbench.api.registry import register_encoder
 
 
 class LensConfig(EncoderConfig):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from privbench.encoder import Encoder, EncoderConfig
-from privbench.errors import PrivbenchError
-from privbench.evaluation import Evaluation, EvaluationConfig, EvalInputs, EvalResult, MetricSpec, RunContext
-from privbench.registry import (
+from privbench.api.encoder import Encoder, EncoderConfig
+from privbench.api.errors import PrivbenchError
+from privbench.api.evaluation import Evaluation, EvaluationConfig, EvalInputs, EvalResult, MetricSpec, RunContext
+from privbench.api.registry import (
     get_attack,
     get_encoder,
     get_evaluation,
@@ -35,9 +35,9 @@ __version__ = "0.1.0"
 def run(spec: Any = None, **options: Any):
     """Run a benchmark spec (a BenchmarkSpec, a dict, a YAML path, or a benchmark name).
 
-    Returns the results as a pandas DataFrame (one row per cell). See :mod:`privbench.runner`.
+    Returns the results as a pandas DataFrame (one row per cell). See :mod:`privbench.runs.runner`.
     """
-    from privbench.runner import run as _run
+    from privbench.runs.runner import run as _run
 
     return _run(spec, **options)
 

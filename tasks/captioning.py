@@ -5,7 +5,7 @@ attention with a gating scalar, the LSTM of 2PSC §2.2.2, the doubly stochastic 
 regularizer) is trained from scratch on the encoder's measurements of the training scenes and
 their reference captions (teacher forcing), with early stopping on the validation split's
 CIDEr-D. It then writes one caption per test scene by beam search, scored
-against that scene's references with the COCO caption metrics (:mod:`privbench.caption_metrics`:
+against that scene's references with the COCO caption metrics (:mod:`privbench.captioning.metrics`:
 BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, and SPICE where its models are present), on the 0–100
 scale.
 
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from privbench.caption_metrics import most_frequent_caption, score_caption_sets
+from privbench.captioning.metrics import most_frequent_caption, score_caption_sets
 from privbench.captioning import (
     CaptionModelConfig,
     CaptionTrainConfig,
@@ -45,9 +45,9 @@ from privbench.captioning import (
     normalize_caption,
     train_captioner,
 )
-from privbench.errors import DataError
-from privbench.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
-from privbench.registry import register_task
+from privbench.api.errors import DataError
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
+from privbench.api.registry import register_task
 
 PART = "scenes"
 

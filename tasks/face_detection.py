@@ -24,9 +24,9 @@ from privbench.detection import (
     fit_detector,
     measurement_scale,
 )
-from privbench.errors import DataError
-from privbench.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
-from privbench.registry import register_task
+from privbench.api.errors import DataError
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
+from privbench.api.registry import register_task
 
 PART = "scenes"
 

@@ -12,10 +12,10 @@ import torch
 from pydantic import Field
 from torchmetrics.functional.classification import binary_auroc
 
-from privbench.errors import DataError
-from privbench.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
-from privbench.registry import register_task
-from privbench.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
+from privbench.api.errors import DataError
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
+from privbench.api.registry import register_task
+from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
 
 PART = "face_vs_noface"
 FACE = 1  # label of the face class (0 = no face)

@@ -22,10 +22,11 @@ from PIL import Image
 
 import privbench
 from privbench.cli import main
-from privbench.data import coco, fddb, formats, imagenet, lfw, vggface2, widerface
+from privbench.data import formats
+from privbench.data.adapters import coco, fddb, imagenet, lfw, vggface2, widerface
 from privbench.data.containers import SPLITS
-from privbench.errors import ConfigError, DataError
-from privbench.registry import DATASETS
+from privbench.api.errors import ConfigError, DataError
+from privbench.api.registry import DATASETS
 from support import dataset_fixtures as fx
 
 FACE = torch.tensor(fx.FACE_RGB, dtype=torch.float32)
@@ -539,7 +540,7 @@ def test_lfw_malformed_pairs(tmp_path):
 # -- end to end ----------------------------------------------------------------------------------------------------
 def test_a_benchmark_runs_on_a_real_format_dataset(tmp_path):
     """The runner builds a registered adapter from the spec's dataset config (path and options)."""
-    from privbench.runner import run
+    from privbench.runs.runner import run
 
     fx.write_vggface2(tmp_path / "vggface2", {f"n{i:06d}": 8 for i in range(1, 4)})
     spec = {

@@ -4,7 +4,7 @@ import torch
 from scipy import ndimage
 
 import privbench
-from privbench.errors import InputError
+from privbench.api.errors import InputError
 
 
 @pytest.mark.parametrize("name", privbench.list_encoders())

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-from privbench.caption_metrics import most_frequent_caption, score_captions, spice_unavailable_reason
+from privbench.captioning.metrics import most_frequent_caption, score_captions, spice_unavailable_reason
 from privbench.captioning import (
     END,
     PAD,
@@ -29,7 +29,7 @@ from privbench.captioning import (
     resnet101_trunk,
     step_mask,
 )
-from privbench.errors import ConfigError, InputError
+from privbench.api.errors import ConfigError, InputError
 
 
 @pytest.fixture(autouse=True)
@@ -347,9 +347,9 @@ def test_loss_decreases_on_a_fixed_batch():
 # -- the task end to end -------------------------------------------------------------------------
 def test_captioning_task_end_to_end_on_low_res_synthfaces_scenes():
     from privbench.data.synthfaces import build_synthfaces
-    from privbench.encoder import encode_batches
-    from privbench.evaluation import EvalInputs, RunContext
-    from privbench.registry import get_encoder, get_task, list_tasks
+    from privbench.api.encoder import encode_batches
+    from privbench.api.evaluation import EvalInputs, RunContext
+    from privbench.api.registry import get_encoder, get_task, list_tasks
 
     assert "captioning" in list_tasks()
     data = build_synthfaces("tiny", seed=0)
@@ -388,7 +388,7 @@ def _toy_split(count: int, seed: int):
 
 def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
     from privbench.captioning import CaptionTrainConfig, train_captioner
-    from privbench.evaluation import ProgressBar, Progress, RunContext
+    from privbench.api.evaluation import ProgressBar, Progress, RunContext
 
     train_x, train_refs = _toy_split(8, 0)
     val_x, val_refs = _toy_split(4, 1)

@@ -10,9 +10,9 @@ from privbench.designers import (
     entropy,
     hardness_schedule,
 )
-from privbench.errors import ConfigError
-from privbench.evaluation import RunContext
-from privbench.models import build_classifier
+from privbench.api.errors import ConfigError
+from privbench.api.evaluation import RunContext
+from privbench.nn.classifiers import build_classifier
 
 
 def test_entropy_and_distortion_reference_values():
@@ -121,7 +121,7 @@ def test_fixed_encoders_are_never_fitted(toy, tmp_path):
 
 
 def test_alphas_without_designer_is_a_spec_error(toy):
-    from privbench.spec import load_spec
+    from privbench.runs.spec import load_spec
 
     with pytest.raises(ConfigError, match="no designer"):
         load_spec(toy.toy_spec(encoders=[{"name": "toy-learnable-blur", "alphas": [1.0]}]))

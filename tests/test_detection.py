@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import privbench
-from privbench.cache import ArtifactCache
+from privbench.api.cache import ArtifactCache
 from privbench.data.containers import BenchmarkData, Scenes, SceneSplits
 from privbench.data.synthfaces import build_synthfaces
 from privbench.detection import (
@@ -28,9 +28,9 @@ from privbench.detection import (
     tpr_at_false_positives,
     train_detector,
 )
-from privbench.encoder import encode_batches
-from privbench.errors import ConfigError, DataError
-from privbench.evaluation import EvalInputs, RunContext
+from privbench.api.encoder import encode_batches
+from privbench.api.errors import ConfigError, DataError
+from privbench.api.evaluation import EvalInputs, RunContext
 
 #: A detector small enough for a couple of training steps in well under a second.
 TINY_DETECTOR = {
@@ -170,7 +170,7 @@ def test_plot_protocol_curves_writes_a_figure(tmp_path):
     curve = {"precision_recall": precision_recall(HAND_PREDICTIONS, HAND_TARGETS), "discrete_roc": discrete_roc(HAND_PREDICTIONS, HAND_TARGETS)}
     path = plot_protocol_curves({"clean-reference": curve, "retrained": curve}, tmp_path / "fig.png", title="t")
     assert path.stat().st_size > 1000
-    with pytest.raises(privbench.errors.InputError, match="precision_recall"):
+    with pytest.raises(privbench.api.errors.InputError, match="precision_recall"):
         plot_protocol_curves({"x": {}}, tmp_path / "bad.png")
 
 
@@ -355,7 +355,7 @@ def test_mmdet_detector_in_the_face_detection_task_on_a_low_resolution_camera(sc
 def test_leaderboard_page_draws_each_encoders_detection_protocols_together(tmp_path):
     import pandas as pd
 
-    from privbench.leaderboard.render import render_outputs
+    from privbench.report.leaderboard import render_outputs
 
     curve = {"precision_recall": precision_recall(HAND_PREDICTIONS, HAND_TARGETS), "discrete_roc": discrete_roc(HAND_PREDICTIONS, HAND_TARGETS)}
 

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 import privbench
 from privbench.data import BenchmarkData, LabeledImages, LabeledSplits
-from privbench.errors import ConfigError, DataError
-from privbench.evaluation import EvalInputs, RunContext
+from privbench.api.errors import ConfigError, DataError
+from privbench.api.evaluation import EvalInputs, RunContext
 
 SIZE = 16
 FAST = {"training": {"epochs": 8, "batch_size": 16, "patience": None}}

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 import privbench
-from privbench import face_models
-from privbench.errors import ConfigError, InputError
-from privbench.evaluation import EvalInputs, RunContext
+from privbench.nn import face_models
+from privbench.api.errors import ConfigError, InputError
+from privbench.api.evaluation import EvalInputs, RunContext
 
 EXTRA_PROBLEM = face_models.faces_extra_problem()
 needs_faces = pytest.mark.skipif(EXTRA_PROBLEM is not None, reason=f"privbench[faces] not installed: {EXTRA_PROBLEM}")
@@ -115,12 +115,12 @@ def test_offtheshelf_attack_never_fits_anything(monkeypatch, tmp_path):
     def forbidden(*args, **kwargs):
         raise AssertionError("the off-the-shelf attack tried to train something")
 
-    import privbench.training
+    import privbench.nn.training
 
     monkeypatch.setattr(torch.optim.Optimizer, "step", forbidden)
     monkeypatch.setattr(torch.Tensor, "backward", forbidden)
-    monkeypatch.setattr(privbench.training, "train_classifier", forbidden)
-    monkeypatch.setattr(privbench.training, "fit_new_classifier", forbidden)
+    monkeypatch.setattr(privbench.nn.training, "train_classifier", forbidden)
+    monkeypatch.setattr(privbench.nn.training, "fit_new_classifier", forbidden)
     before = _model_file_digests()
     attack = privbench.get_attack("offtheshelf-face", lfw_faces=2, astronaut=False)
     assert attack.protocol_name == "offtheshelf" and attack.requires == ()
@@ -165,7 +165,7 @@ def test_folder_needs_two_people_with_probes(tmp_path):
         (tmp_path / f"p{index}").mkdir()
         Image.fromarray(face.permute(1, 2, 0).numpy()).save(tmp_path / f"p{index}" / "only.png")
     attack = privbench.get_attack("offtheshelf-face", folder=str(tmp_path), lfw_faces=2, astronaut=False, detectors=["dlib-hog"])
-    with pytest.raises(privbench.errors.DataError, match="at least 2 people"):
+    with pytest.raises(privbench.api.errors.DataError, match="at least 2 people"):
         attack.evaluate(through(identity), RunContext())
 
 
@@ -179,7 +179,7 @@ def test_missing_models_name_the_extra(monkeypatch):
     try:
         with pytest.raises(face_models.MissingFaceModelsError, match=r"privbench\[faces\]"):
             face_models.dlib_model_path("recognition")
-        with pytest.raises(privbench.errors.PrivbenchError, match=r"privbench\[faces\]"):
+        with pytest.raises(privbench.api.errors.PrivbenchError, match=r"privbench\[faces\]"):
             face_models.load_face_models()
     finally:
         face_models.load_face_models.cache_clear()
@@ -246,7 +246,7 @@ def test_face_id_headline_is_the_best_of_the_zoo(tmp_path):
 # -- the Fig. 3-like figure ------------------------------------------------------------------------------
 @needs_faces
 def test_figure_boxes_land_on_the_astronaut_face_in_scene_coordinates():
-    from privbench.figures import figure_images, find_faces
+    from privbench.report.figures import figure_images, find_faces
 
     (row,) = figure_images(None, lfw_faces=0, astronaut_px=128)
     _, box = face_models.astronaut(128)
@@ -259,7 +259,7 @@ def test_figure_boxes_land_on_the_astronaut_face_in_scene_coordinates():
 def test_qualitative_figure_draws_every_column(toy, tmp_path):
     from PIL import Image
 
-    from privbench.figures import figure_images, fit_reconstructors, qualitative_figure
+    from privbench.report.figures import figure_images, fit_reconstructors, qualitative_figure
 
     data = toy.build_toy()
     rows = figure_images(data, test_crops=1, lfw_faces=1, astronaut_px=None)

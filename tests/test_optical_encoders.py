@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import privbench
-from privbench.errors import ConfigError
-from privbench.optics import psf_width_px
+from privbench.api.errors import ConfigError
+from privbench.nn.optics import psf_width_px
 
 TABLE_1 = ["canopic-conv1-mp-q", "canopic-conv4-mp-q", "canopic-conv1", "canopic-mp", "canopic-q",
            "canopic-conv1-mp", "canopic-conv1-q", "canopic-mp-q"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from privbench.errors import ConfigError
-from privbench.optics import (
+from privbench.api.errors import ConfigError
+from privbench.nn.optics import (
     direct_convolve,
     fft_convolve,
     fresnel_psf,

@@ -16,17 +16,17 @@ import pytest
 import torch
 import yaml
 
-from privbench.cache import ArtifactCache
+from privbench.api.cache import ArtifactCache
 from privbench.cli import main
-from privbench.config import stable_hash
-from privbench.data.composite import CompositeData
+from privbench.api.config import stable_hash
+from privbench.data.adapters.composite import CompositeData
 from privbench.data.paths import MissingDataError, expected_layout, parse_data_option
-from privbench.errors import ConfigError, DataError
-from privbench.leaderboard.reported import comparison_table, reported_rows, reported_tables
-from privbench.registry import DATASETS, DESIGNERS, ENCODERS
-from privbench.runner import Runner, require_data_paths, run
-from privbench.scores import leaderboard_table
-from privbench.spec import BUILTIN_DIR, deep_merge, load_spec
+from privbench.api.errors import ConfigError, DataError
+from privbench.report.reported import comparison_table, reported_rows, reported_tables
+from privbench.api.registry import DATASETS, DESIGNERS, ENCODERS
+from privbench.runs.runner import Runner, require_data_paths, run
+from privbench.runs.scores import leaderboard_table
+from privbench.runs.spec import BUILTIN_DIR, deep_merge, load_spec
 from support import dataset_fixtures as fx
 
 CANOPIC_ALL_PATHS = {"vggface2", "imagenet", "widerface", "fddb"}
@@ -250,7 +250,7 @@ def test_reported_rows_never_enter_the_ranking_scores_or_front():
 
 
 def test_rendered_outputs_show_reported_rows_beside_measured_ones(tmp_path):
-    from privbench.leaderboard.render import render_outputs
+    from privbench.report.leaderboard import render_outputs
 
     outputs = render_outputs(_measured("canopic-paper"), tmp_path)
     markdown = outputs["markdown"].read_text()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import privbench
-from privbench.registry import ENCODERS
+from privbench.api.registry import ENCODERS
 
 PLUGIN_MODULE = '''
 """A third-party privacy encoder: a vertical-bar mask camera (columns of the sensor covered)."""

@@ -1,10 +1,10 @@
 import torch
 
 import privbench
-from privbench.cache import ArtifactCache
-from privbench.encoder import encode_batches
-from privbench.evaluation import EvalInputs, RunContext
-from privbench.imaging import psnr, to_common_grid
+from privbench.api.cache import ArtifactCache
+from privbench.api.encoder import encode_batches
+from privbench.api.evaluation import EvalInputs, RunContext
+from privbench.nn.imaging import psnr, to_common_grid
 
 
 def _inputs(data, encoder_name, **config):

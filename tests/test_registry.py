@@ -1,8 +1,8 @@
 import pytest
 
 import privbench
-from privbench.errors import ConfigError, UnknownNameError
-from privbench.registry import Registry
+from privbench.api.errors import ConfigError, UnknownNameError
+from privbench.api.registry import Registry
 
 
 def test_builtin_components_are_listed():

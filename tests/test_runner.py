@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 import privbench
-from privbench.runner import run
-from privbench.spec import load_spec
-from privbench.store import ResultStore
+from privbench.runs.runner import run
+from privbench.runs.spec import load_spec
+from privbench.runs.store import ResultStore
 
 
 def _run(toy, tmp_path, **kwargs):
@@ -59,7 +59,7 @@ def test_changing_one_encoder_recomputes_only_its_cells(toy, tmp_path):
 
 
 def test_encoded_data_is_cached_on_disk(toy, tmp_path):
-    from privbench.cache import ArtifactCache
+    from privbench.api.cache import ArtifactCache
 
     _run(toy, tmp_path)
     cache = ArtifactCache(tmp_path / "cache")

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privbench.pareto import pareto_front, plot_pareto
-from privbench.scores import (
+from privbench.report.pareto import pareto_front, plot_pareto
+from privbench.runs.scores import (
     leaderboard_table,
     normalized_privacy,
     normalized_utility,
@@ -89,7 +89,7 @@ def test_pareto_plot_written(tmp_path):
 
 
 def test_hypervolume_hand_made():
-    from privbench.pareto import hypervolume
+    from privbench.report.pareto import hypervolume
 
     assert hypervolume([1.0], [1.0]) == pytest.approx(1.0)
     # Two points: 1.0×0.2 + 0.5×(0.8 − 0.2) = 0.5; a dominated third point adds nothing.
@@ -100,7 +100,7 @@ def test_hypervolume_hand_made():
 
 
 def test_hypervolume_matches_monte_carlo():
-    from privbench.pareto import hypervolume
+    from privbench.report.pareto import hypervolume
 
     rng = np.random.default_rng(0)
     utility, privacy = rng.random(12), rng.random(12)
@@ -110,7 +110,7 @@ def test_hypervolume_matches_monte_carlo():
 
 
 def test_fronts_plot(tmp_path):
-    from privbench.pareto import plot_fronts
+    from privbench.report.pareto import plot_fronts
 
     a = pd.DataFrame({"utility": [0.9, 0.8, 0.6], "privacy": [0.2, 0.5, 0.4], "alpha": [1.0, 50.0, 300.0]})
     b = pd.DataFrame({"utility": [0.95, 0.7], "privacy": [0.1, 0.6], "alpha": [1.0, float("nan")]})

@@ -11,8 +11,8 @@ import torch
 import privbench
 from privbench.data import synthfaces as sf
 from privbench.data.containers import SPLITS, BenchmarkData
-from privbench.errors import ConfigError
-from privbench.registry import DATASETS
+from privbench.api.errors import ConfigError
+from privbench.api.registry import DATASETS
 
 TINY = sf.SYNTHFACES_PRESETS["tiny"]
 

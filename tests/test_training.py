@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from privbench.errors import ConfigError, InputError
-from privbench.evaluation import ProgressBar, Progress, RunContext
-from privbench.models import ARCHITECTURES, ClassifierHead, build_classifier
-from privbench.training import TrainConfig, channel_statistics, predict_logits, train_classifier
+from privbench.api.errors import ConfigError, InputError
+from privbench.api.evaluation import ProgressBar, Progress, RunContext
+from privbench.nn.classifiers import ARCHITECTURES, ClassifierHead, build_classifier
+from privbench.nn.training import TrainConfig, channel_statistics, predict_logits, train_classifier
 
 
 def pattern_classes(num_classes: int, per_class: int, size: int = 16, channels: int = 3, seed: int = 0, scale: float = 1.0):
@@ -186,7 +186,7 @@ def test_train_config_validation():
 
 
 def test_training_state_starts_over_on_an_unreadable_checkpoint_and_counts_patience(tmp_path):
-    from privbench.training import TrainHistory, TrainingState
+    from privbench.nn.training import TrainHistory, TrainingState
 
     torch.manual_seed(0)
     model = build_classifier("small-cnn", (3, 8, 8), 3)

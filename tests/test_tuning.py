@@ -1,10 +1,10 @@
 import optuna
 import pytest
 
-from privbench.errors import ConfigError
-from privbench.scores import pareto_front_indices
-from privbench.store import ResultStore
-from privbench.tuning import TuneSettings, trials_frame, tune
+from privbench.api.errors import ConfigError
+from privbench.runs.scores import pareto_front_indices
+from privbench.runs.store import ResultStore
+from privbench.runs.tuning import TuneSettings, trials_frame, tune
 
 
 def _settings(toy, tmp_path, **overrides):

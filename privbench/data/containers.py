@@ -101,7 +101,7 @@ class BenchmarkData:
     def part(self, name: str):
         value = getattr(self, name, None)
         if value is None:
-            from privbench.errors import DataError
+            from privbench.api.errors import DataError
 
             available = [p for p in ("identities", "face_vs_noface", "scenes") if getattr(self, p) is not None]
             raise DataError(

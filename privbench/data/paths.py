@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from privbench.errors import DataError
+from privbench.api.errors import DataError
 
 PLACEHOLDER = re.compile(r"^\$\{([A-Za-z0-9_-]+)\}$")
 
@@ -79,7 +79,7 @@ def spec_locations(spec_data: dict) -> Iterator[tuple[str, str]]:
 
 
 def is_dataset(name: str) -> bool:
-    from privbench.registry import DATASETS
+    from privbench.api.registry import DATASETS
 
     return name in DATASETS and hasattr(DATASETS.get(name), "check")
 
@@ -88,7 +88,7 @@ def expected_layout(name: str) -> str | None:
     """The "Expected layout" block of a dataset adapter's documentation (None for other names)."""
     if not is_dataset(name):
         return None
-    from privbench.registry import DATASETS
+    from privbench.api.registry import DATASETS
 
     doc = importlib.import_module(DATASETS.get(name).__module__).__doc__ or ""
     lines = doc.splitlines()

@@ -11,11 +11,11 @@ import time
 
 import torch
 
-from privbench.config import stable_hash
+from privbench.api.config import stable_hash
 from privbench.data import BenchmarkData, LabeledImages, LabeledSplits
-from privbench.encoder import Encoder, EncoderConfig
-from privbench.evaluation import EvalResult, Evaluation, EvaluationConfig, MetricSpec
-from privbench.registry import register_attack, register_dataset, register_encoder, register_task
+from privbench.api.encoder import Encoder, EncoderConfig
+from privbench.api.evaluation import EvalResult, Evaluation, EvaluationConfig, MetricSpec
+from privbench.api.registry import register_attack, register_dataset, register_encoder, register_task
 
 CALLS = {"dataset": 0, "evaluate": 0}
 

@@ -1,0 +1,137 @@
+"""The encoder contract: a camera (optics or analog front end) as a torch ``nn.Module``.
+
+Input: ``(B, 3, H, W)`` float in [0, 1] (linear intensity), any ``H, W >= 64``. Output: the sensor
+measurement, whose shape the encoder declares through :meth:`Encoder.output_shape`; it may be
+smaller (pooling, low resolution) or have more channels (CAnOPIC's 4-filter bank → 12). The
+measurement is the only thing any downstream model ever sees.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from privbench.api.config import ComponentConfig, stable_hash, validate_config
+from privbench.api.errors import InputError
+
+MIN_INPUT_SIZE = 64
+
+
+class EncoderConfig(ComponentConfig):
+    """Options every encoder accepts (subclasses add their own fields)."""
+
+
+class Encoder(nn.Module):
+    """Base class of all encoders.
+
+    Subclasses set ``Config`` (a :class:`EncoderConfig` subclass), implement :meth:`measure` and
+    :meth:`output_shape`, and describe themselves physically in :meth:`describe`. Learnable
+    encoders set ``learnable = True``; their parameters are fitted by a designer before the
+    benchmark cells run, and the hash of the fitted weights enters every result row.
+    """
+
+    Config: ClassVar[type[EncoderConfig]] = EncoderConfig
+    learnable: ClassVar[bool] = False
+    registered_name: ClassVar[str] = ""
+
+    def __init__(self, **config: Any):
+        super().__init__()
+        self.config = validate_config(self.Config, config, what=f"encoder {self.name!r}")
+
+    # -- identity -----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.registered_name or type(self).__name__
+
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json")
+
+    def config_hash(self) -> str:
+        """Hash of name + config: identifies an encoder configuration (not its learned weights)."""
+        return stable_hash({"encoder": self.name, "config": self.config_dict()})
+
+    def weights_hash(self) -> str | None:
+        """Hash of the learnable parameters' values (``None`` for fixed encoders)."""
+        if not self.learnable:
+            return None
+        import hashlib
+
+        digest = hashlib.sha256()
+        for key, value in sorted(self.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    # -- the contract -------------------------------------------------------------------
+    def output_shape(self, input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """Shape ``(C, H, W)`` of the measurement for an input of shape ``(3, H, W)``."""
+        return tuple(input_shape)  # type: ignore[return-value]
+
+    def describe(self) -> dict[str, Any]:
+        """Physical description shown on the leaderboard (units in the keys)."""
+        return dict(self.config_dict())
+
+    def measure(self, images: torch.Tensor) -> torch.Tensor:
+        """The physics: map validated images to measurements. Subclasses implement this."""
+        raise NotImplementedError(f"{type(self).__name__} must implement measure()")
+
+    def regularizers(self, clean: torch.Tensor, measurement: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Optional loss terms a designer may add while fitting this encoder."""
+        return {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images(images, who=self.name)
+        return self.measure(images)
+
+
+def check_images(images: Any, *, who: str = "encoder", min_size: int = MIN_INPUT_SIZE) -> None:
+    """Validate an encoder input, raising an InputError that names what is wrong."""
+    if not isinstance(images, torch.Tensor):
+        raise InputError(
+            f"{who} expects a torch.Tensor of shape (B, 3, H, W), float in [0, 1]; got {type(images).__name__}."
+        )
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise InputError(
+            f"{who} expects images of shape (B, 3, H, W) (a batch of RGB images); got shape "
+            f"{tuple(images.shape)}. Add a batch dimension with x.unsqueeze(0) or convert to RGB."
+        )
+    height, width = images.shape[-2:]
+    if height < min_size or width < min_size:
+        raise InputError(
+            f"{who} accepts images of at least {min_size}x{min_size} pixels; got {height}x{width}. "
+            f"Resize the input (e.g. torch.nn.functional.interpolate) before encoding."
+        )
+    if not images.is_floating_point():
+        raise InputError(
+            f"{who} expects floating-point intensities in [0, 1]; got dtype {images.dtype}. "
+            f"Convert uint8 images with x.float() / 255."
+        )
+    if images.numel():
+        low, high = float(images.detach().min()), float(images.detach().max())
+        if low < -1e-6 or high > 1 + 1e-6 or low != low or high != high:
+            raise InputError(
+                f"{who} expects linear intensities in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
+                f"Scale 0-255 images by 1/255 and clamp."
+            )
+
+
+@torch.no_grad()
+def encode_batches(
+    encoder: Encoder,
+    images_uint8: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Encode a uint8 ``(N, 3, H, W)`` image stack in batches; returns float32 measurements on CPU."""
+    encoder = encoder.to(device).eval()
+    outputs = []
+    for start in range(0, images_uint8.shape[0], batch_size):
+        batch = images_uint8[start : start + batch_size].to(device).float().div_(255.0)
+        outputs.append(encoder(batch).float().cpu())
+    if not outputs:
+        channels, height, width = encoder.output_shape(tuple(images_uint8.shape[1:]))
+        return torch.empty(0, channels, height, width)
+    return torch.cat(outputs)

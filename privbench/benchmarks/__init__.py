@@ -1,5 +1,0 @@
-"""Built-in benchmark definitions: every ``*.yaml`` here registers as a benchmark by its name."""
-
-from privbench.spec import _register_builtin_specs
-
-_register_builtin_specs()

@@ -1,0 +1,226 @@
+"""Optics primitives shared by the optical encoders (2PSC §2.1, eqs. 1–3).
+
+- **Noll-indexed Zernike basis** (Noll, JOSA 1976): real cos/sin modes, ordered and normalized
+  as Noll does (the mean of Z_j² over the unit disk is 1; zero outside the disk). Bases are
+  cached per (grid, q) so a lens evaluates Σ α_j Z_j as one matrix product.
+- **PSF** (eq. 1): the height map φ = Σ α_j Z_j (eq. 2) modulates the phase of a unit plane
+  wave by 2π(n_λ − 1)φ/λ inside a circular aperture, on top of an ideal focusing lens of focal
+  length f; the field is propagated over the sensor distance with the Fresnel transfer function
+  H(f_x, f_y) = exp(−iπλz(f_x² + f_y²)) (Goodman, *Introduction to Fourier Optics*, eq. 4-21;
+  the constant phase exp(ikz) drops out of the intensity) on a grid zero-padded 2× against
+  wrap-around; the intensity is area-downsampled to the sensor pixels and normalized to unit
+  sum per wavelength (colour channel).
+- **Image formation** (eq. 3): Y_ℓ = S_ℓ(H_λ ⊛ X_ℓ) + N_ℓ — a linear (not circular) convolution
+  by FFT with zero or replicate padding, a linear camera response S, and seeded Gaussian noise.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from privbench.api.errors import ConfigError
+
+
+# -- Zernike polynomials -------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def noll_to_nm(j: int) -> tuple[int, int]:
+    """Radial order n and azimuthal frequency m of Noll index j ≥ 1 (m < 0: sine term).
+
+    Within a radial order, |m| increases; each |m| > 0 takes two consecutive indices, the even
+    one being the cosine term (m > 0) and the odd one the sine term (m < 0) — Noll's rule.
+    """
+    if j < 1:
+        raise ConfigError(f"Noll indices start at 1; got {j}.")
+    count = 0
+    n = 0
+    while True:
+        for abs_m in range(n % 2, n + 1, 2):
+            for _ in range(1 if abs_m == 0 else 2):
+                count += 1
+                if count == j:
+                    return n, 0 if abs_m == 0 else (abs_m if j % 2 == 0 else -abs_m)
+        n += 1
+
+
+def radial_polynomial(n: int, m: int, rho: torch.Tensor) -> torch.Tensor:
+    """R_n^|m|(ρ) = Σ_k (−1)^k (n−k)! / (k! ((n+|m|)/2−k)! ((n−|m|)/2−k)!) ρ^(n−2k)."""
+    m = abs(m)
+    result = torch.zeros_like(rho)
+    for k in range((n - m) // 2 + 1):
+        coefficient = (-1) ** k * math.factorial(n - k) / (
+            math.factorial(k) * math.factorial((n + m) // 2 - k) * math.factorial((n - m) // 2 - k)
+        )
+        result = result + coefficient * rho ** (n - 2 * k)
+    return result
+
+
+def zernike(j: int, rho: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Noll-normalized Zernike Z_j at polar coordinates (zero outside the unit disk)."""
+    n, m = noll_to_nm(j)
+    radial = radial_polynomial(n, m, rho)
+    if m == 0:
+        value = math.sqrt(n + 1) * radial
+    elif m > 0:
+        value = math.sqrt(2 * (n + 1)) * radial * torch.cos(m * theta)
+    else:
+        value = math.sqrt(2 * (n + 1)) * radial * torch.sin(-m * theta)
+    return torch.where(rho <= 1.0, value, torch.zeros_like(value))
+
+
+def pupil_coordinates(samples: int, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ρ, θ) of a ``samples``×``samples`` grid of pixel centres spanning the unit disk's box."""
+    axis = (torch.arange(samples, dtype=dtype) + 0.5) / samples * 2 - 1
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.sqrt(xx**2 + yy**2), torch.atan2(yy, xx)
+
+
+@lru_cache(maxsize=16)
+def _cached_basis(samples: int, q: int) -> torch.Tensor:
+    rho, theta = pupil_coordinates(samples)
+    return torch.stack([zernike(j, rho, theta) for j in range(1, q + 1)]).float()
+
+
+def zernike_basis(samples: int, q: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The first ``q`` Noll Zernikes on a ``samples``² pupil grid, shape (q, samples, samples); cached."""
+    if q < 1:
+        raise ConfigError(f"The number of Zernike terms must be at least 1; got {q}.")
+    return _cached_basis(int(samples), int(q)).to(device=device, dtype=dtype)
+
+
+# -- FFT convolution -------------------------------------------------------------------------
+def fft_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate") -> torch.Tensor:
+    """Linear 'same' convolution of (B, C, H, W) images with a (C, kh, kw) or (kh, kw) kernel.
+
+    The image is padded (``replicate`` or ``zero``) by the kernel's half-size; the FFT runs on
+    that padded grid and only the part no circular wrap-around can reach is kept, so the result
+    is the linear convolution, not a circular one.
+    The kernel's centre is (kh // 2, kw // 2). Equals ``F.conv2d`` with the flipped kernel.
+    """
+    if padding not in ("replicate", "zero"):
+        raise ConfigError(f"padding must be 'replicate' or 'zero'; got {padding!r}.")
+    if kernel.dim() == 2:
+        kernel = kernel.unsqueeze(0)
+    kh, kw = kernel.shape[-2:]
+    top, left = kh // 2, kw // 2
+    bottom, right = kh - 1 - top, kw - 1 - left
+    height, width = images.shape[-2:]
+    if padding == "replicate":
+        padded = _replicate_pad(images, top, bottom, left, right)
+    else:
+        padded = F.pad(images, (left, right, top, bottom))
+    # A circular convolution on the padded grid is exact on its 'valid' part (indices ≥ k − 1):
+    # the wrap-around only reaches the first k − 1 rows/columns, which are cropped away. That
+    # part is the 'same' output on the original grid.
+    size = padded.shape[-2:]
+    spectrum = torch.fft.rfft2(padded) * torch.fft.rfft2(kernel.to(images.dtype), s=size)
+    full = torch.fft.irfft2(spectrum, s=size)
+    return full[..., kh - 1 : kh - 1 + height, kw - 1 : kw - 1 + width]
+
+
+def _replicate_pad(images: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    height, width = images.shape[-2:]
+    rows = torch.arange(-top, height + bottom, device=images.device).clamp_(0, height - 1)
+    cols = torch.arange(-left, width + right, device=images.device).clamp_(0, width - 1)
+    return images.index_select(-2, rows).index_select(-1, cols)
+
+
+def direct_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate") -> torch.Tensor:
+    """Reference 'same' convolution with ``F.conv2d`` (used to test and benchmark the FFT path)."""
+    if kernel.dim() == 2:
+        kernel = kernel.unsqueeze(0)
+    channels = images.shape[1]
+    kernel = kernel.expand(channels, -1, -1) if kernel.shape[0] == 1 else kernel
+    kh, kw = kernel.shape[-2:]
+    top, left = kh // 2, kw // 2
+    pads = (top, kh - 1 - top, left, kw - 1 - left)
+    padded = _replicate_pad(images, *pads) if padding == "replicate" else F.pad(images, (pads[2], pads[3], pads[0], pads[1]))
+    weight = kernel.flip(-1, -2).unsqueeze(1).to(images.dtype)
+    return F.conv2d(padded, weight, groups=channels)
+
+
+# -- PSF -------------------------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def _geometry(aperture_samples: int, grid_samples: int, sample_pitch_m: float, wavelengths_m: tuple[float, ...],
+              sensor_distance_m: float, focal_length_m: float, device: str, dtype: torch.dtype):
+    """Everything of the PSF computation that does not depend on the height map (cached)."""
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    rho, _ = pupil_coordinates(aperture_samples, dtype=torch.float64)
+    aperture = (rho <= 1.0).to(device=device, dtype=dtype)
+    axis = (torch.arange(aperture_samples, dtype=torch.float64) - (aperture_samples - 1) / 2) * sample_pitch_m
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    radius2 = xx**2 + yy**2
+    wavelengths = torch.tensor(wavelengths_m, dtype=torch.float64).view(-1, 1, 1)
+    # Ideal focusing lens: phase −k r² / (2f) (wavelength-independent focal length).
+    lens_phase = (-(2 * math.pi / wavelengths) / (2 * focal_length_m) * radius2).to(device=device, dtype=dtype)
+    padded = 2 * grid_samples
+    frequencies = torch.fft.fftfreq(padded, d=sample_pitch_m, dtype=torch.float64)
+    fy, fx = torch.meshgrid(frequencies, frequencies, indexing="ij")
+    chirp = -math.pi * wavelengths * sensor_distance_m * (fx**2 + fy**2)
+    transfer = torch.polar(torch.ones_like(chirp), chirp).to(device=device, dtype=complex_dtype)
+    return aperture, lens_phase, transfer
+
+
+def fresnel_psf(
+    height_map_m: torch.Tensor,
+    *,
+    aperture_samples: int,
+    grid_samples: int,
+    sample_pitch_m: float,
+    wavelengths_m: tuple[float, ...],
+    refractive_indices: tuple[float, ...],
+    sensor_distance_m: float,
+    focal_length_m: float | None,
+    samples_per_pixel: int,
+    output_size: tuple[int, int],
+) -> torch.Tensor:
+    """PSF per wavelength on the sensor grid, shape (len(λ), H, W), unit sum each (2PSC eq. 1).
+
+    ``height_map_m``: (aperture_samples, aperture_samples) surface height inside the aperture's
+    bounding box (zero outside the disk), sampled at ``sample_pitch_m``; it is placed at the
+    centre of a ``grid_samples``² wave grid (the sensor's extent), which is zero-padded 2×.
+    All wavelengths are propagated in one batched FFT.
+    """
+    device = height_map_m.device
+    focal = focal_length_m if focal_length_m is not None else sensor_distance_m
+    aperture, lens_phase, transfer = _geometry(
+        aperture_samples, grid_samples, float(sample_pitch_m), tuple(float(w) for w in wavelengths_m),
+        float(sensor_distance_m), float(focal), str(device), height_map_m.dtype,
+    )
+    wave_numbers = torch.tensor([2 * math.pi / w for w in wavelengths_m], device=device, dtype=height_map_m.dtype)
+    delta_n = torch.tensor([n - 1.0 for n in refractive_indices], device=device, dtype=height_map_m.dtype)
+    phase = (wave_numbers * delta_n).view(-1, 1, 1) * height_map_m + lens_phase
+    field_small = torch.polar(aperture.expand_as(phase), phase)
+    padded = 2 * grid_samples
+    offset = (padded - aperture_samples) // 2
+    rest = padded - offset - aperture_samples
+    field = F.pad(field_small, (offset, rest, offset, rest))
+    propagated = torch.fft.ifft2(torch.fft.fft2(field) * transfer)
+    intensity = propagated.real**2 + propagated.imag**2
+    start = (padded - grid_samples) // 2
+    intensity = intensity[:, start : start + grid_samples, start : start + grid_samples]
+    sensor = F.avg_pool2d(intensity.unsqueeze(0), samples_per_pixel).squeeze(0) if samples_per_pixel > 1 else intensity
+    psf = _crop_centre(sensor, output_size)
+    return psf / psf.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
+
+
+def _crop_centre(array: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    height, width = size
+    top = (array.shape[-2] - height) // 2
+    left = (array.shape[-1] - width) // 2
+    return array[..., top : top + height, left : left + width]
+
+
+def psf_width_px(psf: torch.Tensor) -> torch.Tensor:
+    """RMS radius (pixels) of each PSF channel around its centroid: a robust width measure."""
+    channels, height, width = psf.shape
+    ys = torch.arange(height, dtype=psf.dtype, device=psf.device).view(1, -1, 1)
+    xs = torch.arange(width, dtype=psf.dtype, device=psf.device).view(1, 1, -1)
+    total = psf.sum(dim=(-2, -1), keepdim=True)
+    cy = (psf * ys).sum(dim=(-2, -1), keepdim=True) / total
+    cx = (psf * xs).sum(dim=(-2, -1), keepdim=True) / total
+    second = (psf * ((ys - cy) ** 2 + (xs - cx) ** 2)).sum(dim=(-2, -1)) / total.view(-1)
+    return second.sqrt()

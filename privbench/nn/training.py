@@ -1,0 +1,446 @@
+"""The shared training loop of every classifier an evaluation fits on measurements.
+
+:func:`train_classifier` fits a :class:`~privbench.nn.classifiers.MeasurementClassifier` with
+cross-entropy, AdamW and a one-cycle learning-rate schedule (linear warm-up, cosine decay), on
+the device of the :class:`~privbench.api.evaluation.RunContext`, seeded by the context's seed. Before
+training it standardizes each input channel with the training set's mean and standard deviation
+(stored in the model). After each epoch it scores the validation split; early stopping keeps the
+weights of the best validation epoch (accuracy, ties broken by lower loss) and stops after
+``patience`` epochs without improvement. Every epoch is checkpointed to
+``ctx.checkpoint_path(name)`` (model, optimizer, schedule, best weights, history); a run that is
+killed resumes from the last completed epoch and reaches the same result as an uninterrupted
+one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+
+from privbench.api.cache import atomic_torch_save
+from privbench.api.config import ComponentConfig, stable_hash
+from privbench.api.errors import DataError
+from privbench.api.evaluation import EvaluationConfig, RunContext
+from privbench.nn.classifiers import ARCHITECTURES, MeasurementClassifier, build_classifier
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainConfig(ComponentConfig):
+    """Training budget and optimizer settings of one classifier.
+
+    The defaults are the quick preset's, measured on synthfaces ``quick`` (40 identities × 40
+    training crops): small-cnn reaches ≥ 95 % clean face-ID top-1 in 10 epochs of batch 32 with
+    label smoothing 0.1, where batch 64 or no smoothing needs more epochs for the same accuracy.
+    """
+
+    epochs: int = Field(10, ge=1, le=1000, description="maximum number of passes over the training split")
+    batch_size: int = Field(32, ge=2, le=4096, description="training mini-batch size")
+    lr: float = Field(3e-3, gt=0, le=1.0, description="peak learning rate of the one-cycle schedule (AdamW)")
+    weight_decay: float = Field(5e-2, ge=0, le=1.0, description="AdamW decoupled weight decay")
+    label_smoothing: float = Field(0.1, ge=0, lt=1.0, description="cross-entropy label smoothing")
+    patience: int | None = Field(
+        4, ge=1, description="stop after this many epochs without a better validation score (None: never)"
+    )
+    augment: Literal["none", "shift", "shift-flip"] = Field(
+        "none",
+        description="light augmentation: random shifts of up to 1/16 of the side, optionally horizontal "
+        "flips (off by default: measurements of learned optics are not flip-symmetric)",
+    )
+    eval_batch_size: int = Field(256, ge=1, le=65536, description="batch size for scoring")
+
+
+class ClassifierConfig(EvaluationConfig):
+    """Options of an evaluation that trains one classifier on measurements."""
+
+    model: str = Field("small-cnn", description=f"classifier architecture: {', '.join(ARCHITECTURES)}")
+    width_multiplier: float = Field(1.0, gt=0, le=4.0, description="scales every layer's channel count")
+    training: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("model")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        if value not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture; accepted: {', '.join(ARCHITECTURES)}")
+        return value
+
+
+class HistorySummary:
+    """``summary()`` of a training-history dataclass: its fields in declaration order, ``epochs``
+    as their count (``epochs_run``) and ``wall_time_s`` rounded (``train_time_s``) — compact and
+    JSON-friendly for result rows. Shared by the classifier, captioner and detector histories."""
+
+    def summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "epochs":
+                result["epochs_run"] = len(value)
+            elif item.name == "wall_time_s":
+                result["train_time_s"] = round(value, 3)
+            else:
+                result[item.name] = value
+        return result
+
+
+@dataclass
+class TrainHistory(HistorySummary):
+    """Per-epoch records and the outcome of one training run."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_accuracy: float = float("nan")
+    best_val_loss: float = float("nan")
+    stopped_early: bool = False
+    resumed_from_epoch: int = 0
+    wall_time_s: float = 0.0
+
+
+
+# -- helpers -------------------------------------------------------------------------------
+def channel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation of ``(N, C, H, W)``; constant channels get std 1."""
+    flat = x.detach().transpose(0, 1).reshape(x.shape[1], -1).double()
+    mean = flat.mean(dim=1)
+    std = flat.std(dim=1, unbiased=False)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return mean.float(), std.float()
+
+
+def _check_split(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int) -> None:
+    if x.dim() != 4 or x.shape[0] == 0:
+        raise DataError(f"{what} measurements must be a non-empty (N, C, H, W) tensor; got shape {tuple(x.shape)}.")
+    if y.shape != (x.shape[0],):
+        raise DataError(f"{what} labels must have shape ({x.shape[0]},); got {tuple(y.shape)}.")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise DataError(
+            f"{what} labels must lie in [0, {num_classes - 1}] for a {num_classes}-class model; "
+            f"got [{int(y.min())}, {int(y.max())}]."
+        )
+    if not torch.isfinite(x).all():
+        raise DataError(f"{what} measurements contain NaN or infinite values.")
+
+
+def _fingerprint(x: torch.Tensor) -> list[Any]:
+    """Cheap content fingerprint of a tensor (shape, sum, and a strided sample) for checkpoint signatures."""
+    flat = x.detach().reshape(-1)
+    sample = flat[:: max(1, flat.numel() // 4096)].double()
+    weights = torch.arange(1, sample.numel() + 1, dtype=torch.float64)
+    return [list(x.shape), str(x.dtype), round(float(flat.sum()), 2),
+            round(float((sample * weights).sum()), 6)]
+
+
+def _state_fingerprint(state: dict[str, torch.Tensor] | None) -> Any:
+    if state is None:
+        return None
+    return [[key, _fingerprint(value.float())] for key, value in sorted(state.items())]
+
+
+def _epoch_seed(seed: int, epoch: int, salt: int = 12345) -> int:
+    """Seed of one epoch's batch order; ``salt`` keeps different training loops' orders apart."""
+    return (int(seed) * 1_000_003 + epoch * 7919 + salt) % (2**63 - 1)
+
+
+def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(count, generator=generator)
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and batches[-1].numel() < 2:  # a 1-sample batch breaks batch norm
+        batches.pop()
+    return batches
+
+
+def _augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
+    """Random circular shifts by up to 1/16 of each side (shared by the batch), optional h-flips."""
+    if mode == "none":
+        return x
+    height, width = x.shape[-2:]
+    max_dy, max_dx = height // 16, width // 16
+    if max_dy or max_dx:
+        dy = int(torch.randint(-max_dy, max_dy + 1, (1,), generator=generator))
+        dx = int(torch.randint(-max_dx, max_dx + 1, (1,), generator=generator))
+        x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+    if mode == "shift-flip":
+        flip = torch.rand(x.shape[0], generator=generator) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
+    return x
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256, device: torch.device | str | None = None) -> torch.Tensor:
+    """Logits of ``model`` for ``x`` (evaluation mode, in batches), returned on the CPU."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outputs = [model(_to_device(chunk, device)).float().cpu() for chunk in x.split(batch_size)]
+    model.train(was_training)
+    if not outputs:
+        return torch.empty(0, getattr(model, "num_classes", 0))
+    return torch.cat(outputs)
+
+
+def _validation(model, x, y, batch_size, device) -> tuple[float, float]:
+    logits = predict_logits(model, x, batch_size, device)
+    loss = float(F.cross_entropy(logits, y))
+    accuracy = float((logits.argmax(1) == y).float().mean())
+    return loss, accuracy
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True).contiguous() for key, value in model.state_dict().items()}
+
+
+Score = Any  # a float, or a tuple of floats compared lexicographically
+
+
+class TrainingState:
+    """The resumable state of an early-stopped training loop, checkpointed after every epoch.
+
+    Shared by :func:`train_classifier`, the captioner and the detector loops: each keeps its own
+    batch step and validation score, and hands the bookkeeping here. The checkpoint at ``path``
+    is one dict ``{signature, epoch, finished, model, optimizer, scheduler, best_state,
+    best_score, bad_epochs, history}`` written atomically; :meth:`resume` reloads it only when its
+    signature matches (same data, config, model and seed), and an unreadable file (a write cut
+    short by a kill) means starting over. ``history`` is a dataclass with at least
+    ``best_epoch``, ``stopped_early`` and ``resumed_from_epoch`` fields.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        history: Any,
+        *,
+        signature: str,
+        path: Path | None,
+        ctx: RunContext,
+        name: str,
+        worst_score: Score,
+    ) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.history = history
+        self.signature, self.path, self.ctx, self.name = signature, path, ctx, name
+        self.best_state = _cpu_state(model)
+        self.best_score = worst_score
+        self.bad_epochs = 0
+        self.epoch = 0
+        self.finished = False
+
+    def resume(self) -> bool:
+        """Load the checkpoint at ``path`` if it is readable and its signature matches; True if loaded."""
+        if self.path is None or not self.path.exists():
+            return False
+        try:
+            checkpoint = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as error:  # a checkpoint cut short by a kill: start over
+            self.ctx.log(f"{self.name}: ignoring unreadable checkpoint {self.path} ({error})")
+            return False
+        if checkpoint.get("signature") != self.signature:
+            return False
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.best_state = checkpoint["best_state"]
+        best_score = checkpoint["best_score"]
+        self.best_score = tuple(best_score) if isinstance(best_score, list) else best_score
+        self.bad_epochs = checkpoint["bad_epochs"]
+        self.epoch = checkpoint["epoch"]
+        self.finished = checkpoint["finished"]
+        self.history = type(self.history)(**checkpoint["history"])
+        self.history.resumed_from_epoch = self.epoch
+        self.ctx.log(f"{self.name}: resumed from checkpoint after epoch {self.epoch}")
+        return True
+
+    def end_epoch(self, score: Score, patience: int | None, max_epochs: int) -> bool:
+        """Count one more finished epoch scored ``score`` (higher is better); True if it is the new best.
+
+        A new best keeps a copy of the weights and resets the patience count; ``patience``
+        epochs in a row without one stop the run early (before ``max_epochs``).
+        """
+        self.epoch += 1
+        improved = score > self.best_score
+        if improved:
+            self.best_score = score
+            self.best_state = _cpu_state(self.model)
+            self.history.best_epoch = self.epoch
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        if patience is not None and self.bad_epochs >= patience and self.epoch < max_epochs:
+            self.history.stopped_early = True
+            self.finished = True
+        self.finished = self.finished or self.epoch >= max_epochs
+        return improved
+
+    def save(self) -> None:
+        """Checkpoint the current state to ``path`` (atomically; nothing when ``path`` is None)."""
+        if self.path is None:
+            return
+        best_score = list(self.best_score) if isinstance(self.best_score, tuple) else self.best_score
+        atomic_torch_save(
+            {
+                "signature": self.signature,
+                "epoch": self.epoch,
+                "finished": self.finished,
+                "model": _cpu_state(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "best_state": self.best_state,
+                "best_score": best_score,
+                "bad_epochs": self.bad_epochs,
+                "history": self.history.__dict__,
+            },
+            self.path,
+        )
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights into the model and put it in evaluation mode."""
+        self.model.load_state_dict(self.best_state)
+        self.model.eval()
+
+
+# -- the loop ------------------------------------------------------------------------------
+def train_classifier(
+    model: MeasurementClassifier,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    config: TrainConfig,
+    ctx: RunContext,
+    name: str,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> tuple[MeasurementClassifier, TrainHistory]:
+    """Train ``model`` on ``(train_x, train_y)`` with early stopping on ``(val_x, val_y)``.
+
+    ``init_state``: weights to start from (fine-tuning); the input standardization is then
+    recomputed from ``train_x``. Returns the model holding the best validation weights, and
+    the history. See the module docstring for schedule, checkpoints and resume.
+    """
+    started = time.perf_counter()
+    num_classes = int(getattr(model, "num_classes"))
+    train_y = train_y.long()
+    val_y = val_y.long()
+    _check_split(train_x, train_y, f"{name}: training", num_classes)
+    _check_split(val_x, val_y, f"{name}: validation", num_classes)
+    if val_x.shape[1:] != train_x.shape[1:]:
+        raise DataError(
+            f"{name}: validation measurements have shape {tuple(val_x.shape[1:])} but training "
+            f"measurements {tuple(train_x.shape[1:])}; both splits must go through the same encoder."
+        )
+    device = ctx.device
+    train_x = train_x.float()
+    val_x = val_x.float()
+
+    torch.manual_seed(ctx.seed)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    mean, std = channel_statistics(train_x)
+    model.set_standardization(mean, std)
+    model.to(device=device, memory_format=torch.channels_last)
+
+    steps_per_epoch = len(_batches(train_x.shape[0], config.batch_size, torch.Generator().manual_seed(0)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # One-cycle schedule (Smith & Topin 2019): 20 % linear warm-up to lr, cosine decay to lr/1e4.
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config.lr,
+        total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.2,
+        anneal_strategy="cos",
+        div_factor=25.0,
+        final_div_factor=1e4,
+    )
+
+    signature = stable_hash(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "name": name,
+            "config": config.model_dump(mode="json"),
+            "model": [type(model.body).__name__, [[k, list(v.shape)] for k, v in sorted(model.state_dict().items())]],
+            "train": [_fingerprint(train_x), _fingerprint(train_y)],
+            "val": [_fingerprint(val_x), _fingerprint(val_y)],
+            "init": _state_fingerprint(init_state),
+            "seed": ctx.seed,
+        },
+        length=32,
+    )
+    state = TrainingState(
+        model, optimizer, scheduler, TrainHistory(), signature=signature, path=ctx.checkpoint_path(name), ctx=ctx,
+        name=name, worst_score=(-1.0, float("-inf")),  # (val accuracy, -val loss), compared lexicographically
+    )
+    state.resume()
+    history = state.history
+
+    train_on_device = train_x.to(device)
+    with ctx.progress(config.epochs, f"train {name}") as bar:
+        if state.epoch:
+            bar.update(state.epoch)
+        while not state.finished and state.epoch < config.epochs:
+            epoch = state.epoch
+            epoch_started = time.perf_counter()
+            generator = torch.Generator().manual_seed(_epoch_seed(ctx.seed, epoch))
+            torch.manual_seed(_epoch_seed(ctx.seed, epoch))  # dropout masks
+            model.train()
+            total_loss, total_correct, seen = 0.0, 0, 0
+            for index in _batches(train_x.shape[0], config.batch_size, generator):
+                x = _to_device(_augment(train_on_device[index.to(train_on_device.device)], config.augment, generator), device)
+                y = train_y[index].to(device)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total_loss += float(loss.detach()) * y.shape[0]
+                total_correct += int((logits.detach().argmax(1) == y).sum())
+                seen += y.shape[0]
+            val_loss, val_accuracy = _validation(model, val_x, val_y, config.eval_batch_size, device)
+            history.epochs.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": total_loss / max(seen, 1),
+                    "train_accuracy": total_correct / max(seen, 1),
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                    "lr": float(scheduler.get_last_lr()[0]),
+                    "time_s": time.perf_counter() - epoch_started,
+                }
+            )
+            if state.end_epoch((val_accuracy, -val_loss), config.patience, config.epochs):
+                history.best_val_accuracy = val_accuracy
+                history.best_val_loss = val_loss
+            state.save()
+            bar.update(1, loss=history.epochs[-1]["train_loss"], val_acc=val_accuracy)
+
+    state.restore_best()
+    history.wall_time_s += time.perf_counter() - started
+    return model, history
+
+
+def fit_new_classifier(
+    config: ClassifierConfig,
+    num_classes: int,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    ctx: RunContext,
+    name: str,
+    training: TrainConfig | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> tuple[MeasurementClassifier, TrainHistory]:
+    """Build the configured architecture for ``train_x``'s shape (seeded) and train it."""
+    torch.manual_seed(ctx.seed)
+    model = build_classifier(config.model, tuple(train_x.shape[1:]), num_classes, width_multiplier=config.width_multiplier)
+    return train_classifier(model, train_x, train_y, val_x, val_y, training or config.training, ctx, name, init_state)

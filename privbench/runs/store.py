@@ -1,0 +1,189 @@
+"""The results store: one SQL row per benchmark cell, through SQLAlchemy.
+
+SQLite file by default; any SQLAlchemy URL (e.g. PostgreSQL, the same URL Optuna uses for its
+RDB storage) to share one store between machines. A row is written in one transaction when its
+cell finishes, keyed by the cell's content hash (unique), so an interrupted run loses at most the
+cell in flight and a rerun never doubles a row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from privbench.api.errors import StoreError
+
+metadata = sa.MetaData()
+
+results_table = sa.Table(
+    "results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("cell_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("benchmark", sa.String(128), nullable=False),
+    sa.Column("benchmark_version", sa.String(32), nullable=False),
+    sa.Column("preset", sa.String(64)),
+    sa.Column("dataset", sa.String(128), nullable=False),
+    sa.Column("dataset_fingerprint", sa.String(64), nullable=False),
+    sa.Column("encoder", sa.String(128), nullable=False),
+    sa.Column("encoder_label", sa.String(128), nullable=False),
+    sa.Column("encoder_config", sa.Text, nullable=False),
+    sa.Column("encoder_config_hash", sa.String(32), nullable=False),
+    sa.Column("encoder_weights_hash", sa.String(32)),
+    sa.Column("encoder_description", sa.Text),
+    sa.Column("alpha", sa.Float),
+    sa.Column("evaluation", sa.String(128), nullable=False),
+    sa.Column("evaluation_version", sa.String(32), nullable=False),
+    sa.Column("evaluation_config", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("protocol", sa.String(32)),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("metrics", sa.Text, nullable=False),
+    sa.Column("headline_metric", sa.String(64), nullable=False),
+    sa.Column("headline_value", sa.Float),
+    sa.Column("higher_is_better", sa.Boolean, nullable=False, default=True),
+    sa.Column("chance", sa.Float),
+    sa.Column("details", sa.Text),
+    sa.Column("wall_time_s", sa.Float),
+    sa.Column("device", sa.String(64)),
+    sa.Column("package_versions", sa.Text),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("study", sa.String(128)),
+    sa.Column("trial", sa.Integer),
+    sa.Column("source", sa.String(16), nullable=False, default="measured"),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+JSON_COLUMNS = ("encoder_config", "encoder_description", "evaluation_config", "metrics", "details", "package_versions")
+
+
+@dataclass
+class ResultRow:
+    """One cell's result, as DESIGN.md's result-row contract lists it."""
+
+    cell_key: str
+    benchmark: str
+    benchmark_version: str
+    dataset: str
+    dataset_fingerprint: str
+    encoder: str
+    encoder_label: str
+    encoder_config: dict[str, Any]
+    encoder_config_hash: str
+    evaluation: str
+    evaluation_version: str
+    evaluation_config: dict[str, Any]
+    role: str
+    seed: int
+    metrics: dict[str, float]
+    headline_metric: str
+    headline_value: float | None
+    higher_is_better: bool = True
+    chance: float | None = None
+    protocol: str | None = None
+    preset: str | None = None
+    encoder_weights_hash: str | None = None
+    encoder_description: dict[str, Any] = field(default_factory=dict)
+    alpha: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float | None = None
+    device: str | None = None
+    package_versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    study: str | None = None
+    trial: int | None = None
+    source: str = "measured"
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_record(self) -> dict[str, Any]:
+        record = dict(self.__dict__)
+        for column in JSON_COLUMNS:
+            record[column] = json.dumps(record[column], sort_keys=True, default=str)
+        return record
+
+
+def default_store_url(out_dir: str | Path) -> str:
+    return f"sqlite:///{Path(out_dir).resolve() / 'results.db'}"
+
+
+class ResultStore:
+    """Reads and writes result rows in a SQL database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            self.engine = sa.create_engine(url, future=True)
+        except (SQLAlchemyError, ValueError, ImportError) as error:
+            raise StoreError(
+                f"Cannot open the results store {url!r}: {error}. Use a SQLAlchemy URL such as "
+                f"'sqlite:///results.db' or 'postgresql://user@host/db' (with its driver installed)."
+            ) from None
+        if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database
+            if database and database != ":memory:":
+                folder = Path(database).expanduser().resolve().parent
+                if not folder.is_dir():
+                    raise StoreError(
+                        f"Cannot open the results store {url!r}: folder {str(folder)!r} does not exist. "
+                        f"Create it or point --store at an existing folder."
+                    )
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as error:
+            raise StoreError(
+                f"Cannot open the results store {url!r}: {error.__class__.__name__}: "
+                f"{str(error).splitlines()[0]}. Check the URL, that the database server is reachable and "
+                f"that the file or database is writable."
+            ) from None
+
+    # -- writing ------------------------------------------------------------------------
+    def add(self, row: ResultRow) -> bool:
+        """Insert one row in its own transaction; returns False if the cell was already stored."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(results_table.insert().values(**row.to_record()))
+            return True
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as error:
+            raise StoreError(
+                f"Could not write the result of cell {row.cell_key} to {self.url!r}: {error.__class__.__name__}: "
+                f"{str(error).splitlines()[0]}."
+            ) from None
+
+    # -- reading ------------------------------------------------------------------------
+    def has(self, cell_key: str) -> bool:
+        with self.engine.connect() as connection:
+            query = sa.select(results_table.c.id).where(results_table.c.cell_key == cell_key)
+            return connection.execute(query).first() is not None
+
+    def cell_keys(self) -> set[str]:
+        with self.engine.connect() as connection:
+            return {r[0] for r in connection.execute(sa.select(results_table.c.cell_key))}
+
+    def dataframe(self, *, benchmark: str | None = None, study: str | None = None) -> pd.DataFrame:
+        """All rows (optionally of one benchmark/study), JSON columns decoded."""
+        query = sa.select(results_table)
+        if benchmark is not None:
+            query = query.where(results_table.c.benchmark == benchmark)
+        if study is not None:
+            query = query.where(results_table.c.study == study)
+        with self.engine.connect() as connection:
+            frame = pd.read_sql(query.order_by(results_table.c.id), connection)
+        for column in JSON_COLUMNS:
+            frame[column] = frame[column].map(lambda text: json.loads(text) if isinstance(text, str) and text else {})
+        return frame
+
+    def __len__(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(results_table)).scalar_one())
+
+    def close(self) -> None:
+        self.engine.dispose()
