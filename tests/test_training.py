@@ -186,7 +186,8 @@ def test_train_config_validation():
 
 
 def test_training_state_starts_over_on_an_unreadable_checkpoint_and_counts_patience(tmp_path):
-    from privbench.nn.training import TrainHistory, TrainingState
+    from privbench.nn.fit import TrainingState
+    from privbench.nn.training import TrainHistory
 
     torch.manual_seed(0)
     model = build_classifier("small-cnn", (3, 8, 8), 3)

@@ -54,7 +54,9 @@ from privbench.api.config import ComponentConfig, stable_hash
 from privbench.api.errors import ConfigError, DataError, InputError
 from privbench.api.evaluation import RunContext
 from privbench.nn.classifiers import BasicBlock, StandardizedInput, conv_bn_relu, downsampling_steps, strided_points
-from privbench.nn.training import HistorySummary, TrainingState, _epoch_seed, _fingerprint, channel_statistics
+from privbench.nn.fit import HistorySummary, TrainingState
+from privbench.nn.fit import epoch_seed as _epoch_seed
+from privbench.nn.training import _fingerprint, channel_statistics
 
 CHECKPOINT_FORMAT = 1
 SPECIAL_TOKENS = ("<pad>", "<start>", "<end>", "<unk>")

@@ -64,7 +64,9 @@ from torch import nn
 from privbench.api.config import ComponentConfig, stable_hash
 from privbench.api.errors import ConfigError, DataError, InputError
 from privbench.api.evaluation import RunContext
-from privbench.nn.training import HistorySummary, TrainingState, _epoch_seed, channel_statistics
+from privbench.nn.fit import HistorySummary, TrainingState
+from privbench.nn.fit import epoch_seed as _epoch_seed
+from privbench.nn.training import channel_statistics
 
 #: Label of the face class in torchvision detectors (0 is the background class).
 FACE_LABEL = 1

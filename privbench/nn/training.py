@@ -1,6 +1,6 @@
-"""The shared training loop of every classifier an evaluation fits on measurements.
+"""Classifiers trained on measurements: their config, their epoch step and validation, run by the one loop.
 
-:func:`train_classifier` fits a :class:`~privbench.nn.classifiers.MeasurementClassifier` with
+:func:`train_classifier` (through :func:`privbench.nn.fit.fit`) fits a :class:`~privbench.nn.classifiers.MeasurementClassifier` with
 cross-entropy, AdamW and a one-cycle learning-rate schedule (linear warm-up, cosine decay), on
 the device of the :class:`~privbench.api.evaluation.RunContext`, seeded by the context's seed. Before
 training it standardizes each input channel with the training set's mean and standard deviation
@@ -14,20 +14,25 @@ one.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
-from privbench.api.cache import atomic_torch_save
 from privbench.api.config import ComponentConfig, stable_hash
 from privbench.api.errors import DataError
 from privbench.api.evaluation import EvaluationConfig, RunContext
 from privbench.nn.classifiers import ARCHITECTURES, MeasurementClassifier, build_classifier
+from privbench.nn.fit import (
+    FitHistory,
+    check_same_encoder,
+    fit,
+    one_cycle,
+    shuffled_batches,
+    steps_per_epoch,
+)
 
 CHECKPOINT_FORMAT = 1
 
@@ -71,35 +76,12 @@ class ClassifierConfig(EvaluationConfig):
         return value
 
 
-class HistorySummary:
-    """``summary()`` of a training-history dataclass: its fields in declaration order, ``epochs``
-    as their count (``epochs_run``) and ``wall_time_s`` rounded (``train_time_s``) — compact and
-    JSON-friendly for result rows. Shared by the classifier, captioner and detector histories."""
-
-    def summary(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name == "epochs":
-                result["epochs_run"] = len(value)
-            elif item.name == "wall_time_s":
-                result["train_time_s"] = round(value, 3)
-            else:
-                result[item.name] = value
-        return result
-
-
 @dataclass
-class TrainHistory(HistorySummary):
-    """Per-epoch records and the outcome of one training run."""
+class TrainHistory(FitHistory):
+    """Per-epoch records and the outcome of one classifier's training run."""
 
-    epochs: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
     best_val_accuracy: float = float("nan")
     best_val_loss: float = float("nan")
-    stopped_early: bool = False
-    resumed_from_epoch: int = 0
-    wall_time_s: float = 0.0
 
 
 
@@ -142,19 +124,6 @@ def _state_fingerprint(state: dict[str, torch.Tensor] | None) -> Any:
     return [[key, _fingerprint(value.float())] for key, value in sorted(state.items())]
 
 
-def _epoch_seed(seed: int, epoch: int, salt: int = 12345) -> int:
-    """Seed of one epoch's batch order; ``salt`` keeps different training loops' orders apart."""
-    return (int(seed) * 1_000_003 + epoch * 7919 + salt) % (2**63 - 1)
-
-
-def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    order = torch.randperm(count, generator=generator)
-    batches = list(order.split(batch_size))
-    if len(batches) > 1 and batches[-1].numel() < 2:  # a 1-sample batch breaks batch norm
-        batches.pop()
-    return batches
-
-
 def _augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
     """Random circular shifts by up to 1/16 of each side (shared by the batch), optional h-flips."""
     if mode == "none":
@@ -195,120 +164,6 @@ def _validation(model, x, y, batch_size, device) -> tuple[float, float]:
     return loss, accuracy
 
 
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {key: value.detach().to("cpu", copy=True).contiguous() for key, value in model.state_dict().items()}
-
-
-Score = Any  # a float, or a tuple of floats compared lexicographically
-
-
-class TrainingState:
-    """The resumable state of an early-stopped training loop, checkpointed after every epoch.
-
-    Shared by :func:`train_classifier`, the captioner and the detector loops: each keeps its own
-    batch step and validation score, and hands the bookkeeping here. The checkpoint at ``path``
-    is one dict ``{signature, epoch, finished, model, optimizer, scheduler, best_state,
-    best_score, bad_epochs, history}`` written atomically; :meth:`resume` reloads it only when its
-    signature matches (same data, config, model and seed), and an unreadable file (a write cut
-    short by a kill) means starting over. ``history`` is a dataclass with at least
-    ``best_epoch``, ``stopped_early`` and ``resumed_from_epoch`` fields.
-    """
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        history: Any,
-        *,
-        signature: str,
-        path: Path | None,
-        ctx: RunContext,
-        name: str,
-        worst_score: Score,
-    ) -> None:
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.history = history
-        self.signature, self.path, self.ctx, self.name = signature, path, ctx, name
-        self.best_state = _cpu_state(model)
-        self.best_score = worst_score
-        self.bad_epochs = 0
-        self.epoch = 0
-        self.finished = False
-
-    def resume(self) -> bool:
-        """Load the checkpoint at ``path`` if it is readable and its signature matches; True if loaded."""
-        if self.path is None or not self.path.exists():
-            return False
-        try:
-            checkpoint = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as error:  # a checkpoint cut short by a kill: start over
-            self.ctx.log(f"{self.name}: ignoring unreadable checkpoint {self.path} ({error})")
-            return False
-        if checkpoint.get("signature") != self.signature:
-            return False
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.best_state = checkpoint["best_state"]
-        best_score = checkpoint["best_score"]
-        self.best_score = tuple(best_score) if isinstance(best_score, list) else best_score
-        self.bad_epochs = checkpoint["bad_epochs"]
-        self.epoch = checkpoint["epoch"]
-        self.finished = checkpoint["finished"]
-        self.history = type(self.history)(**checkpoint["history"])
-        self.history.resumed_from_epoch = self.epoch
-        self.ctx.log(f"{self.name}: resumed from checkpoint after epoch {self.epoch}")
-        return True
-
-    def end_epoch(self, score: Score, patience: int | None, max_epochs: int) -> bool:
-        """Count one more finished epoch scored ``score`` (higher is better); True if it is the new best.
-
-        A new best keeps a copy of the weights and resets the patience count; ``patience``
-        epochs in a row without one stop the run early (before ``max_epochs``).
-        """
-        self.epoch += 1
-        improved = score > self.best_score
-        if improved:
-            self.best_score = score
-            self.best_state = _cpu_state(self.model)
-            self.history.best_epoch = self.epoch
-            self.bad_epochs = 0
-        else:
-            self.bad_epochs += 1
-        if patience is not None and self.bad_epochs >= patience and self.epoch < max_epochs:
-            self.history.stopped_early = True
-            self.finished = True
-        self.finished = self.finished or self.epoch >= max_epochs
-        return improved
-
-    def save(self) -> None:
-        """Checkpoint the current state to ``path`` (atomically; nothing when ``path`` is None)."""
-        if self.path is None:
-            return
-        best_score = list(self.best_score) if isinstance(self.best_score, tuple) else self.best_score
-        atomic_torch_save(
-            {
-                "signature": self.signature,
-                "epoch": self.epoch,
-                "finished": self.finished,
-                "model": _cpu_state(self.model),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "best_state": self.best_state,
-                "best_score": best_score,
-                "bad_epochs": self.bad_epochs,
-                "history": self.history.__dict__,
-            },
-            self.path,
-        )
-
-    def restore_best(self) -> None:
-        """Load the best epoch's weights into the model and put it in evaluation mode."""
-        self.model.load_state_dict(self.best_state)
-        self.model.eval()
-
-
 # -- the loop ------------------------------------------------------------------------------
 def train_classifier(
     model: MeasurementClassifier,
@@ -327,17 +182,12 @@ def train_classifier(
     recomputed from ``train_x``. Returns the model holding the best validation weights, and
     the history. See the module docstring for schedule, checkpoints and resume.
     """
-    started = time.perf_counter()
     num_classes = int(getattr(model, "num_classes"))
     train_y = train_y.long()
     val_y = val_y.long()
     _check_split(train_x, train_y, f"{name}: training", num_classes)
     _check_split(val_x, val_y, f"{name}: validation", num_classes)
-    if val_x.shape[1:] != train_x.shape[1:]:
-        raise DataError(
-            f"{name}: validation measurements have shape {tuple(val_x.shape[1:])} but training "
-            f"measurements {tuple(train_x.shape[1:])}; both splits must go through the same encoder."
-        )
+    check_same_encoder(train_x, val_x, name)
     device = ctx.device
     train_x = train_x.float()
     val_x = val_x.float()
@@ -349,19 +199,8 @@ def train_classifier(
     model.set_standardization(mean, std)
     model.to(device=device, memory_format=torch.channels_last)
 
-    steps_per_epoch = len(_batches(train_x.shape[0], config.batch_size, torch.Generator().manual_seed(0)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # One-cycle schedule (Smith & Topin 2019): 20 % linear warm-up to lr, cosine decay to lr/1e4.
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.lr,
-        total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.2,
-        anneal_strategy="cos",
-        div_factor=25.0,
-        final_div_factor=1e4,
-    )
-
+    scheduler = one_cycle(optimizer, config.lr, config.epochs * steps_per_epoch(train_x.shape[0], config.batch_size))
     signature = stable_hash(
         {
             "format": CHECKPOINT_FORMAT,
@@ -375,56 +214,40 @@ def train_classifier(
         },
         length=32,
     )
-    state = TrainingState(
-        model, optimizer, scheduler, TrainHistory(), signature=signature, path=ctx.checkpoint_path(name), ctx=ctx,
-        name=name, worst_score=(-1.0, float("-inf")),  # (val accuracy, -val loss), compared lexicographically
-    )
-    state.resume()
-    history = state.history
-
     train_on_device = train_x.to(device)
-    with ctx.progress(config.epochs, f"train {name}") as bar:
-        if state.epoch:
-            bar.update(state.epoch)
-        while not state.finished and state.epoch < config.epochs:
-            epoch = state.epoch
-            epoch_started = time.perf_counter()
-            generator = torch.Generator().manual_seed(_epoch_seed(ctx.seed, epoch))
-            torch.manual_seed(_epoch_seed(ctx.seed, epoch))  # dropout masks
-            model.train()
-            total_loss, total_correct, seen = 0.0, 0, 0
-            for index in _batches(train_x.shape[0], config.batch_size, generator):
-                x = _to_device(_augment(train_on_device[index.to(train_on_device.device)], config.augment, generator), device)
-                y = train_y[index].to(device)
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total_loss += float(loss.detach()) * y.shape[0]
-                total_correct += int((logits.detach().argmax(1) == y).sum())
-                seen += y.shape[0]
-            val_loss, val_accuracy = _validation(model, val_x, val_y, config.eval_batch_size, device)
-            history.epochs.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": total_loss / max(seen, 1),
-                    "train_accuracy": total_correct / max(seen, 1),
-                    "val_loss": val_loss,
-                    "val_accuracy": val_accuracy,
-                    "lr": float(scheduler.get_last_lr()[0]),
-                    "time_s": time.perf_counter() - epoch_started,
-                }
-            )
-            if state.end_epoch((val_accuracy, -val_loss), config.patience, config.epochs):
-                history.best_val_accuracy = val_accuracy
-                history.best_val_loss = val_loss
-            state.save()
-            bar.update(1, loss=history.epochs[-1]["train_loss"], val_acc=val_accuracy)
 
-    state.restore_best()
-    history.wall_time_s += time.perf_counter() - started
+    def train_epoch(epoch: int, generator: torch.Generator) -> dict[str, float]:
+        total_loss, total_correct, seen = 0.0, 0, 0
+        for index in shuffled_batches(train_x.shape[0], config.batch_size, generator):
+            batch = train_on_device[index.to(train_on_device.device)]
+            x = _to_device(_augment(batch, config.augment, generator), device)
+            y = train_y[index].to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss.detach()) * y.shape[0]
+            total_correct += int((logits.detach().argmax(1) == y).sum())
+            seen += y.shape[0]
+        return {"train_loss": total_loss / max(seen, 1), "train_accuracy": total_correct / max(seen, 1)}
+
+    def validate() -> tuple[tuple[float, float], dict[str, float]]:
+        val_loss, val_accuracy = _validation(model, val_x, val_y, config.eval_batch_size, device)
+        # (val accuracy, -val loss), compared lexicographically
+        return (val_accuracy, -val_loss), {"val_loss": val_loss, "val_accuracy": val_accuracy}
+
+    def on_best(history: TrainHistory, record) -> None:
+        history.best_val_accuracy = record["val_accuracy"]
+        history.best_val_loss = record["val_loss"]
+
+    history = fit(
+        model, name=name, ctx=ctx, epochs=config.epochs, optimizer=optimizer, scheduler=scheduler,
+        train_epoch=train_epoch, validate=validate, signature=signature, history=TrainHistory(),
+        worst_score=(-1.0, float("-inf")), patience=config.patience, on_best=on_best,
+        show=("train_loss", "val_accuracy"),
+    )
     return model, history
 
 
