@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from privbench.api.errors import StoreError
+from privbench.runs.rows import JSON_COLUMNS, ResultRow  # noqa: F401 (re-exported)
 
 metadata = sa.MetaData()
 
@@ -60,54 +61,6 @@ results_table = sa.Table(
     sa.Column("source", sa.String(16), nullable=False, default="measured"),
     sa.Column("created_at", sa.String(40), nullable=False),
 )
-
-JSON_COLUMNS = ("encoder_config", "encoder_description", "evaluation_config", "metrics", "details", "package_versions")
-
-
-@dataclass
-class ResultRow:
-    """One cell's result, as DESIGN.md's result-row contract lists it."""
-
-    cell_key: str
-    benchmark: str
-    benchmark_version: str
-    dataset: str
-    dataset_fingerprint: str
-    encoder: str
-    encoder_label: str
-    encoder_config: dict[str, Any]
-    encoder_config_hash: str
-    evaluation: str
-    evaluation_version: str
-    evaluation_config: dict[str, Any]
-    role: str
-    seed: int
-    metrics: dict[str, float]
-    headline_metric: str
-    headline_value: float | None
-    higher_is_better: bool = True
-    chance: float | None = None
-    protocol: str | None = None
-    preset: str | None = None
-    encoder_weights_hash: str | None = None
-    encoder_description: dict[str, Any] = field(default_factory=dict)
-    alpha: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    wall_time_s: float | None = None
-    device: str | None = None
-    package_versions: dict[str, str] = field(default_factory=dict)
-    git_commit: str | None = None
-    study: str | None = None
-    trial: int | None = None
-    source: str = "measured"
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-    def to_record(self) -> dict[str, Any]:
-        record = dict(self.__dict__)
-        for column in JSON_COLUMNS:
-            record[column] = json.dumps(record[column], sort_keys=True, default=str)
-        return record
-
 
 def default_store_url(out_dir: str | Path) -> str:
     return f"sqlite:///{Path(out_dir).resolve() / 'results.db'}"

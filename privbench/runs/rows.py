@@ -1,0 +1,149 @@
+"""The result row: what one cell measured and everything needed to reproduce and rank it.
+
+DESIGN.md's result-row contract (docs/architecture.md): benchmark name and version, dataset and
+content fingerprint, encoder name + config hash + learned-weights hash, α, evaluation name +
+version + protocol, seed, metrics, wall time, device, package versions, git commit, timestamp.
+Rows with different benchmark or evaluation versions are never ranked together.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from privbench.runs.cells import Cell, CellOutcome
+
+JSON_COLUMNS = (
+    "encoder_config",
+    "encoder_description",
+    "evaluation_config",
+    "metrics",
+    "details",
+    "package_versions",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a result depends on (looked up once per process)."""
+    versions = {}
+    for name in ("privbench", "torch", "torchvision", "numpy", "torchmetrics"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """Commit of the privbench source tree, when it is a git checkout (else None)."""
+    source = Path(__file__).resolve().parents[2]
+    try:
+        output = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return output.stdout.strip() or None if output.returncode == 0 else None
+
+
+@dataclass
+class ResultRow:
+    """One cell's result (see the module docstring)."""
+
+    cell_key: str
+    benchmark: str
+    benchmark_version: str
+    dataset: str
+    dataset_fingerprint: str
+    encoder: str
+    encoder_label: str
+    encoder_config: dict[str, Any]
+    encoder_config_hash: str
+    evaluation: str
+    evaluation_version: str
+    evaluation_config: dict[str, Any]
+    role: str
+    seed: int
+    metrics: dict[str, float]
+    headline_metric: str
+    headline_value: float | None
+    higher_is_better: bool = True
+    chance: float | None = None
+    protocol: str | None = None
+    preset: str | None = None
+    encoder_weights_hash: str | None = None
+    encoder_description: dict[str, Any] = field(default_factory=dict)
+    alpha: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float | None = None
+    device: str | None = None
+    package_versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    study: str | None = None
+    trial: int | None = None
+    source: str = "measured"
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_record(self) -> dict[str, Any]:
+        record = dict(self.__dict__)
+        for column in JSON_COLUMNS:
+            record[column] = json.dumps(record[column], sort_keys=True, default=str)
+        return record
+
+    @classmethod
+    def from_cell(cls, cell: "Cell", outcome: "CellOutcome") -> "ResultRow":
+        """The row of ``cell`` from what :func:`~privbench.runs.cells.evaluate_cell` measured."""
+        evaluation, fitted, result = cell.evaluation, cell.fitted, outcome.result
+        headline = evaluation.headline
+        spec = evaluation.metrics.get(headline)
+        details = dict(result.details)
+        if fitted.designer is not None:
+            details["designer"] = fitted.designer
+        if outcome.data_source_fingerprint is not None:
+            details["data_source"] = cell.evaluation_entry.data
+            details["data_source_fingerprint"] = outcome.data_source_fingerprint
+        return cls(
+            cell_key=cell.key,
+            benchmark=cell.benchmark,
+            benchmark_version=cell.benchmark_version,
+            preset=cell.preset,
+            dataset=cell.data.name,
+            dataset_fingerprint=cell.data.fingerprint,
+            encoder=fitted.encoder.name,
+            encoder_label=cell.encoder_entry.display_name,
+            encoder_config=fitted.encoder.config_dict(),
+            encoder_config_hash=fitted.config_hash,
+            encoder_weights_hash=fitted.weights_hash,
+            encoder_description=fitted.encoder.describe(),
+            alpha=fitted.alpha,
+            evaluation=evaluation.name,
+            evaluation_version=evaluation.version,
+            evaluation_config=evaluation.config_dict(),
+            role=evaluation.role,
+            protocol=evaluation.protocol_name,
+            seed=cell.seed,
+            metrics={k: float(v) for k, v in result.metrics.items()},
+            headline_metric=headline,
+            headline_value=float(result.metrics[headline]) if headline in result.metrics else None,
+            higher_is_better=spec.higher_is_better if spec else True,
+            chance=result.chance,
+            details=details,
+            wall_time_s=outcome.wall_time_s,
+            device=cell.device,
+            package_versions=package_versions(),
+            git_commit=git_commit(),
+            study=cell.study,
+            trial=cell.trial,
+        )
