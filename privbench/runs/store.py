@@ -9,10 +9,7 @@ cell in flight and a rerun never doubles a row.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
