@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from privbench.api.errors import ConfigError, DataError, PrivbenchError
 
@@ -86,7 +86,9 @@ def _check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]]
         raise DataError("Caption scoring needs at least one image; got none.")
     for index, (candidate, refs) in enumerate(zip(candidates, references)):
         if not isinstance(candidate, str):
-            raise DataError(f"Candidate caption {index} must be a string; got {type(candidate).__name__}.")
+            raise DataError(
+                f"Candidate caption {index} must be a string; got {type(candidate).__name__}."
+            )
         if isinstance(refs, str) or not refs or not all(isinstance(r, str) for r in refs):
             raise DataError(
                 f"Image {index} needs a non-empty list of reference caption strings; got {refs!r}."
@@ -98,7 +100,10 @@ def ptb_tokenize(captions: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     _java()
-    payload = {key: [{"caption": " ".join(text.split())} for text in texts] for key, texts in captions.items()}
+    payload = {
+        key: [{"caption": " ".join(text.split())} for text in texts]
+        for key, texts in captions.items()
+    }
     try:
         tokenized = PTBTokenizer().tokenize(payload)
     except (OSError, subprocess.SubprocessError) as error:
@@ -107,7 +112,9 @@ def ptb_tokenize(captions: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
     return {key: tokenized.get(key, [""] * len(texts)) for key, texts in captions.items()}
 
 
-def _meteor(references: dict[int, list[str]], candidates: dict[int, list[str]]) -> tuple[float, list[float]]:
+def _meteor(
+    references: dict[int, list[str]], candidates: dict[int, list[str]]
+) -> tuple[float, list[float]]:
     """METEOR 1.5 through pycocoevalcap's wrapper; its Java process is closed here, not at exit."""
     from pycocoevalcap.meteor.meteor import Meteor
 
@@ -164,23 +171,33 @@ def score_caption_sets(
     """:func:`score_captions` for several captioners of the same images (e.g. a model and a
     baseline), tokenizing the references once and all candidates in one call."""
     if len(scorers) != len(candidate_sets):
-        raise ConfigError(f"Give one list of scorers per candidate set; got {len(scorers)} for {len(candidate_sets)} sets.")
+        raise ConfigError(
+            f"Give one list of scorers per candidate set; got {len(scorers)} for {len(candidate_sets)} sets."
+        )
     chosen_sets = []
     for chosen in scorers:
         chosen = list(dict.fromkeys(chosen))
         unknown = [name for name in chosen if name not in SCORERS]
         if unknown:
-            raise ConfigError(f"Unknown caption scorer(s) {unknown}; accepted: {', '.join(SCORERS)}.")
+            raise ConfigError(
+                f"Unknown caption scorer(s) {unknown}; accepted: {', '.join(SCORERS)}."
+            )
         chosen_sets.append(chosen)
     for candidates in candidate_sets:
         _check_inputs(candidates, references)
     count = len(references)
     tokenized_refs = ptb_tokenize({i: list(refs) for i, refs in enumerate(references)})
     tokenized_cands = ptb_tokenize(
-        {s * count + i: [c] for s, candidates in enumerate(candidate_sets) for i, c in enumerate(candidates)}
+        {
+            s * count + i: [c]
+            for s, candidates in enumerate(candidate_sets)
+            for i, c in enumerate(candidates)
+        }
     )
     return [
-        score_tokenized({i: tokenized_cands[s * count + i] for i in range(count)}, tokenized_refs, chosen)
+        score_tokenized(
+            {i: tokenized_cands[s * count + i] for i in range(count)}, tokenized_refs, chosen
+        )
         for s, chosen in enumerate(chosen_sets)
     ]
 
@@ -226,7 +243,23 @@ def score_tokenized(
     return result
 
 
-def _spice(references: dict[int, list[str]], candidates: dict[int, list[str]], result: CaptionScores) -> str | None:
+def validation_scores(
+    candidates: Sequence[str], references: Sequence[Sequence[str]]
+) -> dict[str, float]:
+    """BLEU-4 and CIDEr-D (0–100 scale) of already normalized captions, without the Java
+    tokenizer: the captioner's per-epoch validation scores (the test split goes through the
+    full pipeline of :func:`score_captions`)."""
+    scores = score_tokenized(
+        {i: [c] for i, c in enumerate(candidates)},
+        {i: list(refs) for i, refs in enumerate(references)},
+        ["bleu", "cider"],
+    )
+    return {"bleu_4": scores.metrics["bleu_4"], "cider": scores.metrics["cider"]}
+
+
+def _spice(
+    references: dict[int, list[str]], candidates: dict[int, list[str]], result: CaptionScores
+) -> str | None:
     """Run SPICE (models present locally); returns a skip reason if the Java scorer fails."""
     from pycocoevalcap.spice.spice import Spice
 
