@@ -28,12 +28,21 @@ every test scene (scored through the same pipeline); its BLEU-4 and CIDEr-D are 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
 
-from privbench.captioning.metrics import most_frequent_caption, score_caption_sets
+from privbench.api.errors import DataError
+from privbench.api.evaluation import (
+    EvalInputs,
+    EvalResult,
+    Evaluation,
+    EvaluationConfig,
+    MetricSpec,
+    RunContext,
+)
+from privbench.api.registry import register_task
 from privbench.captioning import (
     CaptionModelConfig,
     CaptionTrainConfig,
@@ -45,9 +54,7 @@ from privbench.captioning import (
     normalize_caption,
     train_captioner,
 )
-from privbench.api.errors import DataError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
-from privbench.api.registry import register_task
+from privbench.captioning.metrics import most_frequent_caption, score_caption_sets
 
 PART = "scenes"
 
@@ -64,7 +71,13 @@ PAPER_PRESET: dict[str, Any] = {
         "hidden_dim": 512,
         "dropout": 0.5,
     },
-    "training": {"epochs": 90, "batch_size": 32, "encoder_lr": 1e-4, "decoder_lr": 1e-4, "patience": 10},
+    "training": {
+        "epochs": 90,
+        "batch_size": 32,
+        "encoder_lr": 1e-4,
+        "decoder_lr": 1e-4,
+        "patience": 10,
+    },
     "min_word_count": 5,
     "beam_size": 3,
     "max_caption_words": 50,
@@ -76,11 +89,27 @@ class CaptioningConfig(EvaluationConfig):
 
     model: CaptionModelConfig = Field(default_factory=CaptionModelConfig)
     training: CaptionTrainConfig = Field(default_factory=CaptionTrainConfig)
-    min_word_count: int = Field(5, ge=1, le=10_000, description="training-caption frequency a word needs to enter the vocabulary")
-    beam_size: int = Field(3, ge=1, le=50, description="beam width when captioning the test split (1: greedy)")
-    max_caption_words: int = Field(40, ge=1, le=200, description="reference captions are cut to this many words; generated ones stop there")
-    meteor: bool = Field(True, description="score METEOR (its Java scorer loads a paraphrase table: ~15 s per cell)")
-    spice: bool = Field(True, description="score SPICE when its Stanford CoreNLP models are present locally")
+    min_word_count: int = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="training-caption frequency a word needs to enter the vocabulary",
+    )
+    beam_size: int = Field(
+        3, ge=1, le=50, description="beam width when captioning the test split (1: greedy)"
+    )
+    max_caption_words: int = Field(
+        40,
+        ge=1,
+        le=200,
+        description="reference captions are cut to this many words; generated ones stop there",
+    )
+    meteor: bool = Field(
+        True, description="score METEOR (its Java scorer loads a paraphrase table: ~15 s per cell)"
+    )
+    spice: bool = Field(
+        True, description="score SPICE when its Stanford CoreNLP models are present locally"
+    )
 
 
 @register_task("captioning")
@@ -91,7 +120,7 @@ class Captioning(Evaluation):
     role = "utility"
     version = "1"
     requires = (PART,)
-    metrics = {
+    metrics: ClassVar[dict[str, MetricSpec]] = {
         "cider": MetricSpec(True, "CIDEr-D of the beam-search captions of the test scenes (x100)"),
         "bleu_4": MetricSpec(True, "BLEU-4 (0-100), the metric of 2PSC's Table 1"),
         "bleu_1": MetricSpec(True, "BLEU-1 (0-100)"),
@@ -99,9 +128,15 @@ class Captioning(Evaluation):
         "bleu_3": MetricSpec(True, "BLEU-3 (0-100)"),
         "meteor": MetricSpec(True, "METEOR 1.5 (0-100)"),
         "rouge_l": MetricSpec(True, "ROUGE-L F-measure (0-100)"),
-        "spice": MetricSpec(True, "SPICE F-score (0-100), only when its models are installed locally"),
-        "baseline_bleu_4": MetricSpec(True, "BLEU-4 of always writing the most frequent training caption"),
-        "baseline_cider": MetricSpec(True, "CIDEr-D of always writing the most frequent training caption (chance)"),
+        "spice": MetricSpec(
+            True, "SPICE F-score (0-100), only when its models are installed locally"
+        ),
+        "baseline_bleu_4": MetricSpec(
+            True, "BLEU-4 of always writing the most frequent training caption"
+        ),
+        "baseline_cider": MetricSpec(
+            True, "CIDEr-D of always writing the most frequent training caption (chance)"
+        ),
     }
     headline = "cider"
 
@@ -115,28 +150,53 @@ class Captioning(Evaluation):
                     f"captioning needs reference captions for every scene of the {split} split; it has "
                     f"{len(scenes[split])} scenes and {len(refs)} caption lists."
                 )
-        vocabulary = Vocabulary.build((text for texts in train_refs for text in texts), config.min_word_count)
+        vocabulary = Vocabulary.build(
+            (text for texts in train_refs for text in texts), config.min_word_count
+        )
         max_words = min(config.max_caption_words, max(longest_caption(train_refs), 1))
         train_captions = encode_captions(vocabulary, train_refs, max_words)
         val_captions = encode_captions(vocabulary, val_refs, max_words)
-        val_references = [[normalize_caption(t) for t in texts if normalize_caption(t)] for texts in val_refs]
+        val_references = [
+            [normalize_caption(t) for t in texts if normalize_caption(t)] for texts in val_refs
+        ]
 
         train_x = inputs.encoded(PART, "train")
         torch.manual_seed(ctx.seed)
         model = build_caption_model(config.model, tuple(train_x.shape[1:]), len(vocabulary))
         model, history = train_captioner(
-            model, vocabulary, train_x, train_captions, inputs.encoded(PART, "val"), val_captions, val_references,
-            config.training, config.model, ctx, name="captioning", max_words=max_words,
+            model,
+            vocabulary,
+            train_x,
+            train_captions,
+            inputs.encoded(PART, "val"),
+            val_captions,
+            val_references,
+            config.training,
+            config.model,
+            ctx,
+            name="captioning",
+            max_words=max_words,
             beam_size=config.beam_size,
         )
         candidates = generate_captions(
-            model, inputs.encoded(PART, "test"), vocabulary, beam_size=config.beam_size, max_words=max_words,
-            batch_size=config.training.eval_batch_size, device=ctx.device,
+            model,
+            inputs.encoded(PART, "test"),
+            vocabulary,
+            beam_size=config.beam_size,
+            max_words=max_words,
+            batch_size=config.training.eval_batch_size,
+            device=ctx.device,
         )
-        scorers = ["bleu", "rouge", "cider"] + (["meteor"] if config.meteor else []) + (["spice"] if config.spice else [])
+        scorers = (
+            ["bleu", "rouge", "cider"]
+            + (["meteor"] if config.meteor else [])
+            + (["spice"] if config.spice else [])
+        )
         baseline_caption = most_frequent_caption(train_refs, normalize_caption)
         scores, baseline = score_caption_sets(
-            [candidates, [baseline_caption] * len(test_refs)], test_refs, [scorers, ["bleu", "cider"]]
+            [candidates, [baseline_caption] * len(test_refs)],
+            test_refs,
+            [scorers, ["bleu", "cider"]],
         )
         metrics = {
             **scores.metrics,
@@ -152,7 +212,8 @@ class Captioning(Evaluation):
                 "max_caption_words": max_words,
                 "baseline_caption": baseline_caption,
                 "sample_captions": [
-                    {"candidate": c, "reference": refs[0]} for c, refs in zip(candidates[:5], test_refs[:5])
+                    {"candidate": c, "reference": refs[0]}
+                    for c, refs in zip(candidates[:5], test_refs[:5])
                 ],
                 "skipped_metrics": scores.skipped,
                 "training": history.summary(),

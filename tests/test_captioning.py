@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-from privbench.captioning.metrics import most_frequent_caption, score_captions, spice_unavailable_reason
+from privbench.api.errors import ConfigError, InputError
 from privbench.captioning import (
     END,
     PAD,
@@ -29,7 +29,11 @@ from privbench.captioning import (
     resnet101_trunk,
     step_mask,
 )
-from privbench.api.errors import ConfigError, InputError
+from privbench.captioning.metrics import (
+    most_frequent_caption,
+    score_captions,
+    spice_unavailable_reason,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +45,7 @@ def _one_thread():
     yield
     torch.set_num_threads(previous)
 
+
 # -- metrics -----------------------------------------------------------------------------------
 # Lower-case words without punctuation, so the PTB tokenizer leaves them as they are.
 CANDIDATES = [
@@ -49,9 +54,21 @@ CANDIDATES = [
     "a red car parked near a tree",
 ]
 REFERENCES = [
-    ["a man rides a horse on the beach", "a person riding a brown horse along the sea", "a man on a horse at the beach"],
-    ["two dogs are playing in a park", "dogs running on the grass", "two brown dogs play together in the park"],
-    ["a red car is parked next to a tree", "a small red car near a big tree", "a car parked by a tree"],
+    [
+        "a man rides a horse on the beach",
+        "a person riding a brown horse along the sea",
+        "a man on a horse at the beach",
+    ],
+    [
+        "two dogs are playing in a park",
+        "dogs running on the grass",
+        "two brown dogs play together in the park",
+    ],
+    [
+        "a red car is parked next to a tree",
+        "a small red car near a big tree",
+        "a car parked by a tree",
+    ],
 ]
 
 
@@ -59,7 +76,9 @@ def ngrams(words: list[str], n: int) -> Counter:
     return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
 
-def independent_bleu(candidates: list[str], references: list[list[str]], max_n: int = 4) -> list[float]:
+def independent_bleu(
+    candidates: list[str], references: list[list[str]], max_n: int = 4
+) -> list[float]:
     """Corpus BLEU (Papineni et al. 2002): clipped n-gram precisions pooled over the corpus,
     geometric mean of orders 1..n, brevity penalty with the reference length closest to each
     candidate (ties: the shorter)."""
@@ -77,7 +96,11 @@ def independent_bleu(candidates: list[str], references: list[list[str]], max_n: 
                 max_ref |= ngrams(r, n)
             matches[n - 1] += sum(min(c, max_ref[g]) for g, c in counts.items())
             totals[n - 1] += sum(counts.values())
-    brevity = 1.0 if candidate_length >= reference_length else math.exp(1 - reference_length / candidate_length)
+    brevity = (
+        1.0
+        if candidate_length >= reference_length
+        else math.exp(1 - reference_length / candidate_length)
+    )
     scores = []
     for n in range(1, max_n + 1):
         log_mean = sum(math.log(matches[k] / totals[k]) for k in range(n)) / n
@@ -89,11 +112,15 @@ def lcs(a: list[str], b: list[str]) -> int:
     table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
     for i, x in enumerate(a):
         for j, y in enumerate(b):
-            table[i + 1][j + 1] = table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
+            table[i + 1][j + 1] = (
+                table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
+            )
     return table[-1][-1]
 
 
-def independent_rouge_l(candidates: list[str], references: list[list[str]], beta: float = 1.2) -> float:
+def independent_rouge_l(
+    candidates: list[str], references: list[list[str]], beta: float = 1.2
+) -> float:
     """ROUGE-L (Lin 2004) as the COCO server defines it: per image the best LCS precision and the
     best LCS recall over the references, F_β with β = 1.2, averaged over images."""
     total = 0.0
@@ -101,11 +128,17 @@ def independent_rouge_l(candidates: list[str], references: list[list[str]], beta
         c = candidate.split()
         precision = max(lcs(r.split(), c) / len(c) for r in refs)
         recall = max(lcs(r.split(), c) / len(r.split()) for r in refs)
-        total += (1 + beta**2) * precision * recall / (recall + beta**2 * precision) if precision and recall else 0.0
+        total += (
+            (1 + beta**2) * precision * recall / (recall + beta**2 * precision)
+            if precision and recall
+            else 0.0
+        )
     return 100.0 * total / len(candidates)
 
 
-def independent_cider_d(candidates: list[str], references: list[list[str]], sigma: float = 6.0) -> float:
+def independent_cider_d(
+    candidates: list[str], references: list[list[str]], sigma: float = 6.0
+) -> float:
     """CIDEr-D (Vedantam et al. 2015): for n = 1..4, TF-IDF n-gram vectors (IDF = log of the number
     of images over the number of images whose references contain the n-gram), the candidate's
     vector clipped by each reference's, cosine-normalized, times a Gaussian length penalty; mean
@@ -121,7 +154,10 @@ def independent_cider_d(candidates: list[str], references: list[list[str]], sigm
 
     def vectors(words: list[str]) -> list[dict]:
         return [
-            {g: c * (math.log(images) - math.log(max(1.0, document_frequency[g]))) for g, c in ngrams(words, n).items()}
+            {
+                g: c * (math.log(images) - math.log(max(1.0, document_frequency[g])))
+                for g, c in ngrams(words, n).items()
+            }
             for n in range(1, 5)
         ]
 
@@ -146,7 +182,11 @@ def independent_cider_d(candidates: list[str], references: list[list[str]], sigm
 
 
 # Three more images to order METEOR by: an exact reference, a paraphrase, an unrelated caption.
-METEOR_CANDIDATES = ["a man rides a horse on the beach", "a man riding a horse at the beach", "two cups on a table"]
+METEOR_CANDIDATES = [
+    "a man rides a horse on the beach",
+    "a man riding a horse at the beach",
+    "two cups on a table",
+]
 METEOR_REFERENCES = [["a man rides a horse on the beach"]] * 3
 
 
@@ -162,13 +202,25 @@ def test_bleu_rouge_cider_match_independent_implementations(pinned):
     expected_bleu = independent_bleu(candidates, references)
     for n, value in enumerate(expected_bleu, start=1):
         assert scores.metrics[f"bleu_{n}"] == pytest.approx(value, rel=1e-6), f"BLEU-{n}"
-    assert scores.metrics["rouge_l"] == pytest.approx(independent_rouge_l(candidates, references), rel=1e-9)
-    assert scores.metrics["cider"] == pytest.approx(independent_cider_d(candidates, references), rel=1e-6)
+    assert scores.metrics["rouge_l"] == pytest.approx(
+        independent_rouge_l(candidates, references), rel=1e-9
+    )
+    assert scores.metrics["cider"] == pytest.approx(
+        independent_cider_d(candidates, references), rel=1e-6
+    )
     # BLEU-1 by hand: 43 candidate words, 37 of them in the references (all but is; riding, at;
     # two, cups, table); the closest references have 9 + 5 + 6 + 8 + 8 + 8 = 44 words (ties go
     # to the shorter), so the brevity penalty is exp(1 − 44/43).
-    assert scores.metrics["bleu_1"] == pytest.approx(100 * 37 / 43 * math.exp(1 - 44 / 43), rel=1e-6)
-    assert 0 < scores.metrics["bleu_4"] < scores.metrics["bleu_3"] < scores.metrics["bleu_2"] < scores.metrics["bleu_1"]
+    assert scores.metrics["bleu_1"] == pytest.approx(
+        100 * 37 / 43 * math.exp(1 - 44 / 43), rel=1e-6
+    )
+    assert (
+        0
+        < scores.metrics["bleu_4"]
+        < scores.metrics["bleu_3"]
+        < scores.metrics["bleu_2"]
+        < scores.metrics["bleu_1"]
+    )
 
 
 def test_meteor_orders_candidates_and_spice_is_skipped_with_a_reason(pinned):
@@ -185,8 +237,12 @@ def test_meteor_orders_candidates_and_spice_is_skipped_with_a_reason(pinned):
 
 
 def test_ptb_tokenizer_normalizes_case_and_punctuation():
-    plain = score_captions(["a man rides a horse"], [["a man is riding a horse on the beach"]], ["bleu"])
-    noisy = score_captions(["A man rides a horse."], [["A man is riding a horse, on the beach!"]], ["bleu"])
+    plain = score_captions(
+        ["a man rides a horse"], [["a man is riding a horse on the beach"]], ["bleu"]
+    )
+    noisy = score_captions(
+        ["A man rides a horse."], [["A man is riding a horse, on the beach!"]], ["bleu"]
+    )
     assert noisy.metrics == pytest.approx(plain.metrics)
 
 
@@ -227,10 +283,25 @@ def test_vocabulary_threshold_specials_and_round_trip():
     captions = ["A red ball.", "a red box", "A blue ball", "a ball!"]
     vocab = Vocabulary.build(captions, min_count=2)
     assert tuple(vocab.words[:4]) == SPECIAL_TOKENS == ("<pad>", "<start>", "<end>", "<unk>")
-    assert vocab.words[4:] == ["a", "ball", "red"]  # by count (4, 3, 2); 'box' and 'blue' appear once
-    assert vocab.encode("a blue ball", max_words=10) == [START, vocab.index("a"), UNK, vocab.index("ball"), END]
-    assert vocab.encode("a red ball a red ball", max_words=2) == [START, vocab.index("a"), vocab.index("red"), END]
-    assert vocab.decode([START, vocab.index("red"), vocab.index("ball"), END, vocab.index("a")]) == "red ball"
+    # by count (4, 3, 2); 'box' and 'blue' appear once
+    assert vocab.words[4:] == ["a", "ball", "red"]
+    assert vocab.encode("a blue ball", max_words=10) == [
+        START,
+        vocab.index("a"),
+        UNK,
+        vocab.index("ball"),
+        END,
+    ]
+    assert vocab.encode("a red ball a red ball", max_words=2) == [
+        START,
+        vocab.index("a"),
+        vocab.index("red"),
+        END,
+    ]
+    assert (
+        vocab.decode([START, vocab.index("red"), vocab.index("ball"), END, vocab.index("a")])
+        == "red ball"
+    )
     assert len(Vocabulary.build(captions, min_count=1)) == 4 + 5
     with pytest.raises(ConfigError, match="min_count"):
         Vocabulary.build(captions, min_count=0)
@@ -270,7 +341,9 @@ def test_resnet101_weights_come_only_from_a_local_file(tmp_path):
         layout = {k: (v.shape, v.dtype) for k, v in resnet101(weights=None).state_dict().items()}
     generator = torch.Generator().manual_seed(1)
     reference = {
-        k: torch.rand(shape, generator=generator) if dtype.is_floating_point else torch.zeros(shape, dtype=dtype)
+        k: torch.rand(shape, generator=generator)
+        if dtype.is_floating_point
+        else torch.zeros(shape, dtype=dtype)
         for k, (shape, dtype) in layout.items()
     }
     path = tmp_path / "resnet101.pth"
@@ -317,22 +390,35 @@ def test_wide_beam_finds_the_most_probable_caption(small_model):
         log_probs = logits.log_softmax(-1).gather(2, tokens[:, 1:4].unsqueeze(2)).squeeze(2)
         totals = (log_probs * step_mask(steps, 3)).sum(1)
         best = hypotheses[int(totals.argmax())]
-        assert beam_search(small_model.decoder, features[image : image + 1], beam_size=len(hypotheses), max_words=2) == [best]
+        assert beam_search(
+            small_model.decoder, features[image : image + 1], beam_size=len(hypotheses), max_words=2
+        ) == [best]
 
 
 # -- training ----------------------------------------------------------------------------------
 def test_loss_decreases_on_a_fixed_batch():
     torch.manual_seed(0)
-    vocab = Vocabulary.build(["a red ball", "a blue box", "two red boxes", "one blue ball"], min_count=1)
+    vocab = Vocabulary.build(
+        ["a red ball", "a blue box", "two red boxes", "one blue ball"], min_count=1
+    )
     images = torch.rand(4, 3, 32, 32)
-    captions = encode_captions(vocab, [["a red ball"], ["a blue box"], ["two red boxes"], ["one blue ball"]], 6)
-    model = build_caption_model(CaptionModelConfig(base_width=8, embed_dim=16, attention_dim=16, hidden_dim=32, dropout=0.0),
-                                (3, 32, 32), len(vocab))
+    captions = encode_captions(
+        vocab, [["a red ball"], ["a blue box"], ["two red boxes"], ["one blue ball"]], 6
+    )
+    model = build_caption_model(
+        CaptionModelConfig(
+            base_width=8, embed_dim=16, attention_dim=16, hidden_dim=32, dropout=0.0
+        ),
+        (3, 32, 32),
+        len(vocab),
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses, nll = [], []
     for _ in range(30):
         logits, attention = model(images, captions.tokens, captions.steps)
-        loss, parts = caption_loss(logits, captions.tokens, captions.steps, attention, regularization=1.0)
+        loss, parts = caption_loss(
+            logits, captions.tokens, captions.steps, attention, regularization=1.0
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -344,17 +430,51 @@ def test_loss_decreases_on_a_fixed_batch():
     assert losses[-1] < 0.75 * losses[0]
 
 
+def test_teacher_forcing_loss_decodes_each_caption_from_its_own_image(small_model):
+    """Images given out of order, with different numbers of captions: the batched loss is the
+    mean of each caption's loss decoded alone from its own image's features."""
+    from privbench.api.evaluation import RunContext
+    from privbench.captioning import teacher_forcing_loss, validation_loss
+
+    vocab = Vocabulary.build(["a b c d e f g h"], min_count=1)  # 12 words with the specials
+    refs = [["a b c", "d e"], ["f"], ["g h a", "b", "c d e f"]]
+    captions = encode_captions(vocab, refs, max_words=6)
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    images = torch.tensor([2, 0])
+    with torch.no_grad():
+        features = small_model.features(x[images])
+        result = teacher_forcing_loss(small_model.decoder, features, images, captions, 0.5)
+        alone = []
+        for position, image in enumerate(images.tolist()):
+            for row in captions.rows_of_images(torch.tensor([image])).tolist():
+                tokens, steps = captions.tokens[row : row + 1], captions.steps[row : row + 1]
+                logits, attention = small_model.decoder(
+                    features[position : position + 1], tokens, steps
+                )
+                alone.append(caption_loss(logits, tokens, steps, attention, 0.5)[0].item())
+    assert result.captions == 5 == len(alone)
+    assert result.loss.item() == pytest.approx(sum(alone) / len(alone), rel=1e-5)
+    # the validation loss is a mean per caption, whatever the batching
+    device = RunContext(seed=0).device
+    one_by_one = validation_loss(small_model, x, captions, 0.5, batch_size=1, device=device)
+    assert one_by_one == pytest.approx(
+        validation_loss(small_model, x, captions, 0.5, 3, device), rel=1e-5
+    )
+
+
 # -- the task end to end -------------------------------------------------------------------------
 def test_captioning_task_end_to_end_on_low_res_synthfaces_scenes():
-    from privbench.data.synthfaces import build_synthfaces
     from privbench.api.encoder import encode_batches
     from privbench.api.evaluation import EvalInputs, RunContext
     from privbench.api.registry import get_encoder, get_task, list_tasks
+    from privbench.data.synthfaces import build_synthfaces
 
     assert "captioning" in list_tasks()
     data = build_synthfaces("tiny", seed=0)
     encoder = get_encoder("low-res", size_px=16)
-    inputs = EvalInputs(data, lambda part, split: encode_batches(encoder, data.part(part)[split].images), "low-res")
+    inputs = EvalInputs(
+        data, lambda part, split: encode_batches(encoder, data.part(part)[split].images), "low-res"
+    )
     task = get_task(
         "captioning",
         model={"base_width": 8, "embed_dim": 32, "attention_dim": 32, "hidden_dim": 48},
@@ -364,10 +484,20 @@ def test_captioning_task_end_to_end_on_low_res_synthfaces_scenes():
     )
     assert task.role == "utility" and task.requires == ("scenes",) and task.headline == "cider"
     result = task.evaluate(inputs, RunContext(seed=0))
-    for name in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider", "baseline_bleu_4", "baseline_cider"):
+    for name in (
+        "bleu_1",
+        "bleu_2",
+        "bleu_3",
+        "bleu_4",
+        "rouge_l",
+        "cider",
+        "baseline_bleu_4",
+        "baseline_cider",
+    ):
         assert 0.0 <= result.metrics[name] <= (1000.0 if "cider" in name else 100.0), name
     assert result.chance == result.metrics["baseline_cider"]
-    assert result.metrics["baseline_bleu_4"] > 0  # the most frequent caption shares n-grams with the references
+    # the most frequent caption shares n-grams with the references
+    assert result.metrics["baseline_bleu_4"] > 0
     assert result.details["training"]["epochs_run"] == 3
     assert len(result.details["sample_captions"]) == 5
     assert "meteor" not in result.metrics
@@ -387,13 +517,15 @@ def _toy_split(count: int, seed: int):
 
 
 def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    from privbench.api.evaluation import Progress, ProgressBar, RunContext
     from privbench.captioning import CaptionTrainConfig, train_captioner
-    from privbench.api.evaluation import ProgressBar, Progress, RunContext
 
     train_x, train_refs = _toy_split(8, 0)
     val_x, val_refs = _toy_split(4, 1)
     vocab = Vocabulary.build([t for ts in train_refs for t in ts], min_count=1)
-    model_config = CaptionModelConfig(base_width=8, embed_dim=16, attention_dim=16, hidden_dim=24, dropout=0.2)
+    model_config = CaptionModelConfig(
+        base_width=8, embed_dim=16, attention_dim=16, hidden_dim=24, dropout=0.2
+    )
     train_config = CaptionTrainConfig(epochs=3, batch_size=4, patience=None, augment_shift=0.0625)
     val_norm = [[normalize_caption(t) for t in ts] for ts in val_refs]
 
@@ -401,8 +533,19 @@ def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
         torch.manual_seed(0)
         model = build_caption_model(model_config, (3, 32, 32), len(vocab))
         return train_captioner(
-            model, vocab, train_x, encode_captions(vocab, train_refs, 8), val_x, encode_captions(vocab, val_refs, 8),
-            val_norm, train_config, model_config, ctx, "toy", max_words=8, beam_size=2,
+            model,
+            vocab,
+            train_x,
+            encode_captions(vocab, train_refs, 8),
+            val_x,
+            encode_captions(vocab, val_refs, 8),
+            val_norm,
+            train_config,
+            model_config,
+            ctx,
+            "toy",
+            max_words=8,
+            beam_size=2,
         )
 
     class Killed(Exception):
@@ -421,6 +564,8 @@ def test_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
         run(RunContext(seed=0, workdir=tmp_path / "b", progress=KillAfterFirstEpoch()))
     resumed, resumed_history = run(RunContext(seed=0, workdir=tmp_path / "b"))
     assert resumed_history.resumed_from_epoch == 1 and len(resumed_history.epochs) == 3
-    assert [e["val_cider"] for e in resumed_history.epochs] == [e["val_cider"] for e in history.epochs]
+    assert [e["val_cider"] for e in resumed_history.epochs] == [
+        e["val_cider"] for e in history.epochs
+    ]
     for key, value in uninterrupted.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
