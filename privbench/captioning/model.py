@@ -159,6 +159,8 @@ class MeasurementFeatures(StandardizedInput):
 def build_feature_extractor(
     config: CaptionModelConfig, input_shape: tuple[int, int, int]
 ) -> MeasurementFeatures:
+    """The configured trunk (``small-resnet`` or ``resnet101``) for measurements of shape
+    ``(C, H, W)``, wrapped to read its last feature map as annotation vectors."""
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ConfigError(
