@@ -31,11 +31,12 @@ from pydantic import Field
 
 from privbench.detection import fit_detector
 from privbench.api.errors import ConfigError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, RunContext
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, RunContext, Protocol
 from privbench.api.registry import register_attack
 from privbench.tasks.face_detection import DETECTION_METRICS, FaceDetectionConfig, detection_splits, score_detector
 
-PROTOCOLS = ("clean-reference", "pretrained", "retrained", "finetuned")
+#: The four detection experiments of 2PSC, in the order the figures draw them.
+PROTOCOLS = (Protocol.CLEAN_REFERENCE, Protocol.PRETRAINED, Protocol.RETRAINED, Protocol.FINETUNED)
 
 
 class FaceDetectionAttackConfig(FaceDetectionConfig):
@@ -57,7 +58,12 @@ class FaceDetectionAttack(Evaluation):
     Config = FaceDetectionAttackConfig
     role = "privacy"
     version = "1"
-    protocol = "retrained"
+    protocol = Protocol.RETRAINED
+
+    @property
+    def protocol_name(self) -> str:
+        """The configured protocol (``config.protocol``) of this instance."""
+        return Protocol(self.config.protocol).value
     requires = ("scenes",)
     metrics = DETECTION_METRICS
     headline = "ap50"

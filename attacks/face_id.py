@@ -32,7 +32,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from privbench.api.config import ComponentConfig
 from privbench.api.errors import ConfigError, DataError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext, Protocol
 from privbench.nn.classifiers import ARCHITECTURES
 from privbench.api.registry import register_attack
 from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
@@ -121,7 +121,12 @@ class FaceIdentification(Evaluation):
     Config = FaceIdConfig
     role = "privacy"
     version = "2"  # 2: the headline is the best of an attacker zoo
-    protocol = "retrained"
+    protocol = Protocol.RETRAINED
+
+    @property
+    def protocol_name(self) -> str:
+        """The configured protocol (``config.protocol``) of this instance."""
+        return Protocol(self.config.protocol).value
     requires = (PART,)
     metrics = {
         "top1": MetricSpec(True, "best zoo member's top-1 identification accuracy on the identity test split (fraction)"),

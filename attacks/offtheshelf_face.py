@@ -53,7 +53,7 @@ from pydantic import Field, field_validator
 from privbench.nn import face_models
 from privbench.api.config import stable_hash
 from privbench.api.errors import DataError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext, Protocol
 from privbench.nn.imaging import to_common_grid
 from privbench.api.registry import register_attack
 
@@ -107,7 +107,7 @@ class OffTheShelfFace(Evaluation):
     Config = OffTheShelfFaceConfig
     role = "privacy"
     version = "1"
-    protocol = "offtheshelf"
+    protocol = Protocol.OFFTHESHELF
     requires = ()
     metrics = {
         "id_top1": MetricSpec(True, "nearest-neighbour identification top-1 with dlib descriptors, the better gallery"),

@@ -35,9 +35,9 @@ __version__ = "0.1.0"
 def run(spec: Any = None, **options: Any):
     """Run a benchmark spec (a BenchmarkSpec, a dict, a YAML path, or a benchmark name).
 
-    Returns the results as a pandas DataFrame (one row per cell). See :mod:`privbench.runs.runner`.
+    Returns the results as a pandas DataFrame (one row per cell). See :mod:`privbench.pipeline`.
     """
-    from privbench.runs.runner import run as _run
+    from privbench.pipeline import run as _run
 
     return _run(spec, **options)
 

@@ -24,7 +24,9 @@ from privbench.data.paths import MissingDataError, expected_layout, parse_data_o
 from privbench.api.errors import ConfigError, DataError
 from privbench.report.reported import comparison_table, reported_rows, reported_tables
 from privbench.api.registry import DATASETS, DESIGNERS, ENCODERS
-from privbench.runs.runner import Runner, require_data_paths, run
+from privbench.pipeline import run
+from privbench.runs.runner import Runner
+from privbench.runs.spec import require_data_paths
 from privbench.runs.scores import leaderboard_table
 from privbench.runs.spec import BUILTIN_DIR, deep_merge, load_spec
 from support import dataset_fixtures as fx

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import privbench
-from privbench.runs.runner import run
+from privbench.pipeline import run
 from privbench.runs.spec import load_spec
 from privbench.runs.store import ResultStore
 

@@ -12,6 +12,7 @@ its model under its protocol, and returns raw metrics. Attacks declare a protoco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
@@ -21,7 +22,21 @@ from privbench.api.config import ComponentConfig, stable_hash, validate_config
 from privbench.api.errors import ConfigError, InputError
 
 Role = Literal["utility", "privacy"]
-PROTOCOLS = ("retrained", "pretrained", "finetuned", "offtheshelf")
+
+
+class Protocol(str, Enum):
+    """How an attack's model meets the encoder (the module docstring; 2PSC Sec. 4's face
+    detector experiments). Rows store the value string."""
+
+    RETRAINED = "retrained"
+    PRETRAINED = "pretrained"
+    FINETUNED = "finetuned"
+    OFFTHESHELF = "offtheshelf"
+    #: The clean detector scored on clean scenes: the reference the other protocols compare to.
+    CLEAN_REFERENCE = "clean-reference"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -150,7 +165,7 @@ class Evaluation:
     Config: ClassVar[type[EvaluationConfig]] = EvaluationConfig
     role: ClassVar[Role] = "utility"
     version: ClassVar[str] = "1"
-    protocol: ClassVar[str | None] = None
+    protocol: ClassVar[Protocol | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
     metrics: ClassVar[dict[str, MetricSpec]] = {}
     headline: ClassVar[str] = ""
@@ -165,8 +180,8 @@ class Evaluation:
 
     @property
     def protocol_name(self) -> str | None:
-        """The protocol of this instance (configurable evaluations override this)."""
-        return getattr(self.config, "protocol", None) or self.protocol
+        """The protocol of this instance, as stored in rows (configurable evaluations override)."""
+        return None if self.protocol is None else Protocol(self.protocol).value
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")

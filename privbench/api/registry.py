@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from importlib import metadata
-from typing import Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from privbench.api.errors import ConfigError, UnknownNameError
 
@@ -19,14 +19,44 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named collection of component classes (or factories) of one kind."""
+    """A named collection of component classes (or factories) of one kind.
 
-    def __init__(self, kind: str, entry_point_group: str, builtin_modules: tuple[str, ...] = ()):
+    ``base``: the contract every registered class must subclass, as ``"module:Class"`` (imported
+    on first use, so that the contracts may import this module); ``None`` for registries of
+    factories (benchmark specs). Registering anything else raises a ConfigError naming the base.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str,
+        builtin_modules: tuple[str, ...] = (),
+        base: str | None = None,
+    ):
         self.kind = kind
         self.entry_point_group = entry_point_group
         self._builtin_modules = builtin_modules
+        self._base_path = base
         self._items: dict[str, T] = {}
         self._loaded = False
+
+    @property
+    def base(self) -> type | None:
+        """The class every registered component subclasses (``None``: any callable)."""
+        if self._base_path is None:
+            return None
+        module, _, name = self._base_path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def _check(self, name: str, obj: Any) -> None:
+        base = self.base
+        if base is not None and not (isinstance(obj, type) and issubclass(obj, base)):
+            raise ConfigError(
+                f"Cannot register {_qualname(obj)} as {self.kind} {name!r}: a {self.kind} must be "
+                f"a subclass of {base.__module__}.{base.__qualname__}."
+            )
+        if base is None and not callable(obj):
+            raise ConfigError(f"Cannot register {obj!r} as {self.kind} {name!r}: it is not callable.")
 
     # -- registration -------------------------------------------------------------------
     def register(self, name: str, *, override: bool = False) -> Callable[[T], T]:
@@ -35,6 +65,7 @@ class Registry(Generic[T]):
             raise ConfigError(f"Invalid {self.kind} name {name!r}: use lower-case words joined by '-'.")
 
         def decorator(obj: T) -> T:
+            self._check(name, obj)
             existing = self._items.get(name)
             if existing is not None and existing is not obj and not override:
                 raise ConfigError(
@@ -71,7 +102,12 @@ class Registry(Generic[T]):
                 continue
             if not isinstance(obj, type(importlib)) and entry_point.name not in self._items:
                 # The entry point names an object rather than a module that registers itself.
-                self.register(entry_point.name)(obj)
+                try:
+                    self.register(entry_point.name)(obj)
+                except ConfigError as error:
+                    import warnings
+
+                    warnings.warn(f"privbench skipped {self.kind} plugin: {error}", stacklevel=2)
 
     def refresh(self) -> None:
         """Scan the entry points again (e.g. after installing a plugin in a running process)."""
@@ -109,20 +145,25 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-ENCODERS: Registry[Any] = Registry(
-    "encoder",
-    "privbench.encoders",
-    builtin_modules=("privbench.encoders",),
+if TYPE_CHECKING:
+    from privbench.api.encoder import Encoder
+    from privbench.api.evaluation import Evaluation
+
+ENCODERS: Registry[type["Encoder"]] = Registry(
+    "encoder", "privbench.encoders", ("privbench.encoders",), base="privbench.api.encoder:Encoder"
 )
-TASKS: Registry[Any] = Registry("task", "privbench.tasks", builtin_modules=("privbench.tasks",))
-ATTACKS: Registry[Any] = Registry("attack", "privbench.attacks", builtin_modules=("privbench.attacks",))
-BENCHMARKS: Registry[Any] = Registry(
-    "benchmark", "privbench.specs", builtin_modules=("privbench.specs",)
+TASKS: Registry[type["Evaluation"]] = Registry(
+    "task", "privbench.tasks", ("privbench.tasks",), base="privbench.api.evaluation:Evaluation"
 )
-DESIGNERS: Registry[Any] = Registry(
-    "designer", "privbench.designers", builtin_modules=("privbench.designers",)
+ATTACKS: Registry[type["Evaluation"]] = Registry(
+    "attack", "privbench.attacks", ("privbench.attacks",), base="privbench.api.evaluation:Evaluation"
 )
-DATASETS: Registry[Any] = Registry("dataset", "privbench.datasets", builtin_modules=("privbench.data",))
+#: Benchmark specs register factories returning a validated BenchmarkSpec.
+BENCHMARKS: Registry[Callable[[], Any]] = Registry(
+    "benchmark", "privbench.specs", ("privbench.specs",)
+)
+DESIGNERS: Registry[Any] = Registry("designer", "privbench.designers", ("privbench.designers",))
+DATASETS: Registry[Any] = Registry("dataset", "privbench.datasets", ("privbench.data",))
 
 
 def register_encoder(name: str, *, override: bool = False):

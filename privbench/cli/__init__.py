@@ -104,7 +104,8 @@ def run_command(
     """
     from privbench.data.paths import parse_data_option
     from privbench.report.leaderboard import print_reported_table, print_table
-    from privbench.runs.runner import RichProgressFactory, run
+    from privbench.pipeline import run
+    from privbench.runs.progress import RichProgressFactory
     from privbench.runs.scores import leaderboard_table, split_groups
 
     source = _benchmark_source(benchmark, spec)
@@ -121,7 +122,7 @@ def run_command(
             seed=seed,
             cache_dir=cache_dir,
             progress=progress,
-            log=lambda message: progress._progress.console.print(message),
+            log=lambda message: progress.console.print(message),
             report=True,
             data_paths=data_paths,
         )
@@ -196,7 +197,7 @@ def figure_command(
     from privbench.nn.face_models import DETECTORS
     from privbench.report.figures import benchmark_figure
     from privbench.report.leaderboard import render_outputs
-    from privbench.runs.runner import RichProgressFactory
+    from privbench.runs.progress import RichProgressFactory
     from privbench.runs.store import ResultStore, default_store_url
 
     source = _benchmark_source(benchmark, spec)
@@ -207,7 +208,7 @@ def figure_command(
             cache_dir=cache_dir, device=device, test_crops=test_crops, lfw_faces=lfw_faces,
             astronaut_px=astronaut_px or None, reconstruction=reconstruction,
             detectors=DETECTORS if detectors else None, progress=progress,
-            log=lambda message: progress._progress.console.print(message),
+            log=lambda message: progress.console.print(message),
         )
     console.print(f"  figure    {path}")
     if (out / "results.db").is_file():
@@ -245,7 +246,7 @@ def tune_command(
     """
     from privbench.report.leaderboard import render_outputs
     from privbench.report.pareto import hypervolume, plot_fronts
-    from privbench.runs.runner import RichProgressFactory
+    from privbench.runs.progress import RichProgressFactory
     from privbench.runs.scores import leaderboard_table
     from privbench.runs.store import ResultStore, default_store_url
     from privbench.runs.tuning import TuneSettings, trials_frame, tune
@@ -259,7 +260,7 @@ def tune_command(
     progress = RichProgressFactory(console=console)
     with progress, _interruptible():
         result = tune(settings, out_dir=out, store=store, device=device, progress=progress,
-                      log=lambda message: progress._progress.console.print(message))
+                      log=lambda message: progress.console.print(message))
     frame = trials_frame(result)
     console.print(frame.to_string(index=False))
     store_url = store or default_store_url(out)

@@ -98,12 +98,19 @@ class BenchmarkData:
     scenes: SceneSplits | None = None
     description: str = ""
 
+    def available_parts(self) -> list[str]:
+        """The parts this dataset provides, of ``identities``, ``face_vs_noface``, ``scenes``."""
+        return [p for p in ("identities", "face_vs_noface", "scenes") if getattr(self, p) is not None]
+
+    def has_part(self, name: str) -> bool:
+        return name in self.available_parts()
+
     def part(self, name: str):
         value = getattr(self, name, None)
         if value is None:
             from privbench.api.errors import DataError
 
-            available = [p for p in ("identities", "face_vs_noface", "scenes") if getattr(self, p) is not None]
+            available = self.available_parts()
             raise DataError(
                 f"Dataset {self.name!r} has no part {name!r} (it provides: {', '.join(available) or 'nothing'}). "
                 f"Choose evaluations that use those parts, or a dataset that provides {name!r}."

@@ -211,30 +211,32 @@ def benchmark_figure(
     """
     from privbench.api.cache import ArtifactCache
     from privbench.report.leaderboard import QUALITATIVE_FIGURE
-    from privbench.api.registry import ATTACKS
-    from privbench.runs.runner import Cell, Runner, construct_component, resolve_device, resolve_spec
+    from privbench.runs.cells import cell_inputs
+    from privbench.runs.runner import Runner, resolve_device
+    from privbench.runs.spec import resolve_spec
 
-    spec, _ = resolve_spec(spec, preset=preset, encoders=list(encoders) if encoders else None, log=log)
+    spec = resolve_spec(spec, preset=preset, encoders=list(encoders) if encoders else None, log=log)
     torch_device = resolve_device(device)
     runner = Runner(spec, store=None, device=torch_device, cache=ArtifactCache(cache_dir), progress=progress,
                     log=log or (lambda message: None))
     data = runner.load_data()
-    built = runner.build_encoders(data)
+    cells, fitted = runner.plan(data)
     reconstructors = {}
-    attack_entry = next((entry for entry in spec.attacks if entry.name == "reconstruction"), None)
-    if reconstruction and attack_entry is not None:
-        attack = construct_component(ATTACKS, attack_entry)
-        for encoder_entry, encoder in built:
-            cell = Cell(encoder_entry, encoder, attack_entry, attack, spec.seeds[0])
-            cell.key = runner.cell_key(cell, data)
-            inputs, ctx = runner.cell_inputs(cell, data)
+    if reconstruction:
+        # The first seed's cell of the spec's own reconstruction attack, per encoder.
+        for cell in cells:
+            if cell.evaluation.name != "reconstruction" or cell.seed != spec.seeds[0]:
+                continue
+            if cell.encoder_entry.display_name in reconstructors:
+                continue
+            inputs, ctx = cell_inputs(cell, runner.progress, runner.log)
             torch.manual_seed(cell.seed)
-            decoder = attack.fit_decoder(inputs, ctx)
-            reconstructors[encoder_entry.display_name] = _reconstructor(decoder, torch_device)
+            decoder = cell.evaluation.fit_decoder(inputs, ctx)
+            reconstructors[cell.encoder_entry.display_name] = _reconstructor(decoder, torch_device)
     rows = figure_images(data, test_crops=test_crops, lfw_faces=lfw_faces, astronaut_px=astronaut_px)
     return qualitative_figure(
         rows,
-        {entry.display_name: encoder for entry, encoder in built},
+        {label: record.encoder for label, record in fitted.items()},
         Path(out_dir) / QUALITATIVE_FIGURE,
         reconstructors=reconstructors,
         detectors=detectors,

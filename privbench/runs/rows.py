@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import json
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -97,10 +96,8 @@ class ResultRow:
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_record(self) -> dict[str, Any]:
-        record = dict(self.__dict__)
-        for column in JSON_COLUMNS:
-            record[column] = json.dumps(record[column], sort_keys=True, default=str)
-        return record
+        """Column → value; JSON columns stay Python objects (the column type encodes them)."""
+        return dict(self.__dict__)
 
     @classmethod
     def from_cell(cls, cell: "Cell", outcome: "CellOutcome") -> "ResultRow":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -79,6 +79,10 @@ class BenchmarkSpec(_Strict):
     paths: dict[str, str] = Field(
         default_factory=dict,
         description="what each ${NAME} placeholder of the spec stands for (given at run time with --data NAME=PATH)",
+    )
+    preset: str | None = Field(
+        None,
+        description="the preset this spec was resolved with (set by resolve(); rows record it)",
     )
 
     @field_validator("encoders")
@@ -154,13 +158,8 @@ class BenchmarkSpec(_Strict):
                 designer["config"] = deep_merge(override.designers[designer["name"]], designer["config"])
         data["presets"] = {}
         data["default_preset"] = None
-        resolved = BenchmarkSpec(**data)
-        object.__setattr__(resolved, "_preset", preset)
-        return resolved
-
-    @property
-    def preset(self) -> str | None:
-        return getattr(self, "_preset", None)
+        data["preset"] = preset
+        return BenchmarkSpec(**data)
 
     def fingerprint(self) -> str:
         return stable_hash(self.model_dump(mode="json"))
@@ -271,6 +270,55 @@ def _check_data_sources(spec: BenchmarkSpec, builder, where: str) -> None:
                 f"In {where}: {owner!r} reads 'data: {label}', but the composite dataset has no source {label!r}; "
                 f"its sources are: {', '.join(labels) or 'none'}."
             )
+
+
+#: What ``privbench run`` runs without arguments.
+DEFAULT_BENCHMARK = "synthfaces"
+DEFAULT_PRESET = "quick"
+
+
+def require_data_paths(spec: BenchmarkSpec, data_paths: dict[str, str]) -> BenchmarkSpec:
+    """``spec`` with its ``${NAME}`` data paths filled from ``data_paths`` (see :mod:`privbench.data.paths`).
+
+    Raises a MissingDataError naming every path still needed (and the layout each dataset
+    expects), or naming ``data_paths`` entries the spec does not use.
+    """
+    from privbench.data.paths import resolve_paths
+
+    dumped = spec.model_dump()
+    preset = spec.preset if spec.preset not in (None, spec.default_preset, "paper") else None
+    filled = resolve_paths(dumped, data_paths, spec.name, spec.paths, preset)
+    if filled == dumped:
+        return spec
+    return BenchmarkSpec(**filled)
+
+
+def resolve_spec(
+    spec: Any = None,
+    *,
+    preset: str | None = None,
+    encoders: list[str] | None = None,
+    seed: int | None = None,
+    data_paths: dict[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> BenchmarkSpec:
+    """The spec a run executes: loaded, preset applied (the spec's default when None; the
+    resolved spec's ``preset`` names it), data paths filled, restricted to ``encoders`` and to
+    ``seed`` when given."""
+    spec = load_spec(spec if spec is not None else DEFAULT_BENCHMARK)
+    if preset is None and spec.presets:
+        preset = spec.default_preset or (DEFAULT_PRESET if DEFAULT_PRESET in spec.presets else None)
+    spec = spec.resolve(preset)
+    from privbench.data.paths import unused_paths
+
+    for name in unused_paths(spec.model_dump(), data_paths):
+        (log or (lambda message: None))(f"--data {name}: not used by {spec.name} ({preset or 'default'} preset); ignored.")
+    spec = require_data_paths(spec, data_paths or {})
+    if encoders:
+        spec = spec.with_encoders(encoders)
+    if seed is not None:
+        spec = spec.model_copy(update={"seeds": [seed]})
+    return spec
 
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "specs"

@@ -118,7 +118,7 @@ def open_study(settings: TuneSettings):
 def sample_encoder_config(trial, encoder_class) -> dict[str, Any]:
     """Sample the knobs the encoder class declares in ``tunables`` (name → distribution spec)."""
     config = {}
-    for name, spec in getattr(encoder_class, "tunables", {}).items():
+    for name, spec in encoder_class.tunables.items():
         kind = spec.get("type", "float")
         if kind == "float":
             config[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
@@ -153,7 +153,6 @@ def tune(
     task, attack = _entry(base, "tasks", settings.task), _entry(base, "attacks", settings.attack)
     reference = base.model_copy(update={"encoders": [ComponentSpec(name="identity")], "tasks": [task], "attacks": [attack],
                                         "seeds": [settings.seed]})
-    object.__setattr__(reference, "_preset", settings.preset)
     out_path = prepare_output_dir(out_dir)
     result_store = ResultStore(store or default_store_url(out_path))
     torch_device = resolve_device(device)
@@ -175,7 +174,6 @@ def tune(
             designer=ComponentSpec(name=settings.designer, config={**(settings.designer_config or {}), "alpha": alpha}),
         )
         trial_spec = reference.model_copy(update={"encoders": [entry]})
-        object.__setattr__(trial_spec, "_preset", settings.preset)
         intermediate: list[dict[str, float]] = []
 
         def report(step: int, values: dict[str, float]) -> None:
@@ -188,8 +186,7 @@ def tune(
                 raise optuna.TrialPruned(reason)
 
         runner = Runner(trial_spec, store=result_store, device=torch_device, cache=cache, progress=progress, log=log,
-                        study=settings.name, trial=trial.number)
-        runner.design_report = report
+                        study=settings.name, trial=trial.number, design_report=report)
         try:
             report_ = runner.execute()
             if report_.failures:

@@ -1,0 +1,241 @@
+"""Self-contained cells: one encoder configuration × one evaluation × one seed.
+
+A :class:`Cell` carries everything its result depends on — the benchmark's identity, the spec
+entries, the fitted encoder (:class:`FittedEncoder`, weights hashed once), the evaluation, the
+seed, a :class:`DatasetRef` to its data, the device and the artifact cache — so that
+:func:`evaluate_cell` is a function of the cell alone: the runner calls it in-process today, and
+the same call can run in another process or on another machine (the data reference resolves
+there from the content-addressed cache). The cell's key hashes everything it depends on, so a
+store that already holds the key never runs it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from privbench.api.cache import ArtifactCache
+from privbench.api.config import stable_hash
+from privbench.api.encoder import Encoder, encode_batches
+from privbench.api.errors import ConfigError
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, Progress, RunContext
+from privbench.api.registry import DATASETS
+from privbench.data.containers import BenchmarkData
+from privbench.runs.spec import ComponentSpec
+
+
+@dataclass
+class FittedEncoder:
+    """An encoder configuration ready for its cells: the encoder (fitted when it has a designer),
+    its config and weights hashes (computed once here), and how it was fitted."""
+
+    label: str
+    encoder: Encoder
+    config_hash: str
+    weights_hash: str | None
+    alpha: float | None = None
+    designer: str | None = None
+    #: The designer's history (per-cycle records), ``None`` for fixed encoders.
+    history: Any = None
+
+    @classmethod
+    def of(cls, label: str, encoder: Encoder, **fitting: Any) -> "FittedEncoder":
+        encoder.eval()
+        return cls(label, encoder, encoder.config_hash(), encoder.weights_hash(), **fitting)
+
+
+#: Datasets already loaded in this process, by fingerprint: a cell resolves its reference here
+#: first (the in-process runner registers what it loaded), else it rebuilds from the cache.
+_LOADED: dict[str, BenchmarkData] = {}
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """Where a cell's data comes from: the registered dataset, its config, the cache folder its
+    build reads and writes, and the fingerprint that identifies the content."""
+
+    name: str
+    config: dict[str, Any]
+    fingerprint: str
+    cache_root: str
+
+    @classmethod
+    def of(cls, data: BenchmarkData, name: str, config: dict[str, Any], cache: ArtifactCache) -> "DatasetRef":
+        _LOADED[data.fingerprint] = data
+        return cls(name, dict(config), data.fingerprint, str(cache.root))
+
+    def load(self) -> BenchmarkData:
+        data = _LOADED.get(self.fingerprint)
+        if data is None:
+            builder = DATASETS.get(self.name)
+            data = builder(cache_dir=ArtifactCache(self.cache_root).root / "datasets", **self.config)
+            if data.fingerprint != self.fingerprint:
+                raise ConfigError(
+                    f"Dataset {self.name!r} rebuilt with fingerprint {data.fingerprint}, but the cell "
+                    f"was planned on {self.fingerprint}: the data changed between planning and running."
+                )
+            _LOADED[data.fingerprint] = data
+        return data
+
+
+def dataset_view(data: BenchmarkData, source: str | None) -> BenchmarkData:
+    """What an evaluation or designer reads: the dataset, or one source of a composite (``data:``)."""
+    if source is None:
+        return data
+    if not hasattr(data, "source"):
+        raise ConfigError(
+            f"'data: {source}' names a source, but dataset {data.name!r} is not a composite."
+        )
+    return data.source(source)
+
+
+@dataclass
+class Cell:
+    """One stored result row's worth of work (see module docstring)."""
+
+    benchmark: str
+    benchmark_version: str
+    preset: str | None
+    encoder_entry: ComponentSpec
+    fitted: FittedEncoder
+    evaluation_entry: ComponentSpec
+    evaluation: Evaluation
+    seed: int
+    data: DatasetRef
+    device: str = "cpu"
+    cache_root: str | None = None
+    study: str | None = None
+    trial: int | None = None
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        payload = {
+            "benchmark": self.benchmark,
+            "benchmark_version": self.benchmark_version,
+            "dataset": self.data.fingerprint,
+            "encoder": self.fitted.config_hash,
+            "weights": self.fitted.weights_hash,
+            "evaluation": self.evaluation.config_hash(),
+            "seed": self.seed,
+            "study": self.study,
+            "trial": self.trial,
+        }
+        if self.evaluation_entry.data is not None:  # the same evaluation on another source
+            payload["data_source"] = self.evaluation_entry.data
+        self.key = stable_hash(payload, length=32)
+
+    @property
+    def name(self) -> str:
+        return (
+            f"{self.encoder_entry.display_name} × {self.evaluation_entry.display_name} "
+            f"(seed {self.seed})"
+        )
+
+    @property
+    def cache(self) -> ArtifactCache:
+        return ArtifactCache(self.cache_root)
+
+
+def _encoded_or_cached(
+    cache: ArtifactCache, key: str, fitted: FittedEncoder, images: torch.Tensor, device: str
+) -> torch.Tensor:
+    cached = cache.load("encoded", key)
+    if cached is not None:
+        return cached
+    torch.manual_seed(0)  # encoders with sensor noise draw it reproducibly
+    encoded = encode_batches(fitted.encoder, images, device=device)
+    cache.save("encoded", key, encoded)
+    return encoded
+
+
+def encode_split_function(
+    cell: Cell, view: BenchmarkData
+) -> Callable[[str, str], torch.Tensor]:
+    """``(part, split) -> measurements`` of the cell's encoder, cached by encoder and data content."""
+    cache, fitted = cell.cache, cell.fitted
+
+    def encode(part: str, split: str) -> torch.Tensor:
+        key = stable_hash(
+            {
+                "encoder": fitted.config_hash,
+                "weights": fitted.weights_hash,
+                "dataset": view.fingerprint,
+                "part": part,
+                "split": split,
+            }
+        )
+        return _encoded_or_cached(cache, key, fitted, view.part(part)[split].images, cell.device)
+
+    return encode
+
+
+def encode_images_function(cell: Cell) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``uint8 images -> measurements`` for evaluations that bring their own images, cached by content."""
+    cache, fitted = cell.cache, cell.fitted
+
+    def encode_images(images: torch.Tensor) -> torch.Tensor:
+        digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        key = stable_hash(
+            {
+                "encoder": fitted.config_hash,
+                "weights": fitted.weights_hash,
+                "images": [list(images.shape), digest],
+            }
+        )
+        return _encoded_or_cached(cache, key, fitted, images, cell.device)
+
+    return encode_images
+
+
+def cell_inputs(
+    cell: Cell, progress: Progress | None = None, log: Callable[[str], None] | None = None
+) -> tuple[EvalInputs, RunContext]:
+    """What the cell's evaluation reads (measurements, cached) and its context (workdir keyed by the cell)."""
+    cache = cell.cache
+    ctx = RunContext(
+        device=torch.device(cell.device),
+        seed=cell.seed,
+        workdir=cache.root / "checkpoints" / cell.key,
+        progress=progress or Progress(),
+        log=log or (lambda message: None),
+        cache=cache,
+    )
+    view = dataset_view(cell.data.load(), cell.evaluation_entry.data)
+    inputs = EvalInputs(
+        view,
+        encode_split_function(cell, view),
+        encoder_name=cell.fitted.encoder.name,
+        encode_images=encode_images_function(cell),
+    )
+    return inputs, ctx
+
+
+@dataclass
+class CellOutcome:
+    """What :func:`evaluate_cell` measured, before it becomes a result row."""
+
+    result: EvalResult
+    wall_time_s: float
+    data_source_fingerprint: str | None
+
+
+def evaluate_cell(
+    cell: Cell, progress: Progress | None = None, log: Callable[[str], None] | None = None
+):
+    """Run one cell: its evaluation on its encoder's measurements; returns its result row.
+
+    ``progress`` and ``log`` only report; the row depends on the cell alone.
+    """
+    from privbench.runs.rows import ResultRow
+
+    inputs, ctx = cell_inputs(cell, progress, log)
+    torch.manual_seed(cell.seed)
+    started = time.perf_counter()
+    result = cell.evaluation.evaluate(inputs, ctx)
+    elapsed = time.perf_counter() - started
+    source = inputs.data.fingerprint if cell.evaluation_entry.data is not None else None
+    return ResultRow.from_cell(cell, CellOutcome(result, elapsed, source))

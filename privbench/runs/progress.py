@@ -1,0 +1,73 @@
+"""Progress reporting for runs: silent by default, rich bars in the CLI.
+
+The runner and every training loop report through :class:`~privbench.api.evaluation.Progress`;
+:class:`ProgressFactory` adds run stages (dataset, designer fits, cells) to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from privbench.api.evaluation import Progress, ProgressBar
+
+
+class ProgressFactory(Progress):
+    """Silent progress (the base); the CLI passes a rich-backed one."""
+
+    def stage(self, description: str, total: int) -> ProgressBar:
+        return self(total, description)
+
+
+class RichProgressFactory(ProgressFactory):
+    """Progress bars on a rich console: one per stage, one per training run (transient)."""
+
+    def __init__(self, console=None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self._progress = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+        )
+        self._started = False
+
+    @property
+    def console(self):
+        """The rich console the bars draw on (print through it to keep the bars intact)."""
+        return self._progress.console
+
+    def __enter__(self):
+        self._progress.start()
+        self._started = True
+        return self
+
+    def __exit__(self, *exc):
+        self._progress.stop()
+        self._started = False
+
+    def __call__(self, total: int, description: str) -> ProgressBar:
+        return _RichBar(self._progress, total, description, transient=True)
+
+    def stage(self, description: str, total: int) -> ProgressBar:
+        return _RichBar(self._progress, total, description, transient=False)
+
+
+class _RichBar(ProgressBar):
+    def __init__(self, progress, total: int, description: str, transient: bool) -> None:
+        self._progress = progress
+        self._transient = transient
+        self._task = progress.add_task(description, total=max(total, 0), info="")
+
+    def update(self, advance: int = 1, **info: Any) -> None:
+        text = "  ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()
+        )
+        self._progress.update(self._task, advance=advance, info=text)
+
+    def close(self) -> None:
+        if self._transient:
+            self._progress.remove_task(self._task)
