@@ -25,7 +25,7 @@ def test_end_to_end_outputs_and_rows(toy, tmp_path):
     assert len(rows) == 6
     assert set(rows["encoder"]) == {"identity", "gaussian-blur", "pixelate"}
     row = rows.iloc[0]
-    # The result row contract of DESIGN.md.
+    # The result row contract (docs/architecture.md).
     for column in ("benchmark", "benchmark_version", "dataset", "dataset_fingerprint", "encoder", "encoder_config_hash",
                    "encoder_weights_hash", "alpha", "evaluation", "evaluation_version", "protocol", "seed", "metrics",
                    "wall_time_s", "device", "package_versions", "git_commit", "created_at"):

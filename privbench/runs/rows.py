@@ -1,6 +1,6 @@
 """The result row: what one cell measured and everything needed to reproduce and rank it.
 
-DESIGN.md's result-row contract (docs/architecture.md): benchmark name and version, dataset and
+The result-row contract (docs/architecture.md): benchmark name and version, dataset and
 content fingerprint, encoder name + config hash + learned-weights hash, α, evaluation name +
 version + protocol, seed, metrics, wall time, device, package versions, git commit, timestamp.
 Rows with different benchmark or evaluation versions are never ranked together.

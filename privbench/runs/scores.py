@@ -1,6 +1,6 @@
 """Normalized utility and privacy scores, and the per-encoder leaderboard table.
 
-Definitions (DESIGN.md "Scores"; both are tested on hand-made numbers):
+Definitions (docs/architecture.md; both are tested on hand-made numbers):
 
 - utility of an encoder on a task = task headline metric on encoded data ÷ the same metric on
   clean data (the ``identity`` encoder, same benchmark, dataset, task config and seed); for a
