@@ -8,8 +8,10 @@ never leaves a half-written artifact behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,26 @@ def atomic_torch_save(value: Any, path: Path) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def tensor_content_digest(*tensors: torch.Tensor | Sequence[torch.Tensor]) -> str:
+    """SHA-256 (hex) of the exact contents of tensors and lists of tensors, for cache keys and
+    checkpoint signatures: per tensor its dtype, shape and bytes (bfloat16 as float32), a list
+    preceded by its length. For one CPU tensor it equals the image digest of
+    ``privbench.data.formats.tensor_digest``."""
+    digest = hashlib.sha256()
+
+    def add(tensor: torch.Tensor) -> None:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        values = tensor.float() if tensor.dtype == torch.bfloat16 else tensor
+        digest.update(values.numpy().tobytes())
+
+    for item in tensors:
+        if isinstance(item, torch.Tensor):
+            add(item)
+        else:
+            digest.update(f"list{len(item)}".encode())
+            for tensor in item:
+                add(tensor)
+    return digest.hexdigest()

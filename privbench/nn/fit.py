@@ -111,10 +111,15 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
 
 
 def one_cycle(
-    optimizer: torch.optim.Optimizer, max_lr: float | Sequence[float], total_steps: int
+    optimizer: torch.optim.Optimizer,
+    max_lr: float | Sequence[float],
+    total_steps: int,
+    *,
+    final_div_factor: float = 1e4,
 ) -> torch.optim.lr_scheduler.OneCycleLR:
     """One-cycle schedule (Smith & Topin 2019): 20 % linear warm-up to ``max_lr``, cosine decay to
-    ``max_lr`` / (25 · 1e4); one step per optimizer step."""
+    ``max_lr`` / (25 · ``final_div_factor``); one step per optimizer step (the detector decays
+    to ``max_lr`` / (25 · 1e3))."""
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=list(max_lr) if isinstance(max_lr, (list, tuple)) else max_lr,
@@ -122,7 +127,7 @@ def one_cycle(
         pct_start=0.2,
         anneal_strategy="cos",
         div_factor=25.0,
-        final_div_factor=1e4,
+        final_div_factor=final_div_factor,
     )
 
 
