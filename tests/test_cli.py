@@ -35,7 +35,21 @@ def _write_spec(toy, tmp_path, **overrides) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["list"], ["leaderboard"], ["show"], ["figure"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["run"],
+        ["list"],
+        ["leaderboard"],
+        ["show"],
+        ["figure"],
+        ["tune"],
+        ["pareto"],
+        ["data"],
+        ["data", "check"],
+    ],
+)
 def test_help_of_every_command(capsys, command):
     code, output = _cli(capsys, *command, "--help")
     assert code == 0
@@ -43,16 +57,29 @@ def test_help_of_every_command(capsys, command):
 
 
 def test_list_kinds(capsys, toy):
-    for kind, expected in (("encoders", "pixelate"), ("tasks", "toy-utility"), ("attacks", "toy-attack"),
-                           ("benchmarks", "synthfaces"), ("datasets", "toy-patterns")):
+    for kind, expected in (
+        ("encoders", "pixelate"),
+        ("tasks", "toy-utility"),
+        ("attacks", "toy-attack"),
+        ("benchmarks", "synthfaces"),
+        ("datasets", "toy-patterns"),
+    ):
         code, output = _cli(capsys, "list", kind)
         assert code in (0, None) and expected in output
 
 
 def test_run_and_leaderboard_from_store(capsys, toy, tmp_path):
     spec = _write_spec(toy, tmp_path)
-    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "out"),
-                        "--cache-dir", str(tmp_path / "cache"))
+    code, output = _cli(
+        capsys,
+        "run",
+        "--spec",
+        str(spec),
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert code in (0, None), output
     assert "6 cells run" in output and "leaderboard" in output.lower()
     store = f"sqlite:///{tmp_path / 'out' / 'results.db'}"
@@ -66,8 +93,17 @@ def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
     spec = _write_spec(toy, tmp_path)
     script = tmp_path / "run_privbench.py"
     script.write_text(RUNNER_SCRIPT)
-    args = [sys.executable, str(script), "run", "--spec", str(spec), "--out", str(tmp_path / "out"),
-            "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        sys.executable,
+        str(script),
+        "run",
+        "--spec",
+        str(spec),
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     env = {**os.environ, "PYTHONPATH": str(TESTS), "TOY_SLEEP": "1.0"}
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     database = tmp_path / "out" / "results.db"
@@ -76,7 +112,9 @@ def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
     while time.time() < deadline and process.poll() is None:
         if database.exists():
             try:
-                stored = sqlite3.connect(database).execute("select count(*) from results").fetchone()[0]
+                stored = (
+                    sqlite3.connect(database).execute("select count(*) from results").fetchone()[0]
+                )
             except sqlite3.OperationalError:
                 stored = 0
             if stored >= 2:
@@ -88,70 +126,126 @@ def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
     stored = sqlite3.connect(database).execute("select count(*) from results").fetchone()[0]
     assert 2 <= stored < 6
     env["TOY_SLEEP"] = "0"
-    finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert f"{6 - stored} cells run, {stored} reused" in finished.stdout
     connection = sqlite3.connect(database)
-    assert connection.execute("select count(*), count(distinct cell_key) from results").fetchone() == (6, 6)
+    assert connection.execute(
+        "select count(*), count(distinct cell_key) from results"
+    ).fetchone() == (6, 6)
 
 
 def test_bad_inputs_give_one_paragraph_errors(capsys, toy, tmp_path):
     spec = _write_spec(toy, tmp_path)
-    common = ["--cache-dir", str(tmp_path / "cache")]
 
-    code, output = _cli(capsys, "run", "--spec", str(spec), "--encoders", "identity,pixelat", "--out", str(tmp_path / "o1"), *common)
+    def run(spec_path, out, *options):
+        cache = ["--cache-dir", str(tmp_path / "cache")]
+        return _cli(capsys, "run", "--spec", str(spec_path), "--out", str(out), *options, *cache)
+
+    code, output = run(spec, tmp_path / "o1", "--encoders", "identity,pixelat")
     assert code != 0 and "Did you mean 'pixelate'" in output and "Traceback" not in output
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(toy.toy_spec(seeds="zero")))
-    code, output = _cli(capsys, "run", "--spec", str(bad), "--out", str(tmp_path / "o2"), *common)
+    code, output = run(bad, tmp_path / "o2")
     assert code != 0 and "seeds" in output and "Traceback" not in output
 
-    bad.write_text(yaml.safe_dump(toy.toy_spec(encoders=[{"name": "gaussian-blur", "config": {"sigma": 3}}])))
-    code, output = _cli(capsys, "run", "--spec", str(bad), "--out", str(tmp_path / "o3"), *common)
+    blur = {"name": "gaussian-blur", "config": {"sigma": 3}}
+    bad.write_text(yaml.safe_dump(toy.toy_spec(encoders=[blur])))
+    code, output = run(bad, tmp_path / "o3")
     assert code != 0 and "'sigma'" in output and "sigma_px" in output
 
     bad.write_text("name: [unclosed")
-    code, output = _cli(capsys, "run", "--spec", str(bad), "--out", str(tmp_path / "o4"), *common)
+    code, output = run(bad, tmp_path / "o4")
     assert code != 0 and "not valid YAML" in output
 
-    code, output = _cli(capsys, "run", "--spec", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o5"), *common)
+    code, output = run(tmp_path / "missing.yaml", tmp_path / "o5")
     assert code != 0 and "does not exist" in output
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(blocker / "sub"), *common)
+    code, output = run(spec, blocker / "sub")
     assert code != 0 and "output folder" in output and "Traceback" not in output
 
-    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "o6"), "--store", "nosuchdb://x", *common)
+    code, output = run(spec, tmp_path / "o6", "--store", "nosuchdb://x")
     assert code != 0 and "results store" in output and "Traceback" not in output
 
-    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "o7"),
-                        "--store", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'r.db'}", *common)
+    missing_folder = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'r.db'}"
+    code, output = run(spec, tmp_path / "o7", "--store", missing_folder)
     assert code != 0 and "does not exist" in output
 
-    code, output = _cli(capsys, "run", "--spec", str(spec), "--out", str(tmp_path / "o8"), "--device", "tpu", *common)
+    code, output = run(spec, tmp_path / "o8", "--device", "tpu")
     assert code != 0 and "'tpu'" in output
 
-    code, output = _cli(capsys, "run", "--spec", str(spec), "--preset", "huge", "--out", str(tmp_path / "o9"), *common)
+    code, output = run(spec, tmp_path / "o9", "--preset", "huge")
     assert code != 0 and "no preset 'huge'" in output
 
 
 def test_bad_image_for_show(capsys, tmp_path):
     not_an_image = tmp_path / "x.png"
     not_an_image.write_text("hello")
-    code, output = _cli(capsys, "show", "pixelate", "--image", str(not_an_image), "--out", str(tmp_path / "s.png"))
+    code, output = _cli(
+        capsys, "show", "pixelate", "--image", str(not_an_image), "--out", str(tmp_path / "s.png")
+    )
     assert code != 0 and "Cannot read" in output
-    code, output = _cli(capsys, "show", "pixelate", "--image", str(tmp_path / "none.png"), "--out", str(tmp_path / "s.png"))
+    code, output = _cli(
+        capsys,
+        "show",
+        "pixelate",
+        "--image",
+        str(tmp_path / "none.png"),
+        "--out",
+        str(tmp_path / "s.png"),
+    )
     assert code != 0 and "does not exist" in output
 
 
 def test_show_draws_clean_and_measurement(capsys, tmp_path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     picture = tmp_path / "face.png"
-    Image.fromarray((np.random.default_rng(0).random((80, 80, 3)) * 255).astype("uint8")).save(picture)
-    code, output = _cli(capsys, "show", "gaussian-blur", "--image", str(picture), "--out", str(tmp_path / "s.png"), "--set", "sigma_px=3")
+    Image.fromarray((np.random.default_rng(0).random((80, 80, 3)) * 255).astype("uint8")).save(
+        picture
+    )
+    code, output = _cli(
+        capsys,
+        "show",
+        "gaussian-blur",
+        "--image",
+        str(picture),
+        "--out",
+        str(tmp_path / "s.png"),
+        "--set",
+        "sigma_px=3",
+    )
     assert code in (0, None), output
     assert (tmp_path / "s.png").stat().st_size > 10000
+
+
+def test_settings_errors_name_their_option(capsys):
+    code, output = _cli(capsys, "show", "pixelate", "--set", "block_px")
+    assert code != 0 and "--set expects KEY=VALUE (e.g. --set sigma_px=4); got 'block_px'" in output
+    code, output = _cli(
+        capsys, "tune", "--encoder", "canopic-conv1-mp-q", "--designer-set", "cycles"
+    )
+    assert code != 0 and "--designer-set expects KEY=VALUE (e.g. --designer-set cycles=3)" in output
+    code, output = _cli(capsys, "data", "check", "lfw", ".", "--set", "n_identities")
+    assert code != 0 and "--set expects KEY=VALUE (e.g. --set n_identities=100)" in output
+
+
+def test_shared_options_are_declared_once():
+    """Every command that takes --device, --cache-dir or --spec gets the one shared option."""
+    import typer.main
+
+    from privbench.cli import app
+
+    command = typer.main.get_command(app)
+    helps = {}
+    for sub in command.commands.values():
+        for param in getattr(sub, "params", []):
+            if {"--device", "--cache-dir", "--spec"} & set(param.opts):
+                helps.setdefault(param.opts[0], set()).add(param.help)
+    assert helps and all(len(texts) == 1 for texts in helps.values()), helps

@@ -89,7 +89,8 @@ def _check_known(revision: str | None, engine: sa.Engine) -> None:
         raise StoreError(
             f"The results store {engine.url.render_as_string(hide_password=True)!r} has schema "
             f"revision {revision!r}, which this privbench does not know (it knows "
-            f"{', '.join(sorted(known))}): a newer privbench wrote it. Upgrade privbench to read it."
+            f"{', '.join(sorted(known))}): a newer privbench wrote it. Upgrade privbench to "
+            f"read it."
         )
 
 

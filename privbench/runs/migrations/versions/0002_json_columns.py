@@ -31,24 +31,20 @@ JSON_COLUMNS = {
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("results") as batch:
-        for column, nullable in JSON_COLUMNS.items():
-            batch.alter_column(
-                column,
-                type_=sa.JSON,
-                existing_type=sa.Text,
-                existing_nullable=nullable,
-                postgresql_using=f"{column}::json",
-            )
+    _retype_json_columns(sa.Text, sa.JSON, "json")
 
 
 def downgrade() -> None:
+    _retype_json_columns(sa.JSON, sa.Text, "text")
+
+
+def _retype_json_columns(existing_type, type_, postgresql_cast: str) -> None:
     with op.batch_alter_table("results") as batch:
         for column, nullable in JSON_COLUMNS.items():
             batch.alter_column(
                 column,
-                type_=sa.Text,
-                existing_type=sa.JSON,
+                type_=type_,
+                existing_type=existing_type,
                 existing_nullable=nullable,
-                postgresql_using=f"{column}::text",
+                postgresql_using=f"{column}::{postgresql_cast}",
             )

@@ -1,0 +1,96 @@
+"""``privbench run``: a benchmark end to end, then its leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from privbench.cli.console import console, error_console, interruptible, print_outputs
+from privbench.cli.options import (
+    BenchmarkOption,
+    CacheDirOption,
+    DeviceOption,
+    EncodersOption,
+    PresetOption,
+    RunStoreOption,
+    SpecOption,
+    benchmark_source,
+    split_names,
+)
+
+
+def run_command(
+    benchmark: BenchmarkOption = None,
+    spec: SpecOption = None,
+    encoders: EncodersOption = None,
+    preset: PresetOption = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder for leaderboard.md/.csv, index.html, pareto.png and the SQLite "
+            "store.",
+        ),
+    ] = Path("privbench-out"),
+    store: RunStoreOption = None,
+    device: DeviceOption = "cpu",
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Run only this training seed (default: the spec's seeds)."),
+    ] = None,
+    cache_dir: CacheDirOption = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Where the datasets the benchmark reads live: NAME=PATH pairs, comma-separated or "
+            "repeated, e.g. --data vggface2=/data/vggface2,imagenet=/data/ilsvrc2012 (the paper "
+            "benchmarks; run without it to see what is needed).",
+        ),
+    ] = None,
+):
+    """Run a benchmark end to end: data, encoders, tasks, attacks, store, leaderboard, Pareto plot.
+
+    Cells already in the store are skipped, so rerunning after an interruption resumes.
+    """
+    from privbench.data.paths import parse_data_option
+    from privbench.pipeline import run
+    from privbench.report.leaderboard import print_reported_table, print_table
+    from privbench.runs.progress import RichProgressFactory
+    from privbench.runs.scores import leaderboard_table, split_groups
+
+    source = benchmark_source(benchmark, spec)
+    data_paths = parse_data_option(data or [])
+    progress = RichProgressFactory(console=console)
+    with progress, interruptible():
+        report = run(
+            source,
+            preset=preset,
+            encoders=split_names(encoders),
+            out_dir=out,
+            store=store,
+            device=device,
+            seed=seed,
+            cache_dir=cache_dir,
+            progress=progress,
+            log=progress.console.print,
+            report=True,
+            data_paths=data_paths,
+        )
+    for key, rows in split_groups(report.results):
+        table = leaderboard_table(rows)
+        print_table(table, f"{key[0]} v{key[1]}", console)
+        print_reported_table(key[0], table, console)
+    console.print(
+        f"\n{report.ran} cells run, {report.skipped} reused from the store, "
+        f"{len(report.failures)} failed ({report.wall_time_s:.0f} s)."
+    )
+    print_outputs(report.outputs)
+    if report.failures:
+        for name, message in report.failures:
+            error_console.print(f"[red]failed:[/red] {name}: {message}")
+        raise typer.Exit(code=1)
