@@ -46,33 +46,53 @@ def test_pareto_front_indices():
 
 def _row(encoder, evaluation, role, value, chance=None, seed=0, protocol=None, metric="m"):
     return {
-        "benchmark": "b", "benchmark_version": "1", "dataset_fingerprint": "f", "dataset": "d",
-        "encoder": encoder, "encoder_label": encoder, "encoder_config_hash": encoder + "h",
-        "encoder_weights_hash": None, "alpha": None, "study": None, "trial": None,
-        "evaluation": evaluation, "evaluation_version": "1", "evaluation_config": {}, "role": role,
-        "protocol": protocol, "seed": seed, "metrics": {metric: value}, "headline_metric": metric,
-        "headline_value": value, "higher_is_better": True, "chance": chance, "source": "measured",
+        "benchmark": "b",
+        "benchmark_version": "1",
+        "dataset_fingerprint": "f",
+        "dataset": "d",
+        "encoder": encoder,
+        "encoder_label": encoder,
+        "encoder_config_hash": encoder + "h",
+        "encoder_weights_hash": None,
+        "alpha": None,
+        "study": None,
+        "trial": None,
+        "evaluation": evaluation,
+        "evaluation_version": "1",
+        "evaluation_config": {},
+        "role": role,
+        "protocol": protocol,
+        "seed": seed,
+        "metrics": {metric: value},
+        "headline_metric": metric,
+        "headline_value": value,
+        "higher_is_better": True,
+        "chance": chance,
+        "source": "measured",
     }
 
 
 def test_leaderboard_table_hand_made():
-    rows = pd.DataFrame([
-        _row("identity", "util-a", "utility", 0.98),
-        _row("identity", "util-b", "utility", 0.80),
-        _row("identity", "att-1", "privacy", 0.95, chance=0.05, protocol="retrained"),
-        _row("identity", "att-2", "privacy", 0.65, chance=0.05),
-        _row("blur", "util-a", "utility", 0.49),
-        _row("blur", "util-b", "utility", 0.80),
-        _row("blur", "att-1", "privacy", 0.50, chance=0.05, protocol="retrained"),
-        _row("blur", "att-2", "privacy", 0.05, chance=0.05),
-        # A second seed for blur on att-1: seeds are averaged (0.50 and 0.70 → 0.60).
-        _row("blur", "att-1", "privacy", 0.70, chance=0.05, seed=1, protocol="retrained"),
-    ])
+    rows = pd.DataFrame(
+        [
+            _row("identity", "util-a", "utility", 0.98),
+            _row("identity", "util-b", "utility", 0.80),
+            _row("identity", "att-1", "privacy", 0.95, chance=0.05, protocol="retrained"),
+            _row("identity", "att-2", "privacy", 0.65, chance=0.05),
+            _row("blur", "util-a", "utility", 0.49),
+            _row("blur", "util-b", "utility", 0.80),
+            _row("blur", "att-1", "privacy", 0.50, chance=0.05, protocol="retrained"),
+            _row("blur", "att-2", "privacy", 0.05, chance=0.05),
+            # A second seed for blur on att-1: seeds are averaged (0.50 and 0.70 → 0.60).
+            _row("blur", "att-1", "privacy", 0.70, chance=0.05, seed=1, protocol="retrained"),
+        ]
+    )
     table = leaderboard_table(rows).set_index("encoder")
     assert table.loc["identity", "utility"] == pytest.approx(1.0)
     assert table.loc["identity", "privacy"] == pytest.approx(0.0)
     assert table.loc["blur", "utility"] == pytest.approx((0.5 + 1.0) / 2)
-    # Per seed: seed 0 → 1 − 0.45/0.9 = 0.5; seed 1 has no clean reference for seed 1 → NaN, ignored.
+    # Per seed: seed 0 → 1 − 0.45/0.9 = 0.5; seed 1 has no clean reference for seed 1 → NaN,
+    # ignored.
     assert table.loc["blur", "att-1[retrained].privacy"] == pytest.approx(0.5)
     assert table.loc["blur", "att-2.privacy"] == pytest.approx(1.0)
     assert table.loc["blur", "privacy"] == pytest.approx(0.5)
@@ -82,7 +102,13 @@ def test_leaderboard_table_hand_made():
 
 
 def test_pareto_plot_written(tmp_path):
-    table = pd.DataFrame({"encoder": ["a", "b", "c", "d"], "utility": [1.0, 0.9, 0.7, float("nan")], "privacy": [0.0, 0.6, 0.5, 0.2]})
+    table = pd.DataFrame(
+        {
+            "encoder": ["a", "b", "c", "d"],
+            "utility": [1.0, 0.9, 0.7, float("nan")],
+            "privacy": [0.0, 0.6, 0.5, 0.2],
+        }
+    )
     assert list(pareto_front(table.dropna())["encoder"]) == ["b", "a"]
     path = plot_pareto(table, tmp_path / "p.png")
     assert path.stat().st_size > 5000
@@ -105,14 +131,62 @@ def test_hypervolume_matches_monte_carlo():
     rng = np.random.default_rng(0)
     utility, privacy = rng.random(12), rng.random(12)
     samples = rng.random((200_000, 2))
-    dominated = ((samples[:, None, 0] <= utility[None]) & (samples[:, None, 1] <= privacy[None])).any(1)
+    dominated = (
+        (samples[:, None, 0] <= utility[None]) & (samples[:, None, 1] <= privacy[None])
+    ).any(1)
     assert hypervolume(utility, privacy) == pytest.approx(dominated.mean(), abs=0.005)
 
 
 def test_fronts_plot(tmp_path):
     from privbench.report.pareto import plot_fronts
 
-    a = pd.DataFrame({"utility": [0.9, 0.8, 0.6], "privacy": [0.2, 0.5, 0.4], "alpha": [1.0, 50.0, 300.0]})
+    a = pd.DataFrame(
+        {"utility": [0.9, 0.8, 0.6], "privacy": [0.2, 0.5, 0.4], "alpha": [1.0, 50.0, 300.0]}
+    )
     b = pd.DataFrame({"utility": [0.95, 0.7], "privacy": [0.1, 0.6], "alpha": [1.0, float("nan")]})
     path = plot_fronts({"canopic": a, "lens": b}, tmp_path / "fronts.png")
     assert path.stat().st_size > 5000
+
+
+ODD_LABEL = "<script>alert('x')</script> & co"
+ODD_LABEL_ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co"
+
+
+def test_leaderboard_page_escapes_labels_metric_names_and_titles(tmp_path):
+    from privbench.report.leaderboard import render_outputs
+
+    rows = pd.DataFrame(
+        [
+            _row("identity", "util-a", "utility", 0.98),
+            _row("identity", "att-1", "privacy", 0.95, chance=0.05, metric="<b>m&n</b>"),
+            _row(ODD_LABEL, "util-a", "utility", 0.49),
+            _row(ODD_LABEL, "att-1", "privacy", 0.50, chance=0.05, metric="<b>m&n</b>"),
+        ]
+    )
+    outputs = render_outputs(rows, tmp_path, title="A <title> & more")
+    page = outputs["html"].read_text()
+    assert page.count("<script>") == 1  # the page's own sorting script, nothing else
+    assert f"<td class=l>{ODD_LABEL_ESCAPED}</td>" in page
+    assert "<th>att-1.&lt;b&gt;m&amp;n&lt;/b&gt;</th>" in page
+    assert "<h2>A &lt;title&gt; &amp; more</h2>" in page
+    assert "<b>m&n</b>" not in page and "<title>" not in page.split("</head>")[1]
+    # Markdown and CSV keep the labels as they are.
+    assert f"| {ODD_LABEL} |" in outputs["markdown"].read_text()
+    assert ODD_LABEL in set(pd.read_csv(outputs["csv"])["encoder"])
+
+
+def test_leaderboard_page_escapes_captions_and_file_names():
+    import importlib.resources
+
+    from privbench.report.page import CLEAN_SAMPLE, PAGE_TEMPLATE, Section, to_html
+
+    assert (importlib.resources.files("privbench.report") / "templates" / PAGE_TEMPLATE).is_file()
+    table = pd.DataFrame({"encoder": [ODD_LABEL], "utility": [0.5], "privacy": [0.5]})
+    section = Section("t", table, plot="p&q.png", curves={ODD_LABEL: "detection/a&b.png"})
+    samples = {CLEAN_SAMPLE: "samples/_clean.png", ODD_LABEL: "samples/a&b.png"}
+    page = to_html([section], samples, figure="fig<3>.png")
+    assert page.count("<script>") == 1
+    assert f"<p>{ODD_LABEL_ESCAPED}<br><img src='detection/a&amp;b.png'" in page
+    assert f"<tr><td>{ODD_LABEL_ESCAPED}</td><td><img src='samples/a&amp;b.png'></td></tr>" in page
+    assert "<img src='p&amp;q.png'" in page and "<img src='fig&lt;3&gt;.png'" in page
+    assert "<tr><td>clean input</td><td><img src='samples/_clean.png'></td></tr>" in page
