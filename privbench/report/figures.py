@@ -1,4 +1,5 @@
-"""Qualitative figure in the manner of 2PSC Fig. 3: what each camera shows, what an attacker gets back.
+"""Qualitative figure in the manner of 2PSC Fig. 3: what each camera shows, what an attacker gets
+back.
 
 One row per test image; the columns are the clean image, then for each encoder its measurement
 (brought onto the scene's grid, :func:`privbench.nn.imaging.to_common_grid`, titled with the 2PSC
@@ -15,17 +16,17 @@ reconstruction attack's U-Net per encoder on the benchmark's identity split;
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from privbench.nn import face_models
 from privbench.api.encoder import encode_batches
 from privbench.api.errors import InputError
+from privbench.nn import face_models
 from privbench.nn.imaging import psnr, to_common_grid
 
 DETECTOR_COLOURS = {"opencv-haar": "#ffd400", "dlib-hog": "#00e5ff", "dlib-cnn": "#ff3df2"}
@@ -46,15 +47,20 @@ class FigureImage:
 
     def __post_init__(self) -> None:
         if self.image.dtype != torch.uint8 or self.image.dim() != 3 or self.image.shape[0] != 3:
-            raise InputError(f"FigureImage {self.title!r} needs a uint8 (3, H, W) image; got {self.image.dtype} {tuple(self.image.shape)}.")
+            raise InputError(
+                f"FigureImage {self.title!r} needs a uint8 (3, H, W) image; got "
+                f"{self.image.dtype} {tuple(self.image.shape)}."
+            )
         if self.face_px is None:
             self.face_px = float(min(self.image.shape[-2:]))
 
 
-def find_faces(models, detectors: Sequence[str], scene_grid: torch.Tensor, row: FigureImage) -> dict[str, np.ndarray]:
+def find_faces(
+    models, detectors: Sequence[str], scene_grid: torch.Tensor, row: FigureImage
+) -> dict[str, np.ndarray]:
     """Boxes ``(k, 4)`` on the scene grid found by each detector in a ``(3, H, W)`` [0, 1] image."""
     scale = face_models.DETECTOR_FACE_PX / float(row.face_px)
-    pad = int(round(0.25 * face_models.DETECTOR_FACE_PX)) if row.tight_crop else 0
+    pad = round(0.25 * face_models.DETECTOR_FACE_PX) if row.tight_crop else 0
     view = face_models.detector_view(scene_grid, scale, pad)
     return {d: (models.detect(d, view) - pad) / scale for d in detectors}
 
@@ -67,7 +73,11 @@ def _psnr_text(reference: torch.Tensor, estimate: torch.Tensor) -> str:
 def _ssim(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    return float(structural_similarity_index_measure(estimate[None].float(), reference[None].float(), data_range=1.0))
+    return float(
+        structural_similarity_index_measure(
+            estimate[None].float(), reference[None].float(), data_range=1.0
+        )
+    )
 
 
 def qualitative_figure(
@@ -99,14 +109,26 @@ def qualitative_figure(
         if label in reconstructors:
             columns.append(f"{label}\nreconstruction")
     figure, axes = plt.subplots(
-        len(rows), len(columns), figsize=(panel_inches * len(columns), panel_inches * len(rows) + 0.6), squeeze=False
+        len(rows),
+        len(columns),
+        figsize=(panel_inches * len(columns), panel_inches * len(rows) + 0.6),
+        squeeze=False,
     )
 
     def show(ax, picture: torch.Tensor, title: str, boxes: dict[str, np.ndarray]) -> None:
         ax.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
         for detector, found in boxes.items():
             for x0, y0, x1, y1 in found:
-                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.4, ec=DETECTOR_COLOURS[detector]))
+                ax.add_patch(
+                    Rectangle(
+                        (x0 - 0.5, y0 - 0.5),
+                        x1 - x0,
+                        y1 - y0,
+                        fill=False,
+                        lw=1.4,
+                        ec=DETECTOR_COLOURS[detector],
+                    )
+                )
         ax.set_title(title, fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -126,13 +148,17 @@ def qualitative_figure(
             if label in reconstructors:
                 recon = reconstructors[label](measurement).float().clamp(0, 1)
                 if recon.shape[-2:] != clean.shape[-2:]:
-                    recon = F.interpolate(recon, size=clean.shape[-2:], mode="bilinear", align_corners=False)
+                    recon = F.interpolate(
+                        recon, size=clean.shape[-2:], mode="bilinear", align_corners=False
+                    )
                 boxes = find_faces(models, detectors, recon[0], row) if models else {}
                 show(axes[r, c], recon[0], f"reconstruction\n{_psnr_text(clean, recon)}", boxes)
                 c += 1
     if detectors:
         handles = [Patch(fill=False, ec=DETECTOR_COLOURS[d], label=d) for d in detectors]
-        figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+        figure.legend(
+            handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False
+        )
     figure.tight_layout(rect=(0, 0.04 if detectors else 0, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,20 +167,35 @@ def qualitative_figure(
     return path
 
 
-def figure_images(data=None, *, test_crops: int = 2, lfw_faces: int = 2, astronaut_px: int | None = 128) -> list[FigureImage]:
+def figure_images(
+    data=None, *, test_crops: int = 2, lfw_faces: int = 2, astronaut_px: int | None = 128
+) -> list[FigureImage]:
     """Rows for the figure: identity test crops of ``data`` (if given), real LFW faces of
-    scikit-image's ``lfw_subset`` at 64 px, and the astronaut at ``astronaut_px`` (None: left out)."""
+    scikit-image's ``lfw_subset`` at 64 px, and the astronaut at ``astronaut_px`` (None: left
+    out)."""
     rows: list[FigureImage] = []
     if data is not None and test_crops:
         test = data.part("identities").test
         picks = torch.linspace(0, len(test) - 1, test_crops).round().long().unique()
-        rows += [FigureImage(test.images[i], f"{data.name} test crop\n{test.class_names[int(test.labels[i])]}") for i in picks]
+        rows += [
+            FigureImage(
+                test.images[i], f"{data.name} test crop\n{test.class_names[int(test.labels[i])]}"
+            )
+            for i in picks
+        ]
     if lfw_faces:
         faces, _ = face_models.lfw_subset(lfw_faces, 64)
         rows += [FigureImage(face, f"LFW face {i} (real)") for i, face in enumerate(faces)]
     if astronaut_px:
         scene, box = face_models.astronaut(astronaut_px)
-        rows.append(FigureImage(scene[0], "astronaut (real)", face_px=max(box[2] - box[0], box[3] - box[1]), tight_crop=False))
+        rows.append(
+            FigureImage(
+                scene[0],
+                "astronaut (real)",
+                face_px=max(box[2] - box[0], box[3] - box[1]),
+                tight_crop=False,
+            )
+        )
     return rows
 
 
@@ -165,22 +206,32 @@ def _reconstructor(decoder, device) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda measurement: Reconstruction.reconstruct(decoder, measurement, device)
 
 
-def fit_reconstructors(data, encoders: Mapping[str, torch.nn.Module], *, device: str | torch.device = "cpu", seed: int = 0, **config) -> dict:
+def fit_reconstructors(
+    data,
+    encoders: Mapping[str, torch.nn.Module],
+    *,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    **config,
+) -> dict:
     """Train the reconstruction attack's U-Net per encoder on ``data``'s identity split (paired
     measurements and clean crops, the attack's own procedure and ``config``); returns
     ``label -> measurements ↦ reconstructions``."""
-    from privbench.attacks.reconstruction import Reconstruction
     from privbench.api.evaluation import EvalInputs, RunContext
+    from privbench.attacks.reconstruction import Reconstruction
 
     attack = Reconstruction(**config)
     device = torch.device(device)
     reconstructors = {}
     for label, encoder in encoders.items():
+
         def encode(part: str, split: str, encoder=encoder) -> torch.Tensor:
             torch.manual_seed(0)
             return encode_batches(encoder, data.part(part)[split].images, device=device)
 
-        decoder = attack.fit_decoder(EvalInputs(data, encode, label), RunContext(device=device, seed=seed))
+        decoder = attack.fit_decoder(
+            EvalInputs(data, encode, label), RunContext(device=device, seed=seed)
+        )
         reconstructors[label] = _reconstructor(decoder, device)
     return reconstructors
 
@@ -217,8 +268,14 @@ def benchmark_figure(
 
     spec = resolve_spec(spec, preset=preset, encoders=list(encoders) if encoders else None, log=log)
     torch_device = resolve_device(device)
-    runner = Runner(spec, store=None, device=torch_device, cache=ArtifactCache(cache_dir), progress=progress,
-                    log=log or (lambda message: None))
+    runner = Runner(
+        spec,
+        store=None,
+        device=torch_device,
+        cache=ArtifactCache(cache_dir),
+        progress=progress,
+        log=log or (lambda message: None),
+    )
     data = runner.load_data()
     cells, fitted = runner.plan(data)
     reconstructors = {}
@@ -233,7 +290,9 @@ def benchmark_figure(
             torch.manual_seed(cell.seed)
             decoder = cell.evaluation.fit_decoder(inputs, ctx)
             reconstructors[cell.encoder_entry.display_name] = _reconstructor(decoder, torch_device)
-    rows = figure_images(data, test_crops=test_crops, lfw_faces=lfw_faces, astronaut_px=astronaut_px)
+    rows = figure_images(
+        data, test_crops=test_crops, lfw_faces=lfw_faces, astronaut_px=astronaut_px
+    )
     return qualitative_figure(
         rows,
         {label: record.encoder for label, record in fitted.items()},

@@ -11,7 +11,9 @@ import pandas as pd
 from privbench.runs.scores import pareto_front_indices
 
 
-def pareto_front(table: pd.DataFrame, utility: str = "utility", privacy: str = "privacy") -> pd.DataFrame:
+def pareto_front(
+    table: pd.DataFrame, utility: str = "utility", privacy: str = "privacy"
+) -> pd.DataFrame:
     """Rows of ``table`` on the privacy-utility front (both maximized), sorted by utility."""
     indices = pareto_front_indices(table[utility].to_numpy(float), table[privacy].to_numpy(float))
     return table.iloc[indices].sort_values(utility)
@@ -26,20 +28,24 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
 
     path = Path(path)
     figure, axes = plt.subplots(figsize=(7.5, 6), dpi=130)
-    valid = table[np.isfinite(table["utility"].astype(float)) & np.isfinite(table["privacy"].astype(float))]
+    valid = table[
+        np.isfinite(table["utility"].astype(float)) & np.isfinite(table["privacy"].astype(float))
+    ]
     missing = table.drop(valid.index)
     front = pareto_front(valid) if not valid.empty else valid
     on_front = set(front.index)
     axes.set_xlim(*_utility_limits(valid["utility"]))
     axes.set_ylim(-0.05, 1.08)
     for index, row in valid.iterrows():
-        style = dict(s=70, zorder=3, edgecolor="black", linewidth=0.6)
+        style = {"s": 70, "zorder": 3, "edgecolor": "black", "linewidth": 0.6}
         color = "tab:red" if index in on_front else "tab:blue"
         axes.scatter(row["utility"], row["privacy"], color=color, **style)
     _annotate_without_overlap(axes, valid, figure.dpi)
     if len(front) >= 1:
         xs, ys = _staircase(front["utility"].to_numpy(float), front["privacy"].to_numpy(float))
-        axes.plot(xs, ys, color="tab:red", linewidth=1.5, zorder=2, label="Pareto front (non-dominated)")
+        axes.plot(
+            xs, ys, color="tab:red", linewidth=1.5, zorder=2, label="Pareto front (non-dominated)"
+        )
     axes.set_xlabel("utility (task metric on measurements ÷ on clean images; mean over tasks)")
     axes.set_ylabel("privacy (1 − normalized attack success; worst case over attacks)")
     axes.set_title(title)
@@ -48,13 +54,25 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
         axes.legend(loc="lower left", fontsize=8)
     if not missing.empty:
         names = ", ".join(str(n) for n in missing["encoder"])
-        axes.text(0.99, 0.01, f"not plotted (score undefined): {names}", transform=axes.transAxes,
-                  ha="right", va="bottom", fontsize=7, color="gray")
+        axes.text(
+            0.99,
+            0.01,
+            f"not plotted (score undefined): {names}",
+            transform=axes.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="gray",
+        )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+#: The line from a label that had to move to its point.
+LEADER_LINE = {"arrowstyle": "-", "color": "gray", "lw": 0.6, "shrinkA": 0, "shrinkB": 3}
 
 
 def _annotate_without_overlap(axes, rows: pd.DataFrame, dpi: float, fontsize: float = 8) -> None:
@@ -63,7 +81,7 @@ def _annotate_without_overlap(axes, rows: pd.DataFrame, dpi: float, fontsize: fl
     readable; labels that would leave the plot on the right go to the left of their point."""
     line = fontsize * 1.35  # points
     char = fontsize * 0.55
-    (left, bottom), (right, top) = axes.transAxes.transform([(0, 0), (1, 1)]) * 72.0 / dpi
+    (_, _), (right, top) = axes.transAxes.transform([(0, 0), (1, 1)]) * 72.0 / dpi
     placed: list[tuple[float, float, float, float]] = []
     pixels = axes.transData.transform(rows[["utility", "privacy"]].to_numpy(float)) * 72.0 / dpi
     order = sorted(range(len(rows)), key=lambda i: (pixels[i][1], -pixels[i][0]))
@@ -76,7 +94,9 @@ def _annotate_without_overlap(axes, rows: pd.DataFrame, dpi: float, fontsize: fl
         for step in range(40):
             shift = direction * step * line
             box = (x + dx, y + 5 + shift, x + dx + width, y + 5 + shift + line)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+            if not any(
+                box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed
+            ):
                 break
         placed.append(box)
         axes.annotate(
@@ -86,7 +106,7 @@ def _annotate_without_overlap(axes, rows: pd.DataFrame, dpi: float, fontsize: fl
             xytext=(dx if dx > 0 else -6.0, 5 + shift),
             ha="left" if dx > 0 else "right",
             fontsize=fontsize,
-            arrowprops=dict(arrowstyle="-", color="gray", lw=0.6, shrinkA=0, shrinkB=3) if shift else None,
+            arrowprops=LEADER_LINE if shift else None,
         )
 
 
@@ -121,7 +141,11 @@ def hypervolume(utility, privacy, reference: tuple[float, float] = HYPERVOLUME_R
     """
     ref_u, ref_p = reference
     points = sorted(
-        ((float(u), float(p)) for u, p in zip(utility, privacy) if finite(u) and finite(p) and u > ref_u and p > ref_p),
+        (
+            (float(u), float(p))
+            for u, p in zip(utility, privacy)
+            if finite(u) and finite(p) and u > ref_u and p > ref_p
+        ),
         key=lambda point: (-point[0], -point[1]),
     )
     area, best_privacy = 0.0, ref_p
@@ -133,14 +157,19 @@ def hypervolume(utility, privacy, reference: tuple[float, float] = HYPERVOLUME_R
 
 
 def _utility_limits(utility: pd.Series) -> tuple[float, float]:
-    """x-axis limits covering [0, 1] and every plotted utility (which may exceed 1), with a margin."""
+    """x-axis limits covering [0, 1] and every plotted utility (which may exceed 1), with a
+    margin."""
     if utility.empty:
         return -0.05, 1.05
     return min(-0.05, float(utility.min()) - 0.05), max(1.05, float(utility.max()) + 0.05)
 
 
-def plot_fronts(fronts: dict[str, pd.DataFrame], path: str | Path, title: str = "Pareto fronts",
-                label_column: str | None = "alpha") -> Path:
+def plot_fronts(
+    fronts: dict[str, pd.DataFrame],
+    path: str | Path,
+    title: str = "Pareto fronts",
+    label_column: str | None = "alpha",
+) -> Path:
     """Overlay several encoders' fronts: points of each family, its non-dominated steps, labels."""
     import matplotlib
 
@@ -153,20 +182,37 @@ def plot_fronts(fronts: dict[str, pd.DataFrame], path: str | Path, title: str = 
     plotted: list[pd.Series] = []
     for index, (name, table) in enumerate(fronts.items()):
         color = colors[index % len(colors)]
-        valid = table[np.isfinite(table["utility"].astype(float)) & np.isfinite(table["privacy"].astype(float))]
+        valid = table[
+            np.isfinite(table["utility"].astype(float))
+            & np.isfinite(table["privacy"].astype(float))
+        ]
         if valid.empty:
             continue
         front = pareto_front(valid)
         volume = hypervolume(valid["utility"], valid["privacy"])
         axes.scatter(valid["utility"], valid["privacy"], color=color, alpha=0.35, s=25)
         xs, ys = _staircase(front["utility"].to_numpy(float), front["privacy"].to_numpy(float))
-        axes.plot(xs, ys, color=color, linewidth=1.6, marker="o", markersize=5, label=f"{name} (HV {volume:.3f})")
+        axes.plot(
+            xs,
+            ys,
+            color=color,
+            linewidth=1.6,
+            marker="o",
+            markersize=5,
+            label=f"{name} (HV {volume:.3f})",
+        )
         plotted.append(valid["utility"])
         if label_column and label_column in valid:
             for _, row in valid.iterrows():
                 if finite(row[label_column]):
-                    axes.annotate(f"α={row[label_column]:g}", (row["utility"], row["privacy"]), textcoords="offset points",
-                                  xytext=(5, 4), fontsize=7, color=color)
+                    axes.annotate(
+                        f"α={row[label_column]:g}",
+                        (row["utility"], row["privacy"]),
+                        textcoords="offset points",
+                        xytext=(5, 4),
+                        fontsize=7,
+                        color=color,
+                    )
     axes.set_xlabel("utility (normalized to the clean camera)")
     axes.set_ylabel("privacy (worst case over attacks)")
     axes.set_title(title)

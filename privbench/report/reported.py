@@ -8,25 +8,26 @@ Each ``reference/*.yaml`` file transcribes one table of one paper for one benchm
     table: "Table 1"
     metrics:                                 # the paper's columns → leaderboard columns
       id_classification:
-        column: "face-id[retrained].top1"    # <evaluation>[<protocol>].<metric>, as the measured rows
+        column: "face-id[retrained].top1"    # <evaluation>[<protocol>].<metric>, as measured
         scale: 0.01                          # printed value × scale = value in the metric's unit
         printed: "ID Classification (%)"
     rows:
       - row: "Conv(1) + MP + Quantize (α = 1)"   # the paper's row, verbatim
         setting: Learned                          # the paper's column or row group, if any
-        encoder: "canopic-conv1-mp-q α=1"         # the measured encoder label it corresponds to (null: none)
+        encoder: "canopic-conv1-mp-q α=1"         # the measured encoder label it is (null: none)
         values: {id_classification: 33.73, face_vs_noface: 94.66}   # as printed
 
 Values are kept as printed (audit them against the paper) and scaled on load. Reported rows have
-no normalized utility or privacy and never enter :func:`privbench.runs.scores.leaderboard_table`, the
-Pareto front or a hypervolume: they are reference points, measured on another setup.
+no normalized utility or privacy and never enter
+:func:`privbench.runs.scores.leaderboard_table`, the Pareto front or a hypervolume: they are
+reference points, measured on another setup.
 """
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
 import importlib.resources
+import math
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -48,14 +49,20 @@ class _Strict(BaseModel):
 
 class ReportedMetric(_Strict):
     column: str = Field(..., description="leaderboard column: <evaluation>[<protocol>].<metric>")
-    scale: float = Field(1.0, gt=0, description="printed value × scale = value in the metric's unit")
+    scale: float = Field(
+        1.0, gt=0, description="printed value × scale = value in the metric's unit"
+    )
     printed: str = Field("", description="the paper's column heading")
 
 
 class ReportedRow(_Strict):
     row: str = Field(..., description="the paper's row label, verbatim")
-    setting: str | None = Field(None, description="the paper's column or row group (e.g. Unlearned / Learned, Non-Privacy)")
-    encoder: str | None = Field(None, description="measured encoder label this row corresponds to (None: not reproduced)")
+    setting: str | None = Field(
+        None, description="the paper's column or row group (e.g. Unlearned / Learned, Non-Privacy)"
+    )
+    encoder: str | None = Field(
+        None, description="measured encoder label this row corresponds to (None: not reproduced)"
+    )
     note: str = ""
     values: dict[str, float]
 
@@ -70,18 +77,21 @@ class ReportedTable(_Strict):
     rows: list[ReportedRow] = Field(..., min_length=1)
 
     @model_validator(mode="after")
-    def _values_name_metrics(self) -> "ReportedTable":
+    def _values_name_metrics(self) -> ReportedTable:
         for row in self.rows:
             unknown = sorted(set(row.values) - set(self.metrics))
             if unknown:
-                raise ValueError(f"row {row.row!r} has values {unknown} not declared under metrics ({', '.join(self.metrics)})")
+                raise ValueError(
+                    f"row {row.row!r} has values {unknown} not declared under metrics "
+                    f"({', '.join(self.metrics)})"
+                )
             if not row.values:
                 raise ValueError(f"row {row.row!r} has no values")
         return self
 
     def source_of(self, row: ReportedRow) -> str:
         setting = f" ({row.setting})" if row.setting else ""
-        return f"{self.paper}, {self.table}, row \"{row.row}\"{setting}"
+        return f'{self.paper}, {self.table}, row "{row.row}"{setting}'
 
 
 def load_reported_file(path: str | Path) -> ReportedTable:
@@ -91,21 +101,30 @@ def load_reported_file(path: str | Path) -> ReportedTable:
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"Reported-results file {str(path)!r} cannot be read: {error}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"Reported-results file {str(path)!r} must hold a mapping with benchmark, paper, table, metrics, rows.")
+        raise ConfigError(
+            f"Reported-results file {str(path)!r} must hold a mapping with benchmark, paper, "
+            f"table, metrics, rows."
+        )
     try:
         return ReportedTable(**raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, what=f"reported-results file {str(path)!r}", model=ReportedTable)) from None
+        raise ConfigError(
+            format_validation_error(
+                error, what=f"reported-results file {str(path)!r}", model=ReportedTable
+            )
+        ) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shipped(directory: str) -> tuple[ReportedTable, ...]:
     return tuple(load_reported_file(path) for path in sorted(Path(directory).glob("*.yaml")))
 
 
 def reported_tables(benchmark: str, directory: str | Path | None = None) -> list[ReportedTable]:
     """The shipped reference tables of ``benchmark`` (the files under ``reference/``)."""
-    return [table for table in _shipped(str(directory or REFERENCE_DIR)) if table.benchmark == benchmark]
+    return [
+        table for table in _shipped(str(directory or REFERENCE_DIR)) if table.benchmark == benchmark
+    ]
 
 
 def reported_rows(benchmark: str, directory: str | Path | None = None) -> pd.DataFrame:
@@ -138,7 +157,11 @@ def comparison_table(reported: pd.DataFrame, measured: pd.DataFrame) -> pd.DataF
     if reported.empty:
         return reported
     metric_columns = [c for c in reported.columns if "." in c]
-    by_label = {label: row for label, row in measured.set_index("encoder").iterrows()} if not measured.empty else {}
+    by_label = (
+        {label: row for label, row in measured.set_index("encoder").iterrows()}
+        if not measured.empty
+        else {}
+    )
     records = []
     for _, row in reported.iterrows():
         record = {"encoder": row["encoder"], "matches": row["matches"]}
@@ -147,7 +170,11 @@ def comparison_table(reported: pd.DataFrame, measured: pd.DataFrame) -> pd.DataF
             value = row[column]
             record[f"paper: {column}"] = None if _missing(value) else float(value)
             record[f"measured: {column}"] = (
-                float(measured_row[column]) if measured_row is not None and column in measured_row and not _missing(measured_row[column]) else None
+                float(measured_row[column])
+                if measured_row is not None
+                and column in measured_row
+                and not _missing(measured_row[column])
+                else None
             )
         record["reference"] = row["reference"]
         records.append(record)

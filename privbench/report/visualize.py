@@ -31,15 +31,20 @@ def measurement_to_rgb(measurement: torch.Tensor) -> np.ndarray:
     columns = math.ceil(math.sqrt(len(stretched)))
     rows = math.ceil(len(stretched) / columns)
     height, width = stretched[0].shape[:2]
-    canvas = np.ones((rows * height + (rows - 1), columns * width + (columns - 1), 3), dtype=np.float32)
+    canvas = np.ones(
+        (rows * height + (rows - 1), columns * width + (columns - 1), 3), dtype=np.float32
+    )
     for index, tile in enumerate(stretched):
         r, c = divmod(index, columns)
-        canvas[r * (height + 1) : r * (height + 1) + height, c * (width + 1) : c * (width + 1) + width] = tile
+        canvas[
+            r * (height + 1) : r * (height + 1) + height, c * (width + 1) : c * (width + 1) + width
+        ] = tile
     return canvas
 
 
 def save_rgb_png(image: np.ndarray, path, upscale_to: int = 128) -> None:
-    """Save an (H, W, 3) [0, 1] image as PNG, nearest-upscaled so small measurements stay visible."""
+    """Save an (H, W, 3) [0, 1] image as PNG, nearest-upscaled so small measurements stay
+    visible."""
     from PIL import Image
 
     array = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
