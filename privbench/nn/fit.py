@@ -7,6 +7,8 @@ a validation score (``validate``) — and :func:`fit` owns the rest, so that it 
 - per-epoch seeding: epoch ``e`` of a run seeded ``s`` draws its batch order from
   ``torch.Generator().manual_seed(epoch_seed(s, e, salt))`` and seeds torch's global generator
   (dropout masks, sensor noise) with the same value, so a resumed run replays the same epochs;
+  or, with a run-long ``generator``, every epoch continues that one (checkpointed with the run)
+  and torch's global generator is left to the caller (the designers' and decoder's order);
 - early stopping: the best validation score (higher is better; tuples compare
   lexicographically) is kept with a copy of its weights, ``patience`` epochs in a row without
   a better one stop the run, and the best weights are restored at the end (``keep_best``);
@@ -93,14 +95,17 @@ def epoch_seed(seed: int, epoch: int, salt: int = DEFAULT_EPOCH_SALT) -> int:
     return (int(seed) * 1_000_003 + epoch * 7919 + salt) % (2**63 - 1)
 
 
-def shuffled_batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+def shuffled_batches(
+    count: int, batch_size: int, generator: torch.Generator, *, drop_single: bool = True
+) -> list[torch.Tensor]:
     """One epoch's mini-batches of indices into ``count`` samples, in ``generator``'s order.
 
-    A trailing batch of one sample is dropped (it breaks batch norm), unless it is the only one.
+    A trailing batch of one sample is dropped (it breaks batch norm), unless it is the only one
+    or ``drop_single`` is False (the designers and the reconstruction decoder keep it).
     """
     order = torch.randperm(count, generator=generator)
     batches = list(order.split(batch_size))
-    if len(batches) > 1 and batches[-1].numel() < 2:
+    if drop_single and len(batches) > 1 and batches[-1].numel() < 2:
         batches.pop()
     return batches
 
@@ -153,7 +158,8 @@ class TrainingState:
     """The resumable state of one run of :func:`fit`, checkpointed after every epoch.
 
     The checkpoint at ``path`` is one dict ``{signature, epoch, finished, model, optimizer,
-    scheduler, best_state, best_score, bad_epochs, history}`` written atomically; :meth:`resume`
+    scheduler, best_state, best_score, bad_epochs, history}`` (plus ``generator``: the state of
+    a run-long batch-order generator, when there is one) written atomically; :meth:`resume`
     reloads it only when its signature matches (same data, config, model and seed), and an
     unreadable file (a write cut short by a kill) means starting over.
     """
@@ -170,8 +176,11 @@ class TrainingState:
         ctx: RunContext,
         name: str,
         worst_score: Score,
+        generator: torch.Generator | None = None,
+        min_delta: float = 0.0,
     ) -> None:
         self.model, self.optimizer = model, optimizer
+        self.generator, self.min_delta = generator, min_delta
         self.scheduler = scheduler if scheduler is not None else StateGroup()
         self.history = history
         self.signature, self.path, self.ctx, self.name = signature, path, ctx, name
@@ -195,6 +204,8 @@ class TrainingState:
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.generator is not None:
+            self.generator.set_state(checkpoint["generator"])
         self.best_state = checkpoint["best_state"]
         best_score = checkpoint["best_score"]
         self.best_score = tuple(best_score) if isinstance(best_score, list) else best_score
@@ -209,11 +220,12 @@ class TrainingState:
     def end_epoch(self, score: Score, patience: int | None, max_epochs: int) -> bool:
         """Count one more finished epoch scored ``score`` (higher is better); True if a new best.
 
-        A new best keeps a copy of the weights and resets the patience count; ``patience``
-        epochs in a row without one stop the run early (before ``max_epochs``).
+        A new best (better by more than ``min_delta``, for a float score) keeps a copy of the
+        weights and resets the patience count; ``patience`` epochs in a row without one stop the
+        run early (before ``max_epochs``).
         """
         self.epoch += 1
-        improved = score > self.best_score
+        improved = score > (self.best_score + self.min_delta if self.min_delta else self.best_score)
         if improved:
             self.best_score = score
             self.best_state = cpu_state(self.model)
@@ -244,6 +256,7 @@ class TrainingState:
                 "best_score": best,
                 "bad_epochs": self.bad_epochs,
                 "history": self.history.__dict__,
+                **({"generator": self.generator.get_state()} if self.generator is not None else {}),
             },
             self.path,
         )
@@ -278,6 +291,8 @@ def fit(
     on_best: Callable[[FitHistory, Mapping[str, float]], None] | None = None,
     on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
     show: Sequence[str] = (),
+    generator: torch.Generator | None = None,
+    min_delta: float = 0.0,
 ) -> FitHistory:
     """Train ``model`` for up to ``epochs`` epochs; returns the history (the model is trained in place).
 
@@ -285,16 +300,20 @@ def fit(
     training mode, both generators seeded for the epoch) and returns its train metrics;
     ``validate()`` returns ``(score, metrics)`` — the score decides early stopping (higher is
     better), the metrics go into the epoch's record. ``on_best(history, record)`` stores a new
-    best epoch's values on the history; ``on_epoch(epoch, record)`` sees every record (a
-    designer reports it to Optuna there). ``signature`` identifies the run for its checkpoint
-    (see :func:`privbench.api.config.stable_hash`). With ``keep_best=False`` the last epoch's
-    weights are kept instead of the best one's. ``show`` names the record entries shown on the
-    progress bar.
+    best epoch's values on the history; ``on_epoch(epoch, record)`` sees every record once it
+    is checkpointed (a designer reports it to Optuna there; an exception it raises keeps the
+    epoch). ``signature`` identifies the run for its checkpoint (see
+    :func:`privbench.api.config.stable_hash`). With ``keep_best=False`` the last epoch's weights
+    are kept instead of the best one's. ``show`` names the record entries shown on the progress
+    bar. ``generator``: one run-long batch-order generator instead of the per-epoch seeding
+    (torch's global generator is then not reseeded). ``min_delta``: how much a float score must
+    improve to count as better.
     """
     started = time.perf_counter()
     state = TrainingState(
         model, optimizer, scheduler, history, signature=signature,
         path=ctx.checkpoint_path(name), ctx=ctx, name=name, worst_score=worst_score,
+        generator=generator, min_delta=min_delta,
     )
     state.resume()
     history = state.history
@@ -304,22 +323,25 @@ def fit(
         while not state.finished and state.epoch < epochs:
             epoch = state.epoch
             epoch_started = time.perf_counter()
-            seed = epoch_seed(ctx.seed, epoch, salt)
-            generator = torch.Generator().manual_seed(seed)
-            torch.manual_seed(seed)  # dropout masks, sensor noise
+            if generator is None:
+                seed = epoch_seed(ctx.seed, epoch, salt)
+                epoch_generator = torch.Generator().manual_seed(seed)
+                torch.manual_seed(seed)  # dropout masks, sensor noise
+            else:
+                epoch_generator = generator
             model.train()
-            record: dict[str, float] = {"epoch": epoch + 1, **train_epoch(epoch, generator)}
+            record: dict[str, float] = {"epoch": epoch + 1, **train_epoch(epoch, epoch_generator)}
             score, metrics = validate()
             record.update(metrics)
             if isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
                 record["lr"] = float(scheduler.get_last_lr()[0])
             record["time_s"] = time.perf_counter() - epoch_started
             history.epochs.append(record)
-            if on_epoch is not None:
-                on_epoch(epoch, record)
             if state.end_epoch(score, patience, epochs) and on_best is not None:
                 on_best(history, record)
             state.save()
+            if on_epoch is not None:
+                on_epoch(epoch, record)
             bar.update(1, **{key: record[key] for key in show if key in record})
     if keep_best:
         state.restore_best()
