@@ -15,7 +15,7 @@ by every encoder's cell through the content-addressed cache.
 
 from __future__ import annotations
 
-import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,27 +23,47 @@ from pydantic import Field
 from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from privbench.api.cache import atomic_torch_save
 from privbench.api.config import stable_hash
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
-from privbench.nn.imaging import psnr, to_common_grid
-from privbench.nn.classifiers import build_classifier
+from privbench.api.evaluation import (
+    EvalInputs,
+    EvalResult,
+    Evaluation,
+    MetricSpec,
+    Protocol,
+    RunContext,
+)
 from privbench.api.registry import register_attack
-from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
+from privbench.nn.classifiers import build_classifier
+from privbench.nn.fit import FitHistory, fit, shuffled_batches
+from privbench.nn.imaging import psnr, to_common_grid
+from privbench.nn.training import (
+    ClassifierConfig,
+    _fingerprint,
+    fit_new_classifier,
+    predict_logits,
+)
 
 PART = "identities"
+#: Checkpoint format of the decoder's run of :func:`fit` (part of its signature).
+DECODER_CHECKPOINT_FORMAT = 1
 
 
 class ReconstructionConfig(ClassifierConfig):
     """Decoder size and budget; ``model``/``training`` configure the clean face-ID classifier."""
 
     decoder_width: int = Field(24, ge=4, le=256, description="channels of the U-Net's first level")
-    decoder_levels: int = Field(2, ge=1, le=4, description="number of downsampling levels of the U-Net")
+    decoder_levels: int = Field(
+        2, ge=1, le=4, description="number of downsampling levels of the U-Net"
+    )
     epochs: int = Field(8, ge=1, le=1000)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(2e-3, gt=0)
-    patience: int = Field(3, ge=1, description="epochs without validation improvement before stopping")
-    max_train_images: int | None = Field(None, ge=16, description="subsample the training crops (speed)")
+    patience: int = Field(
+        3, ge=1, description="epochs without validation improvement before stopping"
+    )
+    max_train_images: int | None = Field(
+        None, ge=16, description="subsample the training crops (speed)"
+    )
 
 
 class _ConvBlock(nn.Sequential):
@@ -65,7 +85,9 @@ class UNetDecoder(nn.Module):
     works), then encoded and decoded with skip connections; a sigmoid gives intensities in [0, 1].
     """
 
-    def __init__(self, in_channels: int, out_size: tuple[int, int], width: int = 24, levels: int = 2) -> None:
+    def __init__(
+        self, in_channels: int, out_size: tuple[int, int], width: int = 24, levels: int = 2
+    ) -> None:
         super().__init__()
         self.out_size = tuple(out_size)
         widths = [width * 2**i for i in range(levels + 1)]
@@ -102,7 +124,9 @@ class UNetDecoder(nn.Module):
 
 
 def ssim(reference: torch.Tensor, estimate: torch.Tensor) -> float:
-    return float(structural_similarity_index_measure(estimate.float(), reference.float(), data_range=1.0))
+    return float(
+        structural_similarity_index_measure(estimate.float(), reference.float(), data_range=1.0)
+    )
 
 
 @register_attack("reconstruction")
@@ -112,15 +136,23 @@ class Reconstruction(Evaluation):
     Config = ReconstructionConfig
     role = "privacy"
     version = "1"
-    protocol = "retrained"
+    protocol = Protocol.RETRAINED
     requires = (PART,)
-    metrics = {
-        "recon_face_id_top1": MetricSpec(True, "clean-trained face-ID top-1 on reconstructions (fraction)"),
+    metrics: ClassVar[dict[str, MetricSpec]] = {
+        "recon_face_id_top1": MetricSpec(
+            True, "clean-trained face-ID top-1 on reconstructions (fraction)"
+        ),
         "recon_psnr_db": MetricSpec(True, "PSNR of reconstructions vs clean crops (dB)"),
         "recon_ssim": MetricSpec(True, "SSIM of reconstructions vs clean crops"),
-        "measurement_psnr_db": MetricSpec(True, "PSNR of the measurement vs clean crop on a common grid (dB)"),
-        "measurement_ssim": MetricSpec(True, "SSIM of the measurement vs clean crop on a common grid"),
-        "clean_face_id_top1": MetricSpec(True, "the clean-trained classifier on clean test crops (reference)"),
+        "measurement_psnr_db": MetricSpec(
+            True, "PSNR of the measurement vs clean crop on a common grid (dB)"
+        ),
+        "measurement_ssim": MetricSpec(
+            True, "SSIM of the measurement vs clean crop on a common grid"
+        ),
+        "clean_face_id_top1": MetricSpec(
+            True, "the clean-trained classifier on clean test crops (reference)"
+        ),
     }
     headline = "recon_face_id_top1"
 
@@ -129,26 +161,44 @@ class Reconstruction(Evaluation):
         cfg = self.config
         num_classes = inputs.num_classes(PART)
         key = stable_hash(
-            {"data": inputs.data.fingerprint, "model": cfg.model, "width": cfg.width_multiplier,
-             "training": cfg.training.model_dump(mode="json"), "seed": ctx.seed}
+            {
+                "data": inputs.data.fingerprint,
+                "model": cfg.model,
+                "width": cfg.width_multiplier,
+                "training": cfg.training.model_dump(mode="json"),
+                "seed": ctx.seed,
+            }
         )
         shape = tuple(inputs.data.part(PART).train.images.shape[1:])
         cached = ctx.cache.load("models", f"clean-face-id-{key}") if ctx.cache is not None else None
         if cached is not None:
-            model = build_classifier(cfg.model, shape, num_classes, width_multiplier=cfg.width_multiplier)
+            model = build_classifier(
+                cfg.model, shape, num_classes, width_multiplier=cfg.width_multiplier
+            )
             model.load_state_dict(cached)
             return model.to(ctx.device).eval()
         model, _ = fit_new_classifier(
-            cfg, num_classes, inputs.clean(PART, "train"), inputs.labels(PART, "train"),
-            inputs.clean(PART, "val"), inputs.labels(PART, "val"),
-            RunContext(device=ctx.device, seed=ctx.seed, progress=ctx.progress, log=ctx.log), "clean face-ID classifier",
+            cfg,
+            num_classes,
+            inputs.clean(PART, "train"),
+            inputs.labels(PART, "train"),
+            inputs.clean(PART, "val"),
+            inputs.labels(PART, "val"),
+            RunContext(device=ctx.device, seed=ctx.seed, progress=ctx.progress, log=ctx.log),
+            "clean face-ID classifier",
         )
         if ctx.cache is not None:
-            ctx.cache.save("models", f"clean-face-id-{key}", {k: v.cpu() for k, v in model.state_dict().items()})
+            ctx.cache.save(
+                "models",
+                f"clean-face-id-{key}",
+                {k: v.cpu() for k, v in model.state_dict().items()},
+            )
         return model.eval()
 
     # -- the decoder ------------------------------------------------------------------------
     def fit_decoder(self, inputs: EvalInputs, ctx: RunContext) -> UNetDecoder:
+        """Train the U-Net on (measurement, clean) pairs with an L1 loss on :func:`fit`, early
+        stopping on the validation L1 (better by more than 1e-5); returns its best epoch."""
         cfg = self.config
         device = ctx.device
         generator = torch.Generator().manual_seed(ctx.seed)
@@ -158,53 +208,72 @@ class Reconstruction(Evaluation):
             keep = torch.randperm(train_x.shape[0], generator=generator)[: cfg.max_train_images]
             train_x, train_y = train_x[keep], train_y[keep]
         val_y, val_x = inputs.clean(PART, "val"), inputs.encoded(PART, "val")
-        decoder = UNetDecoder(train_x.shape[1], tuple(train_y.shape[-2:]), cfg.decoder_width, cfg.decoder_levels)
+        decoder = UNetDecoder(
+            train_x.shape[1], tuple(train_y.shape[-2:]), cfg.decoder_width, cfg.decoder_levels
+        )
         flat = train_x.transpose(0, 1).reshape(train_x.shape[1], -1)
         decoder.input_mean.copy_(flat.mean(1))
         decoder.input_std.copy_(flat.std(1).clamp_min(1e-6))
         decoder.to(device)
         optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
-        best, best_state, bad, start = math.inf, None, 0, 0
-        checkpoint = ctx.checkpoint_path("reconstruction-decoder")
-        if checkpoint is not None and checkpoint.is_file():
-            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-            decoder.load_state_dict(state["decoder"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            best, best_state, bad, start = state["best"], state["best_state"], state["bad"], state["epoch"] + 1
-        with ctx.progress(cfg.epochs, "reconstruction decoder") as bar:
-            bar.update(start)
-            for epoch in range(start, cfg.epochs):
-                if bad >= cfg.patience:
-                    break
-                decoder.train()
-                for index in torch.randperm(train_x.shape[0], generator=generator).split(cfg.batch_size):
-                    loss = F.l1_loss(decoder(train_x[index].to(device)), train_y[index].to(device))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                val_loss = float(F.l1_loss(self.reconstruct(decoder, val_x, device), val_y))
-                if val_loss < best - 1e-5:
-                    best, bad = val_loss, 0
-                    best_state = {k: v.detach().cpu().clone() for k, v in decoder.state_dict().items()}
-                else:
-                    bad += 1
-                if checkpoint is not None:
-                    atomic_torch_save(
-                        {"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                         "best": best, "best_state": best_state, "bad": bad, "epoch": epoch},
-                        checkpoint,
-                    )
-                bar.update(1, val_l1=val_loss)
-        if best_state is not None:
-            decoder.load_state_dict(best_state)
-        return decoder.eval()
+
+        def train_epoch(epoch: int, generator: torch.Generator) -> dict[str, float]:
+            total, steps = 0.0, 0
+            for index in shuffled_batches(
+                train_x.shape[0], cfg.batch_size, generator, drop_single=False
+            ):
+                loss = F.l1_loss(decoder(train_x[index].to(device)), train_y[index].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+                steps += 1
+            return {"train_l1": total / max(1, steps)}
+
+        def validate() -> tuple[float, dict[str, float]]:
+            val_l1 = float(F.l1_loss(self.reconstruct(decoder, val_x, device), val_y))
+            return -val_l1, {"val_l1": val_l1}
+
+        fit(
+            decoder,
+            name="reconstruction-decoder",
+            ctx=ctx,
+            epochs=cfg.epochs,
+            optimizer=optimizer,
+            train_epoch=train_epoch,
+            validate=validate,
+            signature=self._decoder_signature(train_x, val_x, ctx),
+            history=FitHistory(),
+            worst_score=float("-inf"),
+            patience=cfg.patience,
+            min_delta=1e-5,
+            show=("val_l1",),
+            generator=generator,
+        )
+        return decoder
+
+    def _decoder_signature(self, train_x: torch.Tensor, val_x: torch.Tensor, ctx) -> str:
+        """What the decoder's checkpoint must match to be resumed: config, measurements, seed."""
+        return stable_hash(
+            {
+                "format": DECODER_CHECKPOINT_FORMAT,
+                "config": self.config_dict(),
+                "measurements": [_fingerprint(train_x), _fingerprint(val_x)],
+                "seed": ctx.seed,
+            },
+            length=32,
+        )
 
     @staticmethod
     @torch.no_grad()
-    def reconstruct(decoder: UNetDecoder, measurements: torch.Tensor, device, batch_size: int = 128) -> torch.Tensor:
+    def reconstruct(
+        decoder: UNetDecoder, measurements: torch.Tensor, device, batch_size: int = 128
+    ) -> torch.Tensor:
         decoder.eval()
-        parts = [decoder(measurements[i : i + batch_size].to(device)).cpu() for i in range(0, measurements.shape[0], batch_size)]
+        parts = [
+            decoder(measurements[i : i + batch_size].to(device)).cpu()
+            for i in range(0, measurements.shape[0], batch_size)
+        ]
         return torch.cat(parts)
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
@@ -214,8 +283,16 @@ class Reconstruction(Evaluation):
         labels = inputs.labels(PART, "test")
         recon = self.reconstruct(decoder, measured, ctx.device)
         on_grid = to_common_grid(clean, measured).clamp(0, 1)
-        recon_top1 = float((predict_logits(classifier, recon, device=ctx.device).argmax(1) == labels).float().mean())
-        clean_top1 = float((predict_logits(classifier, clean, device=ctx.device).argmax(1) == labels).float().mean())
+        recon_top1 = float(
+            (predict_logits(classifier, recon, device=ctx.device).argmax(1) == labels)
+            .float()
+            .mean()
+        )
+        clean_top1 = float(
+            (predict_logits(classifier, clean, device=ctx.device).argmax(1) == labels)
+            .float()
+            .mean()
+        )
         metrics = {
             "recon_face_id_top1": recon_top1,
             "recon_psnr_db": float(psnr(clean, recon).mean()),
@@ -224,4 +301,6 @@ class Reconstruction(Evaluation):
             "measurement_ssim": ssim(clean, on_grid),
             "clean_face_id_top1": clean_top1,
         }
-        return EvalResult(metrics, chance=1.0 / inputs.num_classes(PART), details={"decoder": "u-net"})
+        return EvalResult(
+            metrics, chance=1.0 / inputs.num_classes(PART), details={"decoder": "u-net"}
+        )

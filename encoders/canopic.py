@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from privbench.api.encoder import Encoder, EncoderConfig
-from privbench.nn.optics import fft_convolve
 from privbench.api.registry import register_encoder
+from privbench.nn.optics import fft_convolve
 
 
 def gaussian_kernel_2d(size: int, sigma_px: float) -> torch.Tensor:
@@ -50,16 +50,24 @@ def half_plane_kernels(size: int) -> torch.Tensor:
 
 
 class CanopicConfig(EncoderConfig):
-    conv: Literal["none", "conv1", "conv4"] = Field("conv1", description="convolution stage: none, one 63×63 or four 11×11 kernels")
+    conv: Literal["none", "conv1", "conv4"] = Field(
+        "conv1", description="convolution stage: none, one 63×63 or four 11×11 kernels"
+    )
     maxpool: bool = Field(True, description="8×8 non-overlapping max-pooling stage")
     quantize: bool = Field(True, description="learned 4-bit quantization stage")
     conv1_size_px: int = Field(63, ge=3, le=255, description="side of the single kernel")
-    conv1_sigma_px: float = Field(8.0, gt=0, description="σ of the single kernel's Gaussian initialization")
+    conv1_sigma_px: float = Field(
+        8.0, gt=0, description="σ of the single kernel's Gaussian initialization"
+    )
     conv4_size_px: int = Field(11, ge=3, le=63, description="side of each of the four kernels")
-    realizable: bool = Field(True, description="keep kernels non-negative with unit sum (realizable as optical PSFs)")
+    realizable: bool = Field(
+        True, description="keep kernels non-negative with unit sum (realizable as optical PSFs)"
+    )
     pool_px: int = Field(8, ge=2, le=32, description="max-pooling block side")
     levels: int = Field(16, ge=2, le=256, description="quantization levels N (N − 1 thresholds)")
-    hardness: float = Field(1.0, gt=0, description="initial soft-quantization hardness T (training mode)")
+    hardness: float = Field(
+        1.0, gt=0, description="initial soft-quantization hardness T (training mode)"
+    )
 
 
 class CanopicEncoder(Encoder):
@@ -70,13 +78,19 @@ class CanopicEncoder(Encoder):
     stage_defaults: ClassVar[dict] = {}
 
     def __init__(self, **config):
-        fixed = {k: v for k, v in config.items() if k in self.stage_defaults and v != self.stage_defaults[k]}
+        fixed = {
+            k: v
+            for k, v in config.items()
+            if k in self.stage_defaults and v != self.stage_defaults[k]
+        }
         if fixed:
             from privbench.api.errors import ConfigError
 
+            stages = ", ".join(f"{k}={v!r}" for k, v in self.stage_defaults.items())
             raise ConfigError(
-                f"Encoder {self.registered_name!r} fixes its stages ({', '.join(f'{k}={v!r}' for k, v in self.stage_defaults.items())}); "
-                f"got {fixed}. Use the registered configuration with those stages instead (see `privbench list encoders`)."
+                f"Encoder {self.registered_name!r} fixes its stages ({stages}); got {fixed}. Use "
+                f"the registered configuration with those stages instead (see `privbench list "
+                f"encoders`)."
             )
         super().__init__(**{**self.stage_defaults, **config})
         cfg = self.config
@@ -90,9 +104,13 @@ class CanopicEncoder(Encoder):
             initial = None
         # Stored scaled by the kernel area so that values are O(1) and an optimizer step of 1e-2
         # is a small relative change (the effective kernel divides the scale out again).
-        self.kernels = torch.nn.Parameter(initial * self._area(initial)) if initial is not None else None
+        self.kernels = (
+            torch.nn.Parameter(initial * self._area(initial)) if initial is not None else None
+        )
         if cfg.quantize:
-            self.thresholds = torch.nn.Parameter(torch.arange(cfg.levels - 1, dtype=torch.float32) + 0.5)
+            self.thresholds = torch.nn.Parameter(
+                torch.arange(cfg.levels - 1, dtype=torch.float32) + 0.5
+            )
         else:
             self.thresholds = None
         self.register_buffer("hardness", torch.tensor(float(cfg.hardness)), persistent=False)
@@ -111,7 +129,6 @@ class CanopicEncoder(Encoder):
 
     def convolve(self, images: torch.Tensor) -> torch.Tensor:
         kernels = self.effective_kernels().to(images.dtype)
-        batch, channels, height, width = images.shape
         # Each kernel applied to every colour channel: output = [k1 * RGB, k2 * RGB, ...].
         outputs = [fft_convolve(images, kernel, padding="replicate") for kernel in kernels]
         return torch.cat(outputs, dim=1)
@@ -120,7 +137,8 @@ class CanopicEncoder(Encoder):
         return F.max_pool2d(x, self.config.pool_px, stride=self.config.pool_px, ceil_mode=True)
 
     def quantize_levels(self, x: torch.Tensor) -> torch.Tensor:
-        """Inputs in [0, 1] scaled to [0, N − 1]; soft (training) or exact (evaluation) step count."""
+        """Inputs in [0, 1] scaled to [0, N − 1]; soft (training) or exact (evaluation) step
+        count."""
         scaled = x * (self.config.levels - 1)
         thresholds = self.thresholds.to(x.dtype).view(1, -1, *([1] * (x.dim() - 1)))
         differences = scaled.unsqueeze(1) - thresholds
@@ -157,7 +175,10 @@ class CanopicEncoder(Encoder):
         """Projection after a gradient step: realizable kernels, ordered thresholds in range."""
         if self.kernels is not None and self.config.realizable:
             self.kernels.clamp_(min=0)
-            self.kernels.mul_(self._area(self.kernels) / self.kernels.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12))
+            self.kernels.mul_(
+                self._area(self.kernels)
+                / self.kernels.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+            )
         if self.thresholds is not None:
             self.thresholds.copy_(self.thresholds.clamp(0, self.config.levels - 1).sort().values)
 
@@ -173,7 +194,9 @@ class CanopicEncoder(Encoder):
         cfg = self.config
         stages = []
         if cfg.conv == "conv1":
-            stages.append(f"optical conv 1×{cfg.conv1_size_px}² (init Gaussian σ={cfg.conv1_sigma_px:g} px)")
+            stages.append(
+                f"optical conv 1×{cfg.conv1_size_px}² (init Gaussian σ={cfg.conv1_sigma_px:g} px)"
+            )
         elif cfg.conv == "conv4":
             stages.append(f"optical conv 4×{cfg.conv4_size_px}² (init half-planes) → 12 channels")
         if cfg.maxpool:
@@ -192,11 +215,60 @@ def _variant(name: str, doc: str, learnable: bool = True, **stages):
     return register_encoder(name)(cls)
 
 
-CanopicConv1MpQ = _variant("canopic-conv1-mp-q", "CAnOPIC Conv(1) + MP + Quantize: 63×63 kernel, 8×8 max-pool, 4-bit learned quantizer.", conv="conv1", maxpool=True, quantize=True)
-CanopicConv4MpQ = _variant("canopic-conv4-mp-q", "CAnOPIC Conv(4) + MP + Quantize: four 11×11 kernels (12 channels), max-pool, quantizer.", conv="conv4", maxpool=True, quantize=True)
-CanopicConv1 = _variant("canopic-conv1", "CAnOPIC Conv(1) alone: one 63×63 optical kernel (Gaussian σ 8 init).", conv="conv1", maxpool=False, quantize=False)
-CanopicMp = _variant("canopic-mp", "CAnOPIC MP alone: 8×8 analog max-pooling (nothing to learn).", learnable=False, conv="none", maxpool=True, quantize=False)
-CanopicQ = _variant("canopic-q", "CAnOPIC Quantize alone: 4-bit learned quantizer on the full image.", conv="none", maxpool=False, quantize=True)
-CanopicConv1Mp = _variant("canopic-conv1-mp", "CAnOPIC Conv(1) + MP: 63×63 kernel then 8×8 max-pool.", conv="conv1", maxpool=True, quantize=False)
-CanopicConv1Q = _variant("canopic-conv1-q", "CAnOPIC Conv(1) + Quantize: 63×63 kernel then quantizer (full resolution).", conv="conv1", maxpool=False, quantize=True)
-CanopicMpQ = _variant("canopic-mp-q", "CAnOPIC MP + Quantize: 8×8 max-pool then quantizer.", conv="none", maxpool=True, quantize=True)
+CanopicConv1MpQ = _variant(
+    "canopic-conv1-mp-q",
+    "CAnOPIC Conv(1) + MP + Quantize: 63×63 kernel, 8×8 max-pool, 4-bit learned quantizer.",
+    conv="conv1",
+    maxpool=True,
+    quantize=True,
+)
+CanopicConv4MpQ = _variant(
+    "canopic-conv4-mp-q",
+    "CAnOPIC Conv(4) + MP + Quantize: four 11×11 kernels (12 channels), max-pool, quantizer.",
+    conv="conv4",
+    maxpool=True,
+    quantize=True,
+)
+CanopicConv1 = _variant(
+    "canopic-conv1",
+    "CAnOPIC Conv(1) alone: one 63×63 optical kernel (Gaussian σ 8 init).",
+    conv="conv1",
+    maxpool=False,
+    quantize=False,
+)
+CanopicMp = _variant(
+    "canopic-mp",
+    "CAnOPIC MP alone: 8×8 analog max-pooling (nothing to learn).",
+    learnable=False,
+    conv="none",
+    maxpool=True,
+    quantize=False,
+)
+CanopicQ = _variant(
+    "canopic-q",
+    "CAnOPIC Quantize alone: 4-bit learned quantizer on the full image.",
+    conv="none",
+    maxpool=False,
+    quantize=True,
+)
+CanopicConv1Mp = _variant(
+    "canopic-conv1-mp",
+    "CAnOPIC Conv(1) + MP: 63×63 kernel then 8×8 max-pool.",
+    conv="conv1",
+    maxpool=True,
+    quantize=False,
+)
+CanopicConv1Q = _variant(
+    "canopic-conv1-q",
+    "CAnOPIC Conv(1) + Quantize: 63×63 kernel then quantizer (full resolution).",
+    conv="conv1",
+    maxpool=False,
+    quantize=True,
+)
+CanopicMpQ = _variant(
+    "canopic-mp-q",
+    "CAnOPIC MP + Quantize: 8×8 max-pool then quantizer.",
+    conv="none",
+    maxpool=True,
+    quantize=True,
+)

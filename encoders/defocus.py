@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 
 import torch
+from privbench.encoders.zernike_lens import LensConfig, RefractiveLens
 from pydantic import Field
 
 from privbench.api.registry import register_encoder
-from privbench.encoders.zernike_lens import LensConfig, RefractiveLens
 
 
 class DefocusConfig(LensConfig):
     defocus_um: float = Field(
-        1.0, ge=-50, le=50, description="Noll Z4 (defocus) coefficient in µm of surface height; 0 is in focus"
+        1.0,
+        ge=-50,
+        le=50,
+        description="Noll Z4 (defocus) coefficient in µm of surface height; 0 is in focus",
     )
 
 
@@ -33,5 +36,16 @@ class DefocusLens(RefractiveLens):
     def describe(self) -> dict:
         cfg = self.config
         # Peak-to-valley optical path difference of the Z4 term: 2√3·(n−1)·a4 over the pupil.
-        opd_waves = 2 * math.sqrt(3) * (cfg.refractive_indices[1] - 1) * cfg.defocus_um * 1e-6 / (cfg.wavelengths_nm[1] * 1e-9)
-        return {**super().describe(), "defocus_um": cfg.defocus_um, "defocus_waves_at_green": round(opd_waves, 3)}
+        opd_waves = (
+            2
+            * math.sqrt(3)
+            * (cfg.refractive_indices[1] - 1)
+            * cfg.defocus_um
+            * 1e-6
+            / (cfg.wavelengths_nm[1] * 1e-9)
+        )
+        return {
+            **super().describe(),
+            "defocus_um": cfg.defocus_um,
+            "defocus_waves_at_green": round(opd_waves, 3),
+        }

@@ -13,13 +13,19 @@ from privbench.api.registry import register_encoder
 
 
 class GaussianBlurConfig(EncoderConfig):
-    sigma_px: float = Field(8.0, gt=0, le=256, description="standard deviation of the blur kernel in pixels")
-    truncate_sigmas: float = Field(3.0, gt=0, le=10, description="kernel half-width in units of sigma")
+    sigma_px: float = Field(
+        8.0, gt=0, le=256, description="standard deviation of the blur kernel in pixels"
+    )
+    truncate_sigmas: float = Field(
+        3.0, gt=0, le=10, description="kernel half-width in units of sigma"
+    )
 
 
-def gaussian_kernel_1d(sigma_px: float, truncate_sigmas: float = 3.0, dtype=torch.float32) -> torch.Tensor:
+def gaussian_kernel_1d(
+    sigma_px: float, truncate_sigmas: float = 3.0, dtype=torch.float32
+) -> torch.Tensor:
     """Normalized 1-D Gaussian of half-width ceil(truncate·σ) (odd length 2r+1)."""
-    radius = max(1, int(math.ceil(truncate_sigmas * sigma_px)))
+    radius = max(1, math.ceil(truncate_sigmas * sigma_px))
     positions = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (positions / sigma_px) ** 2)
     return (kernel / kernel.sum()).to(dtype)
@@ -38,7 +44,9 @@ class GaussianBlurEncoder(Encoder):
     def __init__(self, **config):
         super().__init__(**config)
         self.register_buffer(
-            "kernel_1d", gaussian_kernel_1d(self.config.sigma_px, self.config.truncate_sigmas), persistent=False
+            "kernel_1d",
+            gaussian_kernel_1d(self.config.sigma_px, self.config.truncate_sigmas),
+            persistent=False,
         )
 
     def measure(self, images: torch.Tensor) -> torch.Tensor:

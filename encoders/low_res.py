@@ -11,8 +11,12 @@ from privbench.api.registry import register_encoder
 
 
 class LowResConfig(EncoderConfig):
-    size_px: int = Field(16, ge=1, le=1024, description="side of the low-resolution sensor in pixels")
-    upsample: bool = Field(False, description="bilinearly upsample the measurement back to the input size")
+    size_px: int = Field(
+        16, ge=1, le=1024, description="side of the low-resolution sensor in pixels"
+    )
+    upsample: bool = Field(
+        False, description="bilinearly upsample the measurement back to the input size"
+    )
 
 
 @register_encoder("low-res")
@@ -33,7 +37,9 @@ class LowResEncoder(Encoder):
         small = F.interpolate(images, size=(size, size), mode="area")
         if not self.config.upsample:
             return small
-        return F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False).clamp_(0, 1)
+        return F.interpolate(
+            small, size=images.shape[-2:], mode="bilinear", align_corners=False
+        ).clamp_(0, 1)
 
     def describe(self) -> dict:
         return {

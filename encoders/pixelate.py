@@ -13,7 +13,9 @@ from privbench.api.registry import register_encoder
 class PixelateConfig(EncoderConfig):
     block_px: int = Field(8, ge=1, le=64, description="side of the averaged square patch in pixels")
     keep_size: bool = Field(
-        True, description="repeat each patch mean over its patch (same size as the input) or return the block grid"
+        True,
+        description="repeat each patch mean over its patch (same size as the input) or return "
+        "the block grid",
     )
 
 
@@ -38,7 +40,9 @@ class PixelateEncoder(Encoder):
         blocks = F.avg_pool2d(images, k, stride=k, ceil_mode=True, count_include_pad=False)
         if not self.config.keep_size:
             return blocks
-        return blocks.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)[..., :height, :width]
+        return blocks.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)[
+            ..., :height, :width
+        ]
 
     def describe(self) -> dict:
         return {

@@ -10,41 +10,58 @@ frozen by default since they only shift the image. The PSF is computed once per 
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 
 from privbench.api.encoder import MIN_INPUT_SIZE, Encoder, EncoderConfig
-from privbench.api.errors import ConfigError
-from privbench.nn.optics import fft_convolve, fresnel_psf, psf_width_px, zernike_basis
 from privbench.api.registry import register_encoder
+from privbench.nn.optics import fft_convolve, fresnel_psf, psf_width_px, zernike_basis
 
 
 class LensConfig(EncoderConfig):
     """Physical parameters (units in the names). Channel order of the tuples: R, G, B."""
 
-    wavelengths_nm: tuple[float, float, float] = Field((640.0, 550.0, 460.0), description="one wavelength per colour channel (R, G, B)")
-    refractive_indices: tuple[float, float, float] = Field((1.488, 1.493, 1.499), description="lens material index at each wavelength")
+    wavelengths_nm: tuple[float, float, float] = Field(
+        (640.0, 550.0, 460.0), description="one wavelength per colour channel (R, G, B)"
+    )
+    refractive_indices: tuple[float, float, float] = Field(
+        (1.488, 1.493, 1.499), description="lens material index at each wavelength"
+    )
     sensor_distance_m: float = Field(1e-3, gt=0, le=1.0, description="lens-to-sensor distance z")
-    focal_length_m: float | None = Field(None, gt=0, description="focal setting of the base lens (None: = sensor distance, focused at infinity)")
-    aperture_diameter_m: float = Field(2e-4, gt=0, description="diameter D of the circular aperture")
+    focal_length_m: float | None = Field(
+        None,
+        gt=0,
+        description="focal setting of the base lens (None: = sensor distance, focused at infinity)",
+    )
+    aperture_diameter_m: float = Field(
+        2e-4, gt=0, description="diameter D of the circular aperture"
+    )
     pixel_pitch_m: float = Field(4e-6, gt=0, description="sensor pixel pitch")
-    wave_samples_per_pixel: int = Field(4, ge=1, le=16, description="wave-field samples per sensor pixel (wave resolution)")
-    padding: Literal["replicate", "zero"] = Field("replicate", description="boundary handling of the linear convolution")
-    noise_std: float = Field(0.01, ge=0, le=1, description="standard deviation of the Gaussian sensor noise N")
+    wave_samples_per_pixel: int = Field(
+        4, ge=1, le=16, description="wave-field samples per sensor pixel (wave resolution)"
+    )
+    padding: Literal["replicate", "zero"] = Field(
+        "replicate", description="boundary handling of the linear convolution"
+    )
+    noise_std: float = Field(
+        0.01, ge=0, le=1, description="standard deviation of the Gaussian sensor noise N"
+    )
     seed: int = Field(0, description="seed of the sensor noise in evaluation mode")
 
     @model_validator(mode="after")
-    def _aperture_fits_the_sensor(self) -> "LensConfig":
+    def _aperture_fits_the_sensor(self) -> LensConfig:
         if len(set(map(len, (self.wavelengths_nm, self.refractive_indices)))) != 1:
-            raise ValueError("wavelengths_nm and refractive_indices need one value per colour channel")
+            raise ValueError(
+                "wavelengths_nm and refractive_indices need one value per colour channel"
+            )
         window = MIN_INPUT_SIZE * self.pixel_pitch_m
         if self.aperture_diameter_m > window:
             raise ValueError(
-                f"aperture_diameter_m = {self.aperture_diameter_m} exceeds the smallest sensor window "
-                f"({MIN_INPUT_SIZE} px × pixel_pitch_m = {window}); use a smaller aperture or a larger pitch"
+                f"aperture_diameter_m = {self.aperture_diameter_m} exceeds the smallest sensor "
+                f"window ({MIN_INPUT_SIZE} px × pixel_pitch_m = {window}); use a smaller aperture "
+                f"or a larger pitch"
             )
         return self
 
@@ -54,27 +71,35 @@ class LensConfig(EncoderConfig):
 
     @property
     def aperture_samples(self) -> int:
-        return max(4, int(round(self.aperture_diameter_m / self.sample_pitch_m)))
+        return max(4, round(self.aperture_diameter_m / self.sample_pitch_m))
 
 
 class ZernikeLensConfig(LensConfig):
     num_zernike: int = Field(15, ge=1, le=1000, description="number q of Noll Zernike terms")
     init_coefficients_um: list[float] | None = Field(
-        None, description="initial α_1..α_k in µm of surface height (a preset); default: a focused lens (all zero)"
+        None,
+        description="initial α_1..α_k in µm of surface height (a preset); default: a focused "
+        "lens (all zero)",
     )
-    freeze_piston_tip_tilt: bool = Field(True, description="keep α_1..α_3 fixed (they only shift the image)")
+    freeze_piston_tip_tilt: bool = Field(
+        True, description="keep α_1..α_3 fixed (they only shift the image)"
+    )
 
     @model_validator(mode="after")
-    def _init_length(self) -> "ZernikeLensConfig":
-        if self.init_coefficients_um is not None and len(self.init_coefficients_um) > self.num_zernike:
+    def _init_length(self) -> ZernikeLensConfig:
+        if (
+            self.init_coefficients_um is not None
+            and len(self.init_coefficients_um) > self.num_zernike
+        ):
             raise ValueError(
-                f"init_coefficients_um has {len(self.init_coefficients_um)} values but num_zernike is {self.num_zernike}"
+                f"init_coefficients_um has {len(self.init_coefficients_um)} values but "
+                f"num_zernike is {self.num_zernike}"
             )
         return self
 
 
 class RefractiveLens(Encoder):
-    """Shared machinery of the Zernike-surface lenses (the learned lens and the defocus baseline)."""
+    """Shared machinery of the Zernike-surface lenses (the learned lens, the defocus baseline)."""
 
     Config = LensConfig
 
@@ -94,7 +119,9 @@ class RefractiveLens(Encoder):
     def height_map_m(self) -> torch.Tensor:
         """Surface height on the aperture grid (eq. 2), metres; zero outside the aperture."""
         coefficients = self.coefficient_vector_um()
-        basis = zernike_basis(self.config.aperture_samples, coefficients.numel(), device=coefficients.device)
+        basis = zernike_basis(
+            self.config.aperture_samples, coefficients.numel(), device=coefficients.device
+        )
         return torch.tensordot(coefficients, basis, dims=1) * 1e-6
 
     def psf(self, height: int, width: int) -> torch.Tensor:
@@ -136,11 +163,18 @@ class RefractiveLens(Encoder):
         # Evaluation: the noise depends only on the seed and the batch, so encoding is
         # reproducible whatever was encoded before.
         content = int(images.detach().double().sum().item() * 1e4) % (2**31)
-        generator = torch.Generator(device="cpu").manual_seed(self.config.seed * 1_000_003 + content)
-        return (std * torch.randn(images.shape, generator=generator, dtype=images.dtype)).to(images.device)
+        generator = torch.Generator(device="cpu").manual_seed(
+            self.config.seed * 1_000_003 + content
+        )
+        return (std * torch.randn(images.shape, generator=generator, dtype=images.dtype)).to(
+            images.device
+        )
 
-    def regularizers(self, clean: torch.Tensor, measurement: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``psf_spread``: mean RMS radius (pixels) of the last PSF — a designer may reward or limit it."""
+    def regularizers(
+        self, clean: torch.Tensor, measurement: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """``psf_spread``: mean RMS radius (pixels) of the last PSF — a designer may reward or
+        limit it."""
         if self._last_psf is None:
             return {}
         return {"psf_spread": psf_width_px(self._last_psf).mean()}
@@ -150,7 +184,10 @@ class RefractiveLens(Encoder):
         with torch.no_grad():
             psf = self.psf(height, width)
             centre = psf[:, height // 2 - 16 : height // 2 + 17, width // 2 - 16 : width // 2 + 17]
-            return {"psf (R, G, B; central 33 px)": centre, "height map (µm)": self.height_map_m() * 1e6}
+            return {
+                "psf (R, G, B; central 33 px)": centre,
+                "height map (µm)": self.height_map_m() * 1e6,
+            }
 
     def describe(self) -> dict:
         cfg = self.config
@@ -158,7 +195,9 @@ class RefractiveLens(Encoder):
             "optics": "refractive lens, Zernike surface, Fresnel propagation",
             "sensor_distance_m": cfg.sensor_distance_m,
             "aperture_diameter_m": cfg.aperture_diameter_m,
-            "f_number": round((cfg.focal_length_m or cfg.sensor_distance_m) / cfg.aperture_diameter_m, 3),
+            "f_number": round(
+                (cfg.focal_length_m or cfg.sensor_distance_m) / cfg.aperture_diameter_m, 3
+            ),
             "pixel_pitch_m": cfg.pixel_pitch_m,
             "wavelengths_nm": list(cfg.wavelengths_nm),
             "noise_std": cfg.noise_std,
@@ -176,7 +215,9 @@ class ZernikeLens(RefractiveLens):
         super().__init__(**config)
         initial = torch.zeros(self.config.num_zernike)
         if self.config.init_coefficients_um:
-            initial[: len(self.config.init_coefficients_um)] = torch.tensor(self.config.init_coefficients_um)
+            initial[: len(self.config.init_coefficients_um)] = torch.tensor(
+                self.config.init_coefficients_um
+            )
         self.coefficients_um = torch.nn.Parameter(initial)
         frozen = torch.zeros(self.config.num_zernike, dtype=torch.bool)
         if self.config.freeze_piston_tip_tilt:
@@ -188,5 +229,8 @@ class ZernikeLens(RefractiveLens):
         return torch.where(self.frozen, self.coefficients_um.detach(), self.coefficients_um)
 
     def describe(self) -> dict:
-        return {**super().describe(), "zernike_terms": self.config.num_zernike,
-                "coefficients_um": [round(float(c), 4) for c in self.coefficients_um.detach()]}
+        return {
+            **super().describe(),
+            "zernike_terms": self.config.num_zernike,
+            "coefficients_um": [round(float(c), 4) for c in self.coefficients_um.detach()],
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from privbench.api.designer import Designer, DesignerConfig
 from privbench.api.encoder import Encoder, EncoderConfig
 from privbench.api.errors import PrivbenchError
 from privbench.api.evaluation import Evaluation, EvaluationConfig, EvalInputs, EvalResult, MetricSpec, RunContext
@@ -21,10 +22,12 @@ from privbench.api.registry import (
     list_attacks,
     list_benchmarks,
     list_datasets,
+    list_designers,
     list_encoders,
     list_tasks,
     register_attack,
     register_dataset,
+    register_designer,
     register_encoder,
     register_task,
 )
@@ -43,6 +46,8 @@ def run(spec: Any = None, **options: Any):
 
 
 __all__ = [
+    "Designer",
+    "DesignerConfig",
     "Encoder",
     "EncoderConfig",
     "Evaluation",
@@ -59,10 +64,12 @@ __all__ = [
     "list_attacks",
     "list_benchmarks",
     "list_datasets",
+    "list_designers",
     "list_encoders",
     "list_tasks",
     "register_attack",
     "register_dataset",
+    "register_designer",
     "register_encoder",
     "register_task",
     "run",

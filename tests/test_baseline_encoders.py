@@ -38,15 +38,22 @@ def test_identity_is_exact():
 def test_gaussian_blur_matches_scipy(sigma):
     images = torch.rand(1, 3, 64, 72, dtype=torch.float64)
     out = privbench.get_encoder("gaussian-blur", sigma_px=sigma)(images.float()).double()
-    # scipy's gaussian_filter with mode="nearest" is replicate padding; truncate=3 → radius ceil(3σ).
-    reference = np.stack([ndimage.gaussian_filter(c, sigma, mode="nearest", truncate=np.ceil(3 * sigma) / sigma) for c in images[0].numpy()])
+    # scipy's gaussian_filter with mode="nearest" is replicate padding; truncate=3: radius ceil(3σ)
+    reference = np.stack(
+        [
+            ndimage.gaussian_filter(c, sigma, mode="nearest", truncate=np.ceil(3 * sigma) / sigma)
+            for c in images[0].numpy()
+        ]
+    )
     assert np.abs(out[0].numpy() - reference).max() < 1e-5
 
 
 def test_gaussian_blur_larger_than_image_uses_replicate_padding():
     images = torch.full((1, 3, 64, 64), 0.25)
     out = privbench.get_encoder("gaussian-blur", sigma_px=40)(images)
-    assert torch.allclose(out, images, atol=1e-6)  # constant image stays constant (kernel sums to 1)
+    assert torch.allclose(
+        out, images, atol=1e-6
+    )  # constant image stays constant (kernel sums to 1)
 
 
 def test_pixelate_is_block_mean():

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -5,8 +7,16 @@ import privbench
 from privbench.api.errors import ConfigError
 from privbench.nn.optics import psf_width_px
 
-TABLE_1 = ["canopic-conv1-mp-q", "canopic-conv4-mp-q", "canopic-conv1", "canopic-mp", "canopic-q",
-           "canopic-conv1-mp", "canopic-conv1-q", "canopic-mp-q"]
+TABLE_1 = [
+    "canopic-conv1-mp-q",
+    "canopic-conv4-mp-q",
+    "canopic-conv1",
+    "canopic-mp",
+    "canopic-q",
+    "canopic-conv1-mp",
+    "canopic-conv1-q",
+    "canopic-mp-q",
+]
 
 
 def test_all_paper_encoders_registered():
@@ -24,7 +34,9 @@ def test_focused_lens_psf_is_compact_and_normalized():
 
 
 def test_lens_is_learnable_with_frozen_piston_tip_tilt():
-    lens = privbench.get_encoder("zernike-lens", num_zernike=10, init_coefficients_um=[0, 0, 0, 0.3])
+    lens = privbench.get_encoder(
+        "zernike-lens", num_zernike=10, init_coefficients_um=[0, 0, 0, 0.3]
+    )
     assert lens.learnable and float(lens.coefficients_um.detach()[3]) == pytest.approx(0.3)
     lens(torch.rand(1, 3, 64, 64)).square().mean().backward()
     grad = lens.coefficients_um.grad
@@ -78,8 +90,14 @@ def test_defocus_blur_grows_with_defocus():
     widths = []
     for amount in (0.0, 0.5, 1.0, 2.0):
         with torch.no_grad():
-            widths.append(float(psf_width_px(privbench.get_encoder("defocus", defocus_um=amount).psf(64, 64)).mean()))
-    assert all(b > a for a, b in zip(widths, widths[1:]))
+            widths.append(
+                float(
+                    psf_width_px(
+                        privbench.get_encoder("defocus", defocus_um=amount).psf(64, 64)
+                    ).mean()
+                )
+            )
+    assert all(b > a for a, b in itertools.pairwise(widths))
     assert not privbench.get_encoder("defocus").learnable
 
 
@@ -93,8 +111,12 @@ def test_canopic_initial_kernels():
     assert sigma == pytest.approx(8.0, rel=0.02)
     four = privbench.get_encoder("canopic-conv4-mp-q").effective_kernels()
     assert four.shape == (4, 11, 11)
-    assert float(four[0, :6].sum()) == pytest.approx(1.0) and float(four[0, 6:].sum()) == 0  # upper half
-    assert float(four[3, :, 5:].sum()) == pytest.approx(1.0) and float(four[3, :, :5].sum()) == 0  # right half
+    assert (
+        float(four[0, :6].sum()) == pytest.approx(1.0) and float(four[0, 6:].sum()) == 0
+    )  # upper half
+    assert (
+        float(four[3, :, 5:].sum()) == pytest.approx(1.0) and float(four[3, :, :5].sum()) == 0
+    )  # right half
 
 
 def test_canopic_conv_replicate_padding_and_channels():
@@ -132,7 +154,10 @@ def test_projection_keeps_canopic_realizable():
     encoder.project_()
     assert float(encoder.kernels.min()) >= 0
     assert float(encoder.effective_kernels().sum()) == pytest.approx(1.0, abs=1e-4)
-    assert torch.all(encoder.thresholds[1:] >= encoder.thresholds[:-1]) and float(encoder.thresholds.max()) <= 15
+    assert (
+        torch.all(encoder.thresholds[1:] >= encoder.thresholds[:-1])
+        and float(encoder.thresholds.max()) <= 15
+    )
 
 
 def test_canopic_stages_fixed_by_name():

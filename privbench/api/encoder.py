@@ -8,6 +8,7 @@ measurement is the only thing any downstream model ever sees.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -30,11 +31,18 @@ class Encoder(nn.Module):
     :meth:`output_shape`, and describe themselves physically in :meth:`describe`. Learnable
     encoders set ``learnable = True``; their parameters are fitted by a designer before the
     benchmark cells run, and the hash of the fitted weights enters every result row.
+
+    The hooks designers, ``privbench show`` and ``privbench tune`` call are declared here and do
+    nothing by default: :meth:`set_hardness`, :meth:`project_`, :meth:`regularizers`,
+    :meth:`diagnostics` and :attr:`tunables`; an encoder overrides the ones it has a use for.
     """
 
     Config: ClassVar[type[EncoderConfig]] = EncoderConfig
     learnable: ClassVar[bool] = False
     registered_name: ClassVar[str] = ""
+    #: Config fields ``privbench tune`` samples, name → distribution: ``{"type": "float" | "int",
+    #: "low": …, "high": …, "log": bool}`` or ``{"type": "categorical", "choices": [...]}``.
+    tunables: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, **config: Any):
         super().__init__()
@@ -77,8 +85,26 @@ class Encoder(nn.Module):
         """The physics: map validated images to measurements. Subclasses implement this."""
         raise NotImplementedError(f"{type(self).__name__} must implement measure()")
 
-    def regularizers(self, clean: torch.Tensor, measurement: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Optional loss terms a designer may add while fitting this encoder."""
+    # -- hooks (no-ops unless an encoder has a use for them) -----------------------------
+    def regularizers(
+        self, clean: torch.Tensor, measurement: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Optional loss terms (by name, e.g. ``psf_spread``) a designer may add while fitting
+        this encoder, for the measurement just computed from ``clean``."""
+        return {}
+
+    def set_hardness(self, hardness: float) -> None:
+        """The hardness T of a soft relaxation used in training mode (CAnOPIC's soft quantizer
+        y = Σ σ(T(x − b_i))); the adversarial designer raises it over its cycles."""
+
+    def project_(self) -> None:
+        """Project the parameters back onto what is physically realizable (non-negative,
+        unit-sum kernels; ordered thresholds; lens height limits). Designers call it under
+        ``torch.no_grad()`` after every optimizer step."""
+
+    def diagnostics(self, input_shape: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        """Extra panels for ``privbench show`` (title → 1-D curve, 2-D image or a stack of
+        images) for inputs of ``input_shape``: PSFs, kernels, thresholds."""
         return {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -90,7 +116,8 @@ def check_images(images: Any, *, who: str = "encoder", min_size: int = MIN_INPUT
     """Validate an encoder input, raising an InputError that names what is wrong."""
     if not isinstance(images, torch.Tensor):
         raise InputError(
-            f"{who} expects a torch.Tensor of shape (B, 3, H, W), float in [0, 1]; got {type(images).__name__}."
+            f"{who} expects a torch.Tensor of shape (B, 3, H, W), float in [0, 1]; got "
+            f"{type(images).__name__}."
         )
     if images.dim() != 4 or images.shape[1] != 3:
         raise InputError(
@@ -110,9 +137,10 @@ def check_images(images: Any, *, who: str = "encoder", min_size: int = MIN_INPUT
         )
     if images.numel():
         low, high = float(images.detach().min()), float(images.detach().max())
-        if low < -1e-6 or high > 1 + 1e-6 or low != low or high != high:
+        if low < -1e-6 or high > 1 + 1e-6 or math.isnan(low) or math.isnan(high):
             raise InputError(
-                f"{who} expects linear intensities in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
+                f"{who} expects linear intensities in [0, 1]; got values in "
+                f"[{low:.4g}, {high:.4g}]. "
                 f"Scale 0-255 images by 1/255 and clamp."
             )
 
@@ -125,7 +153,8 @@ def encode_batches(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """Encode a uint8 ``(N, 3, H, W)`` image stack in batches; returns float32 measurements on CPU."""
+    """Encode a uint8 ``(N, 3, H, W)`` image stack in batches; returns float32 measurements on
+    the CPU."""
     encoder = encoder.to(device).eval()
     outputs = []
     for start in range(0, images_uint8.shape[0], batch_size):

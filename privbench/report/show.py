@@ -19,11 +19,15 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"Image {str(path)!r} does not exist; give a PNG or JPEG file with --image.")
+        raise InputError(
+            f"Image {str(path)!r} does not exist; give a PNG or JPEG file with --image."
+        )
     try:
         picture = Image.open(path).convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
-        raise InputError(f"Cannot read {str(path)!r} as an image ({error}); give a PNG or JPEG file.") from None
+        raise InputError(
+            f"Cannot read {str(path)!r} as an image ({error}); give a PNG or JPEG file."
+        ) from None
     if size:
         picture = picture.resize((size, size), Image.BILINEAR)
     array = np.asarray(picture, dtype=np.float32) / 255.0
@@ -32,13 +36,20 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
 
 def sample_face() -> torch.Tensor:
     """A face from the embedded synthfaces data (tiny preset), as (1, 3, 64, 64)."""
-    from privbench.api.registry import DATASETS
+    from privbench.api.adapter import load_dataset
 
-    data = DATASETS.get("synthfaces")(preset="tiny")
+    data = load_dataset("synthfaces", {"preset": "tiny"})
     return data.identities.test.images[:1].float() / 255.0
 
 
-def show(encoder_name: str, *, image=None, out="show.png", config: dict[str, Any] | None = None, size=None) -> Path:
+def show(
+    encoder_name: str,
+    *,
+    image=None,
+    out="show.png",
+    config: dict[str, Any] | None = None,
+    size=None,
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,13 +63,13 @@ def show(encoder_name: str, *, image=None, out="show.png", config: dict[str, Any
         ("clean input", clean[0].permute(1, 2, 0).numpy(), None),
         (f"measurement {tuple(measurement.shape)}", measurement_to_rgb(measurement), None),
     ]
-    diagnostics = getattr(encoder, "diagnostics", None)
-    if callable(diagnostics):
-        for name, array in diagnostics(tuple(clean.shape[1:])).items():
-            panels.extend(_diagnostic_panels(name, torch.as_tensor(array).detach().float().cpu()))
+    for name, array in encoder.diagnostics(tuple(clean.shape[1:])).items():
+        panels.extend(_diagnostic_panels(name, torch.as_tensor(array).detach().float().cpu()))
     columns = min(4, len(panels))
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.4 * rows), dpi=120, squeeze=False)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.4 * columns, 3.4 * rows), dpi=120, squeeze=False
+    )
     for axis in axes.flat:
         axis.axis("off")
     for axis, (title, array, cmap) in zip(axes.flat, panels):
@@ -74,7 +85,10 @@ def show(encoder_name: str, *, image=None, out="show.png", config: dict[str, Any
     import textwrap
 
     width = max(40, 28 * columns)
-    figure.suptitle(textwrap.fill(f"{encoder.name}: {_short_description(encoder.describe())}", width), fontsize=9)
+    figure.suptitle(
+        textwrap.fill(f"{encoder.name}: {_short_description(encoder.describe())}", width),
+        fontsize=9,
+    )
     figure.tight_layout()
     out = Path(out)
     try:
