@@ -192,3 +192,27 @@ def test_bad_store_urls_name_the_problem(tmp_path):
         ResultStore("nosuchdb://x")
     with pytest.raises(StoreError, match="does not exist"):
         ResultStore(f"sqlite:///{tmp_path / 'missing' / 'results.db'}")
+
+
+def test_failed_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "old.db"
+    _write_unversioned_store(path, [_row(1), _row(2)])
+    before = path.read_bytes()
+    real_upgrade = command.upgrade
+
+    def upgrade_then_fail(config, revision):
+        real_upgrade(config, revision)  # every revision applied, then the process dies
+        raise sa.exc.OperationalError("upgrade", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(command, "upgrade", upgrade_then_fail)
+    with pytest.raises(StoreError, match="Cannot open the results store"):
+        ResultStore(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+    monkeypatch.setattr(command, "upgrade", real_upgrade)
+    assert len(ResultStore(f"sqlite:///{path}")) == 2
+
+
+def test_in_memory_store(tmp_path):
+    store = ResultStore("sqlite://")
+    assert store.schema_revision == head_revision()
+    assert store.add(_row(1)) and len(store) == 1

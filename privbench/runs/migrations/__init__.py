@@ -55,17 +55,15 @@ def current_revision(connection: sa.Connection) -> str | None:
 def upgrade(engine: sa.Engine) -> str:
     """Bring the store to the newest revision and return it; a no-op when it is there already.
 
-    On SQLite the migration holds an exclusive lock, so two processes opening one file at once
-    migrate it once, and a failed migration leaves the file as it was."""
+    On a SQLite file the migration holds an exclusive lock, so two processes opening one file at
+    once migrate it once, and a failed migration leaves the file as it was."""
     head = head_revision()
     with engine.connect() as connection:
         revision = current_revision(connection)
     if revision == head:
         return head
     _check_known(revision, engine)
-    migration_engine = (
-        _exclusive_sqlite_engine(engine) if engine.dialect.name == "sqlite" else engine
-    )
+    migration_engine = _exclusive_sqlite_engine(engine) if _sqlite_file(engine) else engine
     try:
         with migration_engine.begin() as connection:
             config = alembic_config(connection)
@@ -92,6 +90,12 @@ def _check_known(revision: str | None, engine: sa.Engine) -> None:
             f"{', '.join(sorted(known))}): a newer privbench wrote it. Upgrade privbench to "
             f"read it."
         )
+
+
+def _sqlite_file(engine: sa.Engine) -> bool:
+    """A SQLite database in a file (an in-memory one lives only in the engine's connection)."""
+    database = engine.url.database
+    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
 
 
 def _exclusive_sqlite_engine(engine: sa.Engine) -> sa.Engine:
