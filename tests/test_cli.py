@@ -29,6 +29,10 @@ def _cli(capsys, *args):
     return info.value.code, " ".join((captured.out + captured.err).split())
 
 
+def _run_args(spec: Path, out: Path, cache: Path) -> list[str]:
+    return ["run", "--spec", str(spec), "--out", str(out), "--cache-dir", str(cache)]
+
+
 def _write_spec(toy, tmp_path, **overrides) -> Path:
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(toy.toy_spec(**overrides)))
@@ -70,16 +74,7 @@ def test_list_kinds(capsys, toy):
 
 def test_run_and_leaderboard_from_store(capsys, toy, tmp_path):
     spec = _write_spec(toy, tmp_path)
-    code, output = _cli(
-        capsys,
-        "run",
-        "--spec",
-        str(spec),
-        "--out",
-        str(tmp_path / "out"),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    )
+    code, output = _cli(capsys, *_run_args(spec, tmp_path / "out", tmp_path / "cache"))
     assert code in (0, None), output
     assert "6 cells run" in output and "leaderboard" in output.lower()
     store = f"sqlite:///{tmp_path / 'out' / 'results.db'}"
@@ -93,17 +88,7 @@ def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
     spec = _write_spec(toy, tmp_path)
     script = tmp_path / "run_privbench.py"
     script.write_text(RUNNER_SCRIPT)
-    args = [
-        sys.executable,
-        str(script),
-        "run",
-        "--spec",
-        str(spec),
-        "--out",
-        str(tmp_path / "out"),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    ]
+    args = [sys.executable, str(script), *_run_args(spec, tmp_path / "out", tmp_path / "cache")]
     env = {**os.environ, "PYTHONPATH": str(TESTS), "TOY_SLEEP": "1.0"}
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     database = tmp_path / "out" / "results.db"
@@ -141,8 +126,7 @@ def test_bad_inputs_give_one_paragraph_errors(capsys, toy, tmp_path):
     spec = _write_spec(toy, tmp_path)
 
     def run(spec_path, out, *options):
-        cache = ["--cache-dir", str(tmp_path / "cache")]
-        return _cli(capsys, "run", "--spec", str(spec_path), "--out", str(out), *options, *cache)
+        return _cli(capsys, *_run_args(spec_path, out, tmp_path / "cache"), *options)
 
     code, output = run(spec, tmp_path / "o1", "--encoders", "identity,pixelat")
     assert code != 0 and "Did you mean 'pixelate'" in output and "Traceback" not in output
