@@ -22,11 +22,12 @@ from PIL import Image
 
 import privbench
 from privbench.cli import main
-from privbench.data import formats
-from privbench.data.adapters import coco, fddb, imagenet, lfw, vggface2, widerface
-from privbench.data.containers import SPLITS
+from privbench.api.adapter import FolderAdapter, dataset_adapter, load_dataset
 from privbench.api.errors import ConfigError, DataError
 from privbench.api.registry import DATASETS
+from privbench.data import formats
+from privbench.data.adapters import fddb, imagenet, lfw, vggface2, widerface
+from privbench.data.containers import SPLITS
 from support import dataset_fixtures as fx
 
 FACE = torch.tensor(fx.FACE_RGB, dtype=torch.float32)
@@ -199,7 +200,7 @@ def test_image_folder_and_coco_json_readers(tmp_path):
 def test_every_adapter_is_registered_and_listed(capsys):
     names = privbench.list_datasets()
     for name in ("coco", "vggface2", "widerface", "fddb", "imagenet", "lfw"):
-        assert name in names and hasattr(DATASETS.get(name), "check")
+        assert name in names and issubclass(DATASETS.get(name), FolderAdapter)
     code, output = _cli(capsys, "list", "datasets")
     assert code in (0, None) and all(n in output for n in ("widerface", "fddb", "vggface2", "lfw", "imagenet", "coco"))
 
@@ -207,13 +208,13 @@ def test_every_adapter_is_registered_and_listed(capsys):
 def test_adapters_need_a_path_and_validate_options(roots):
     base, _ = roots
     with pytest.raises(DataError, match="needs its folder"):
-        DATASETS.get("fddb")()
+        load_dataset("fddb", dict())
     with pytest.raises(DataError, match="does not exist"):
-        DATASETS.get("fddb")(path=base / "missing")
+        load_dataset("fddb", dict(path=base / "missing"))
     with pytest.raises(ConfigError, match="n_identity"):
-        DATASETS.get("vggface2")(path=base / "vggface2", n_identity=3)
+        load_dataset("vggface2", dict(path=base / "vggface2", n_identity=3))
     with pytest.raises(ConfigError, match="a fold may belong to one split only"):
-        DATASETS.get("fddb")(path=base / "fddb", test_folds=[1], val_folds=[1])
+        load_dataset("fddb", dict(path=base / "fddb", test_folds=[1], val_folds=[1]))
 
 
 def test_data_check_command(roots, capsys):
@@ -249,7 +250,7 @@ def test_data_check_reports_missing_files_and_malformed_lines(tmp_path, capsys):
 # -- VGGFace2 ---------------------------------------------------------------------------------------------
 def test_vggface2_canopic_protocol(roots, cache):
     base, written = roots
-    data = DATASETS.get("vggface2")(path=base / "vggface2", cache_dir=cache, **VGG_OPTIONS)
+    data = load_dataset("vggface2", dict(path=base / "vggface2", **VGG_OPTIONS), cache)
     ids = data.identities
     # the 3 identities with most images (9, 8, 7), labels in name order
     assert ids.train.class_names == ["n000001", "n000002", "n000004"]
@@ -268,19 +269,19 @@ def test_vggface2_canopic_protocol(roots, cache):
     assert not (names["train"] & names["val"]) and not (names["train"] & names["test"]) and not (names["val"] & names["test"])
     assert data.face_vs_noface is None and re.fullmatch(r"[0-9a-f]{16}", data.fingerprint)
     # deterministic, cached, and seed-dependent
-    again = DATASETS.get("vggface2")(path=base / "vggface2", cache_dir=cache, **VGG_OPTIONS)
+    again = load_dataset("vggface2", dict(path=base / "vggface2", **VGG_OPTIONS), cache)
     assert again.fingerprint == data.fingerprint and torch.equal(again.identities.test.images, ids.test.images)
-    reseeded = DATASETS.get("vggface2")(path=base / "vggface2", cache_dir=cache, seed=1, **VGG_OPTIONS)
+    reseeded = load_dataset("vggface2", dict(path=base / "vggface2", seed=1, **VGG_OPTIONS), cache)
     assert reseeded.fingerprint != data.fingerprint
 
 
 def test_vggface2_crop_modes(roots):
     base, written = roots
-    stretched = vggface2.load_vggface2(path=base / "vggface2", crop="loose", cache=False, **VGG_OPTIONS)[0]
+    stretched = load_dataset("vggface2", dict(path=base / "vggface2", crop="loose", cache=False, **VGG_OPTIONS)).identities
     colour = torch.tensor(fx.identity_colour(1), dtype=torch.float32)
     first = stretched.test.images[stretched.test.labels == 0][0].float()
     assert (first.mean((1, 2)) - colour).abs().max() < 25  # the loose box fills the crop
-    full = vggface2.load_vggface2(path=base / "vggface2", crop="full", cache=False, **VGG_OPTIONS)[0]
+    full = load_dataset("vggface2", dict(path=base / "vggface2", crop="full", cache=False, **VGG_OPTIONS)).identities
     assert full.test.class_names == stretched.test.class_names
     grey = torch.tensor([128.0, 128.0, 128.0])
     assert (full.test.images[0, :, :3, :3].float().mean((1, 2)) - grey).abs().max() < 25  # whole picture: grey border
@@ -289,24 +290,24 @@ def test_vggface2_crop_modes(roots):
 def test_vggface2_with_imagenet_nonfaces(roots, cache):
     base, _ = roots
     nonfaces = {"path": str(base / "imagenet"), "train_images": 5, "val_images": 3, "test_images": 4}
-    data = DATASETS.get("vggface2")(path=base / "vggface2", cache_dir=cache, nonfaces=nonfaces, **VGG_OPTIONS)
+    data = load_dataset("vggface2", dict(path=base / "vggface2", nonfaces=nonfaces, **VGG_OPTIONS), cache)
     binary = data.face_vs_noface
     for split in SPLITS:
         assert binary[split].class_names == ["no-face", "face"]
         assert torch.equal(binary[split].images[binary[split].labels == 1], data.identities[split].images)
     assert [int((binary[s].labels == 0).sum()) for s in SPLITS] == [5, 3, 4]
-    extra = DATASETS.get("vggface2")(path=base / "vggface2", cache_dir=cache, nonfaces=nonfaces, face_vs_noface_train_faces=6, **VGG_OPTIONS)
+    extra = load_dataset("vggface2", dict(path=base / "vggface2", nonfaces=nonfaces, face_vs_noface_train_faces=6, **VGG_OPTIONS), cache)
     assert int(extra.face_vs_noface.train.labels.sum()) == 6 and extra.fingerprint != data.fingerprint
     with pytest.raises(DataError, match="only 12 are available"):
-        DATASETS.get("vggface2")(path=base / "vggface2", cache_dir=cache, nonfaces=nonfaces, face_vs_noface_train_faces=13, **VGG_OPTIONS)
+        load_dataset("vggface2", dict(path=base / "vggface2", nonfaces=nonfaces, face_vs_noface_train_faces=13, **VGG_OPTIONS), cache)
     with pytest.raises(ConfigError, match="needs nonfaces"):
-        DATASETS.get("vggface2")(path=base / "vggface2", face_vs_noface_train_faces=6)
+        load_dataset("vggface2", dict(path=base / "vggface2", face_vs_noface_train_faces=6))
 
 
 def test_vggface2_errors(roots, tmp_path):
     base, _ = roots
     with pytest.raises(DataError, match="only 4 identities have at least 5 images"):
-        vggface2.load_vggface2(path=base / "vggface2", n_identities=5, test_per_identity=2, val_per_identity=2, cache=False)
+        load_dataset("vggface2", dict(path=base / "vggface2", n_identities=5, test_per_identity=2, val_per_identity=2, cache=False))
     root = tmp_path / "vgg"
     fx.write_vggface2(root, {"n000001": 6, "n000002": 6})
     csv_path = root / "bb_landmark" / "loose_bb_test.csv"
@@ -314,27 +315,27 @@ def test_vggface2_errors(roots, tmp_path):
     lines[4] = "n000001/0004_01,12,7,40"
     csv_path.write_text("\n".join(lines) + "\n")
     with pytest.raises(formats.AnnotationError, match=r"loose_bb_test\.csv:5: has 4 fields instead of 5") as info:
-        vggface2.load_vggface2(path=root, n_identities=2, test_per_identity=2, val_per_identity=2)
+        load_dataset("vggface2", dict(path=root, n_identities=2, test_per_identity=2, val_per_identity=2))
     assert info.value.line == 5
     lines[4] = "n000001/0004_01,12,seven,40,50"
     csv_path.write_text("\n".join(lines) + "\n")
     with pytest.raises(formats.AnnotationError, match=r":5: X, Y, W or H is not a number"):
-        vggface2.load_vggface2(path=root, n_identities=2, test_per_identity=2, val_per_identity=2)
+        load_dataset("vggface2", dict(path=root, n_identities=2, test_per_identity=2, val_per_identity=2))
     csv_path.write_text("name,x,y,w,h\n" + "\n".join(lines[1:]) + "\n")
     with pytest.raises(formats.AnnotationError, match=r"loose_bb_test\.csv:1: has the header"):
-        vggface2.load_vggface2(path=root, n_identities=2, test_per_identity=2, val_per_identity=2)
+        load_dataset("vggface2", dict(path=root, n_identities=2, test_per_identity=2, val_per_identity=2))
     csv_path.write_text("\n".join(lines[:4] + lines[5:]) + "\n")
     (root / "test" / "n000002" / "0003_01.jpg").unlink()
     with pytest.raises(DataError, match=r"missing .*n000002/0003_01\.jpg"):
-        vggface2.load_vggface2(path=root, n_identities=2, test_per_identity=1, val_per_identity=1, cache=False)
-    report = vggface2.check_vggface2(root, n_identities=2, test_per_identity=1, val_per_identity=1)
+        load_dataset("vggface2", dict(path=root, n_identities=2, test_per_identity=1, val_per_identity=1, cache=False))
+    report = dataset_adapter("vggface2", dict(path=root, n_identities=2, test_per_identity=1, val_per_identity=1)).check()
     assert not report.ok and report.missing == ["test/n000002/0003_01.jpg"]
 
 
 # -- ImageNet ------------------------------------------------------------------------------------------------
 def test_imagenet_nonfaces_and_face_free_list(roots, cache, tmp_path):
     base, written = roots
-    data = DATASETS.get("imagenet")(path=base / "imagenet", cache_dir=cache, train_images=7, val_images=4, test_images=5)
+    data = load_dataset("imagenet", dict(path=base / "imagenet", train_images=7, val_images=4, test_images=5), cache)
     part = data.face_vs_noface
     assert [len(part[s]) for s in SPLITS] == [7, 4, 5] and all(int(part[s].labels.sum()) == 0 for s in SPLITS)
     assert part.train.images.shape[1:] == (3, 64, 64)
@@ -350,10 +351,10 @@ def test_imagenet_nonfaces_and_face_free_list(roots, cache, tmp_path):
     )
     assert set(listed["train"]) == set(allowed[:5]) and set(listed["val"] + listed["test"]) == set(allowed[5:])
     with pytest.raises(DataError, match="6 train images .* only 5 candidate"):
-        DATASETS.get("imagenet")(path=base / "imagenet", face_free_list="face_free.txt", train_images=6, val_images=1, test_images=1)
+        load_dataset("imagenet", dict(path=base / "imagenet", face_free_list="face_free.txt", train_images=6, val_images=1, test_images=1))
     listing.write_text("train/n01440764/n01440764_1000.JPEG\nimages/ILSVRC2012_val_00000001.JPEG\n")
     with pytest.raises(formats.AnnotationError, match=r"face_free\.txt:2: is not a path under train/ or val/"):
-        DATASETS.get("imagenet")(path=base / "imagenet", face_free_list="face_free.txt")
+        load_dataset("imagenet", dict(path=base / "imagenet", face_free_list="face_free.txt"))
     listing.unlink()
 
 
@@ -375,7 +376,7 @@ def test_widerface_parsing_flags_and_filter(roots):
 
 def test_widerface_splits_and_boxes_land_on_faces(roots, cache):
     base, written = roots
-    data = DATASETS.get("widerface")(path=base / "widerface", cache_dir=cache, image_size=96, val_fraction=0.34)
+    data = load_dataset("widerface", dict(path=base / "widerface", image_size=96, val_fraction=0.34), cache)
     scenes = data.scenes
     assert [len(scenes[s]) for s in SPLITS] == [4, 2, 4]  # train/val from WIDER train (6), test = WIDER val (4)
     assert scenes.test.categories == ["face"] and scenes.test.images.shape == (4, 3, 96, 96)
@@ -386,9 +387,9 @@ def test_widerface_splits_and_boxes_land_on_faces(roots, cache):
                 boxes += 1
                 assert _is_face_colour(_colour_at(scenes[split].images, row, (x0 + x1) / 2, (y0 + y1) / 2))
     assert boxes == 9 + 5  # WIDER train 11 faces and val 7, minus per set one tiny and one invalid face
-    capped = DATASETS.get("widerface")(path=base / "widerface", cache_dir=cache, image_size=96, max_test_images=2, keep_images_without_faces=False)
+    capped = load_dataset("widerface", dict(path=base / "widerface", image_size=96, max_test_images=2, keep_images_without_faces=False), cache)
     assert len(capped.scenes.test) == 2 and all(len(b) for b in capped.scenes.train.boxes)
-    resized_filter = DATASETS.get("widerface")(path=base / "widerface", cache_dir=cache, image_size=32, min_face_px_resized=5.0)
+    resized_filter = load_dataset("widerface", dict(path=base / "widerface", image_size=32, min_face_px_resized=5.0), cache)
     assert all(((b[:, 2:] - b[:, :2]) >= 5.0).all() for s in SPLITS for b in resized_filter.scenes[s].boxes)
 
 
@@ -411,7 +412,7 @@ def test_widerface_malformed_lines(tmp_path):
     (root / "WIDER_val" / "images").rename(root / "WIDER_val" / "moved")
     path.write_text("\n".join(original) + "\n")
     with pytest.raises(DataError, match=r"1 of the 1 WIDER FACE images of the test split are missing"):
-        DATASETS.get("widerface")(path=root, cache=False)
+        load_dataset("widerface", dict(path=root, cache=False))
 
 
 # -- FDDB ------------------------------------------------------------------------------------------------------
@@ -426,7 +427,7 @@ def test_fddb_ellipse_box_rule_matches_the_drawn_ellipse():
 
 def test_fddb_rescale_and_boxes(roots, cache):
     base, written = roots
-    data = DATASETS.get("fddb")(path=base / "fddb", cache_dir=cache, test_folds=[1, 2], val_folds=[3], image_size=160)
+    data = load_dataset("fddb", dict(path=base / "fddb", test_folds=[1, 2], val_folds=[3], image_size=160), cache)
     test = data.scenes.test
     assert [len(data.scenes[s]) for s in SPLITS] == [0, 2, 7] and data.scenes.train.images.shape == (0, 3, 160, 160)
     records = written["fddb"][1] + written["fddb"][2]
@@ -452,7 +453,7 @@ def test_fddb_rescale_and_boxes(roots, cache):
 # -- COCO --------------------------------------------------------------------------------------------------------
 def test_coco_karpathy_split(roots, cache):
     base, written = roots
-    data = DATASETS.get("coco")(path=base / "coco", cache_dir=cache, image_size=64, with_boxes=True)
+    data = load_dataset("coco", dict(path=base / "coco", image_size=64, with_boxes=True), cache)
     scenes = data.scenes
     assert scenes.train.image_ids == [9, 25, 30, 36, 133]  # train + restval
     assert scenes.val.image_ids == [34, 73, 136] and scenes.test.image_ids == [42, 74, 139]
@@ -463,14 +464,14 @@ def test_coco_karpathy_split(roots, cache):
             assert len(scenes[split].boxes[row]) == len(written["coco"]["boxes"][coco_id])
             for x0, y0, x1, y1 in scenes[split].boxes[row].tolist():
                 assert _is_face_colour(_colour_at(scenes[split].images, row, (x0 + x1) / 2, (y0 + y1) / 2), tolerance=60)
-    dropped = DATASETS.get("coco")(path=base / "coco", cache_dir=cache, image_size=64, restval="drop", max_captions_per_image=2, max_test_images=2)
+    dropped = load_dataset("coco", dict(path=base / "coco", image_size=64, restval="drop", max_captions_per_image=2, max_test_images=2), cache)
     assert dropped.scenes.train.image_ids == [9, 30, 133] and len(dropped.scenes.test) == 2
     assert all(len(c) == 2 for c in dropped.scenes.val.captions) and dropped.scenes.val.categories == []
 
 
 def test_coco_official_split(roots, cache):
     base, written = roots
-    data = DATASETS.get("coco")(path=base / "coco", cache_dir=cache, image_size=48, split_scheme="official")
+    data = load_dataset("coco", dict(path=base / "coco", image_size=48, split_scheme="official"), cache)
     scenes = data.scenes
     assert scenes.train.image_ids == [9, 25, 30, 34, 36]
     assert len(scenes.val) == 3 and len(scenes.test) == 3
@@ -486,21 +487,21 @@ def test_coco_errors(roots, tmp_path):
     karpathy["images"][1]["split"] = "validation"
     (root / "dataset_coco.json").write_text(json.dumps(karpathy))
     with pytest.raises(formats.AnnotationError, match=r"images\[1\] \(cocoid 25\) has split 'validation'"):
-        DATASETS.get("coco")(path=root)
+        load_dataset("coco", dict(path=root))
     (root / "dataset_coco.json").unlink()
     with pytest.raises(DataError, match="dataset_coco.json not found"):
-        DATASETS.get("coco")(path=root)
+        load_dataset("coco", dict(path=root))
     (root / "val2014" / "COCO_val2014_000000000042.jpg").unlink()
     with pytest.raises(DataError, match=r"COCO_val2014_000000000042\.jpg"):
-        DATASETS.get("coco")(path=root, split_scheme="official", cache=False)
-    report = coco.check_coco(root, split_scheme="official")
+        load_dataset("coco", dict(path=root, split_scheme="official", cache=False))
+    report = dataset_adapter("coco", dict(path=root, split_scheme="official")).check()
     assert report.missing == ["val2014/COCO_val2014_000000000042.jpg"]
 
 
 # -- LFW ---------------------------------------------------------------------------------------------------------
 def test_lfw_identities_and_pairs(roots, cache):
     base, written = roots
-    data = DATASETS.get("lfw")(path=base / "lfw", cache_dir=cache, min_images_per_identity=5, test_per_identity=2, val_per_identity=2)
+    data = load_dataset("lfw", dict(path=base / "lfw", min_images_per_identity=5, test_per_identity=2, val_per_identity=2), cache)
     ids = data.identities
     assert ids.train.class_names == ["Aaron_Peirsol", "Abel_Pacheco", "Colin_Powell"]  # Dean_Barker has 2 pictures
     assert torch.bincount(ids.train.labels).tolist() == [2, 1, 5]
@@ -509,7 +510,7 @@ def test_lfw_identities_and_pairs(roots, cache):
             colour = torch.tensor(fx.identity_colour(label + 1), dtype=torch.float32)
             # the 100 px face square fills the middle two thirds of the central 150 px crop
             assert (ids[split].images[row, :, 16:48, 16:48].float().mean((1, 2)) - colour).abs().max() < 25
-    top = DATASETS.get("lfw")(path=base / "lfw", cache_dir=cache, min_images_per_identity=5, n_identities=2, test_per_identity=2, val_per_identity=2)
+    top = load_dataset("lfw", dict(path=base / "lfw", min_images_per_identity=5, n_identities=2, test_per_identity=2, val_per_identity=2), cache)
     assert top.identities.train.class_names == ["Aaron_Peirsol", "Colin_Powell"]
 
     pairs = lfw.read_lfw_pairs(base / "lfw" / "pairs.txt")
@@ -540,7 +541,7 @@ def test_lfw_malformed_pairs(tmp_path):
 # -- end to end ----------------------------------------------------------------------------------------------------
 def test_a_benchmark_runs_on_a_real_format_dataset(tmp_path):
     """The runner builds a registered adapter from the spec's dataset config (path and options)."""
-    from privbench.runs.runner import run
+    from privbench.pipeline import run
 
     fx.write_vggface2(tmp_path / "vggface2", {f"n{i:06d}": 8 for i in range(1, 4)})
     spec = {
@@ -551,7 +552,7 @@ def test_a_benchmark_runs_on_a_real_format_dataset(tmp_path):
         "seeds": [0],
     }
     results = run(spec, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", render=False)
-    expected = DATASETS.get("vggface2")(path=tmp_path / "vggface2", cache_dir=tmp_path / "cache", n_identities=3, test_per_identity=2, val_per_identity=2)
+    expected = load_dataset("vggface2", dict(path=tmp_path / "vggface2", n_identities=3, test_per_identity=2, val_per_identity=2), tmp_path / "cache")
     assert len(results) == 1
     row = results.iloc[0]
     assert row["dataset"] == "vggface2" and row["dataset_fingerprint"] == expected.fingerprint

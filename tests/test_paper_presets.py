@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from privbench.api.adapter import load_dataset
 from privbench.api.cache import ArtifactCache
 from privbench.cli import main
 from privbench.api.config import stable_hash
@@ -23,7 +24,7 @@ from privbench.data.adapters.composite import CompositeData
 from privbench.data.paths import MissingDataError, expected_layout, parse_data_option
 from privbench.api.errors import ConfigError, DataError
 from privbench.report.reported import comparison_table, reported_rows, reported_tables
-from privbench.api.registry import DATASETS, DESIGNERS, ENCODERS
+from privbench.api.registry import DESIGNERS, ENCODERS
 from privbench.pipeline import run
 from privbench.runs.runner import Runner
 from privbench.runs.spec import require_data_paths
@@ -185,22 +186,19 @@ def test_composite_assembles_wider_train_and_fddb_test(roots, tmp_path):
         "wider": {"name": "widerface", "config": {"path": roots["widerface"], "image_size": 96}},
         "fddb": {"config": {"path": roots["fddb"], "image_size": 96, "test_folds": [1, 2]}},
     }
-    data = DATASETS.get("composite")(cache_dir=tmp_path, sources=sources, parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}})
-    wider = DATASETS.get("widerface")(path=roots["widerface"], image_size=96, cache_dir=tmp_path)
-    fddb = DATASETS.get("fddb")(path=roots["fddb"], image_size=96, test_folds=[1, 2], cache_dir=tmp_path)
+    data = load_dataset("composite", dict(sources=sources, parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}}), tmp_path)
+    wider = load_dataset("widerface", dict(path=roots["widerface"], image_size=96), tmp_path)
+    fddb = load_dataset("fddb", dict(path=roots["fddb"], image_size=96, test_folds=[1, 2]), tmp_path)
     assert isinstance(data, CompositeData) and data.name == "widerface+fddb"
     assert data.scenes.train.image_ids == wider.scenes.train.image_ids
     assert data.scenes.test.image_ids == fddb.scenes.test.image_ids
     assert data.source("fddb").fingerprint == fddb.fingerprint
-    other = DATASETS.get("composite")(cache_dir=tmp_path, sources=sources, parts={"scenes": "wider"})
+    other = load_dataset("composite", dict(sources=sources, parts={"scenes": "wider"}), tmp_path)
     assert other.fingerprint != data.fingerprint  # the assembly is part of the identity
     with pytest.raises(DataError, match="same image_size"):
-        DATASETS.get("composite")(
-            cache_dir=tmp_path, sources={**sources, "fddb": {"config": {**sources["fddb"]["config"], "image_size": 128}}},
-            parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}},
-        )
+        load_dataset("composite", dict(sources={**sources, "fddb": {"config": {**sources["fddb"]["config"], "image_size": 128}}}, parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}}), tmp_path)
     with pytest.raises(ConfigError, match="names source 'coco'"):
-        DATASETS.get("composite")(cache_dir=tmp_path, sources=sources, parts={"scenes": "coco"})
+        load_dataset("composite", dict(sources=sources, parts={"scenes": "coco"}), tmp_path)
 
 
 # -- reported rows ------------------------------------------------------------------------------------------------
@@ -319,7 +317,7 @@ def test_2psc_paper_runs_end_to_end_on_fixture_data(roots, tmp_path):
     assert len(captioning) == 3 and captioning["details"].map(lambda d: "data_source" not in d).all()
     detection = rows[rows["evaluation"] == "face-detection-attack"]
     assert set(detection["protocol"]) == {"clean-reference", "pretrained", "retrained", "finetuned"}
-    wider = DATASETS.get("widerface")(path=roots["widerface"], image_size=64, resize="stretch", val_fraction=0.3, max_test_images=4, cache_dir=tmp_path / "cache")
+    wider = load_dataset("widerface", dict(path=roots["widerface"], image_size=64, resize="stretch", val_fraction=0.3, max_test_images=4), tmp_path / "cache")
     assert detection["details"].map(lambda d: d["data_source"] == "wider" and d["data_source_fingerprint"] == wider.fingerprint).all()
     lens = rows[rows["encoder_label"] == "zernike-lens α=1"].iloc[0]
     assert lens["details"]["designer"] == "end-to-end"

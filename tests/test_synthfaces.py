@@ -34,7 +34,7 @@ def tiny_folder(tiny, tiny_cache):
 
 def test_registered_under_its_name():
     assert "synthfaces" in privbench.list_datasets()
-    assert DATASETS.get("synthfaces") is sf.build_synthfaces
+    assert DATASETS.get("synthfaces") is sf.SynthFacesAdapter
 
 
 def test_shapes_dtypes_and_labels(tiny):
@@ -174,7 +174,7 @@ def test_default_cache_is_privbench_cache(monkeypatch, tmp_path):
     # the key changes with the config and with the generator version
     assert sf.dataset_key(sf.synthfaces_config("tiny", seed=1)) != sf.dataset_key(config)
     key = sf.dataset_key(config)
-    monkeypatch.setattr(sf, "GENERATOR_VERSION", sf.GENERATOR_VERSION + "-next")
+    monkeypatch.setattr(sf.dataset, "GENERATOR_VERSION", sf.GENERATOR_VERSION + "-next")
     assert sf.dataset_key(config) != key
 
 
@@ -239,7 +239,7 @@ def test_blur_removes_fine_detail_but_keeps_a_face():
     more than blurred ones (σ = 8 px), while a blurred face still differs from a blurred blob."""
     config = sf.synthfaces_config("tiny")
     traits = sf.sample_identities(4, 4, seed=0)
-    pose = sf.sample_poses(4, sf._generator(0, "t"), cx=32.0, cy=30.0, radius=19.0)
+    pose = sf.sample_poses(4, sf.stage_generator(0, "t"), cx=32.0, cy=30.0, radius=19.0)
     same_pose = {key: value[:1].expand(4, *value.shape[1:]).clone() for key, value in pose.items()}
     people = sf.render.render_people(traits, same_pose, 64, 64).over(torch.full((4, 3, 64, 64), 0.5))
     blur = privbench.get_encoder("gaussian-blur", sigma_px=8)

@@ -7,12 +7,32 @@ result rows, so results computed on different data are never confused.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Generic, TypeVar
 
 import torch
 
 SPLITS = ("train", "val", "test")
+
+PartT = TypeVar("PartT", "LabeledImages", "Scenes")
+
+
+class SplitSet(Generic[PartT]):
+    """The train / val / test splits of one part, also readable by split name."""
+
+    train: PartT
+    val: PartT
+    test: PartT
+
+    def __getitem__(self, split: str) -> PartT:
+        if split not in SPLITS:
+            raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return getattr(self, split)
+
+    def items(self) -> Iterator[tuple[str, PartT]]:
+        for split in SPLITS:
+            yield split, self[split]
 
 
 @dataclass
@@ -25,9 +45,14 @@ class LabeledImages:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
-            raise ValueError(f"images must be uint8 (N, 3, H, W); got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, 3, H, W); got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
         if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"labels must have shape ({self.images.shape[0]},); got {tuple(self.labels.shape)}")
+            raise ValueError(
+                f"labels must have shape ({self.images.shape[0]},); got {tuple(self.labels.shape)}"
+            )
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -38,21 +63,12 @@ class LabeledImages:
 
 
 @dataclass
-class LabeledSplits:
+class LabeledSplits(SplitSet["LabeledImages"]):
     """train / val / test splits of one labelled image collection."""
 
     train: LabeledImages
     val: LabeledImages
     test: LabeledImages
-
-    def __getitem__(self, split: str) -> LabeledImages:
-        if split not in SPLITS:
-            raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
-        return getattr(self, split)
-
-    def items(self) -> Iterator[tuple[str, LabeledImages]]:
-        for split in SPLITS:
-            yield split, getattr(self, split)
 
 
 @dataclass
@@ -71,15 +87,12 @@ class Scenes:
 
 
 @dataclass
-class SceneSplits:
+class SceneSplits(SplitSet["Scenes"]):
+    """train / val / test splits of the scenes."""
+
     train: Scenes
     val: Scenes
     test: Scenes
-
-    def __getitem__(self, split: str) -> Scenes:
-        if split not in SPLITS:
-            raise KeyError(f"unknown split {split!r}; expected one of {SPLITS}")
-        return getattr(self, split)
 
 
 @dataclass
@@ -100,7 +113,9 @@ class BenchmarkData:
 
     def available_parts(self) -> list[str]:
         """The parts this dataset provides, of ``identities``, ``face_vs_noface``, ``scenes``."""
-        return [p for p in ("identities", "face_vs_noface", "scenes") if getattr(self, p) is not None]
+        return [
+            p for p in ("identities", "face_vs_noface", "scenes") if getattr(self, p) is not None
+        ]
 
     def has_part(self, name: str) -> bool:
         return name in self.available_parts()
@@ -112,7 +127,8 @@ class BenchmarkData:
 
             available = self.available_parts()
             raise DataError(
-                f"Dataset {self.name!r} has no part {name!r} (it provides: {', '.join(available) or 'nothing'}). "
+                f"Dataset {self.name!r} has no part {name!r} (it provides: "
+                f"{', '.join(available) or 'nothing'}). "
                 f"Choose evaluations that use those parts, or a dataset that provides {name!r}."
             )
         return value

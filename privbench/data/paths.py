@@ -15,12 +15,11 @@ existing file or folder.
 
 from __future__ import annotations
 
-import importlib
 import re
-import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from privbench.api.errors import DataError
 
@@ -54,7 +53,8 @@ def iter_placeholders(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
 
 
 def fill_placeholders(value: Any, paths: dict[str, str]) -> Any:
-    """A copy of ``value`` with every ``${NAME}`` whose NAME is in ``paths`` replaced by its path."""
+    """A copy of ``value`` with every ``${NAME}`` whose NAME is in ``paths`` replaced by its
+    path."""
     if isinstance(value, str):
         match = PLACEHOLDER.match(value.strip())
         return str(paths[match.group(1)]) if match and match.group(1) in paths else value
@@ -68,44 +68,38 @@ def fill_placeholders(value: Any, paths: dict[str, str]) -> Any:
 
 
 def spec_locations(spec_data: dict) -> Iterator[tuple[str, str]]:
-    """Placeholders of a dumped BenchmarkSpec, with readable locations (``tasks[captioning].config...``)."""
+    """Placeholders of a dumped BenchmarkSpec, with readable locations
+    (``tasks[captioning].config...``)."""
     yield from iter_placeholders(spec_data.get("dataset", {}).get("config", {}), "dataset.config")
     for group in ("encoders", "tasks", "attacks"):
         for entry in spec_data.get(group, []):
             label = entry.get("label") or entry.get("name")
             yield from iter_placeholders(entry.get("config", {}), f"{group}[{label}].config")
             designer = entry.get("designer") or {}
-            yield from iter_placeholders(designer.get("config", {}), f"{group}[{label}].designer.config")
+            yield from iter_placeholders(
+                designer.get("config", {}), f"{group}[{label}].designer.config"
+            )
 
 
 def is_dataset(name: str) -> bool:
+    """Whether ``name`` is a registered dataset read from a folder (a folder adapter)."""
     from privbench.api.registry import DATASETS
 
-    return name in DATASETS and hasattr(DATASETS.get(name), "check")
+    return name in DATASETS and DATASETS.get(name).layout is not None
 
 
 def expected_layout(name: str) -> str | None:
-    """The "Expected layout" block of a dataset adapter's documentation (None for other names)."""
+    """The folder layout a dataset adapter declares (None for other names)."""
     if not is_dataset(name):
         return None
     from privbench.api.registry import DATASETS
 
-    doc = importlib.import_module(DATASETS.get(name).__module__).__doc__ or ""
-    lines = doc.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("Expected layout")), None)
-    if start is None:
-        return None
-    block: list[str] = []
-    for line in lines[start + 1:]:
-        if line.strip() and not line.startswith(" "):
-            break
-        block.append(line)
-    text = textwrap.dedent("\n".join(block)).strip("\n")
-    return text or None
+    return DATASETS.get(name).layout.strip("\n") or None
 
 
 def needs(spec_data: dict, paths: dict[str, str]) -> tuple[list[PathNeed], list[str]]:
-    """The placeholders still lacking a usable path, and the names in ``paths`` the spec never uses."""
+    """The placeholders still lacking a usable path, and the names in ``paths`` the spec never
+    uses."""
     uses: dict[str, list[str]] = {}
     for name, where in spec_locations(spec_data):
         uses.setdefault(name, []).append(where)
@@ -117,33 +111,64 @@ def needs(spec_data: dict, paths: dict[str, str]) -> tuple[list[PathNeed], list[
             continue
         path = Path(given).expanduser()
         if is_dataset(name) and not path.is_dir():
-            missing.append(PathNeed(name, locations, given, "is not a folder" if path.exists() else "does not exist"))
+            missing.append(
+                PathNeed(
+                    name, locations, given, "is not a folder" if path.exists() else "does not exist"
+                )
+            )
         elif not path.exists():
             missing.append(PathNeed(name, locations, given, "does not exist"))
     unused = sorted(set(paths) - set(uses))
     return missing, unused
 
 
-def missing_paths_message(benchmark: str, missing: list[PathNeed], descriptions: dict[str, str], all_names: list[str], preset: str | None = None) -> str:
-    lines = [f"Benchmark {benchmark!r} reads data you keep on disk; it still needs {len(missing)} path(s):"]
+def missing_paths_message(
+    benchmark: str,
+    missing: list[PathNeed],
+    descriptions: dict[str, str],
+    all_names: list[str],
+    preset: str | None = None,
+) -> str:
+    lines = [
+        f"Benchmark {benchmark!r} reads data you keep on disk; it still needs "
+        + f"{len(missing)} path(s):"
+    ]
     for need in missing:
         state = "not given" if need.given is None else f"{need.given!r} {need.problem}"
-        what = descriptions.get(need.name) or (f"the {need.name} dataset's root folder" if is_dataset(need.name) else "a local file or folder")
-        lines.append(f"  {need.name} — {what}: {state}; pass --data {need.name}=PATH (used at {', '.join(need.uses)}).")
+        what = descriptions.get(need.name) or (
+            f"the {need.name} dataset's root folder"
+            if is_dataset(need.name)
+            else "a local file or folder"
+        )
+        lines.append(
+            f"  {need.name} — {what}: {state}; pass --data {need.name}=PATH (used at "
+            f"{', '.join(need.uses)})."
+        )
         layout = expected_layout(need.name)
         if layout:
-            lines.append(f"    expected layout (`privbench data layout {need.name}`, check with `privbench data check {need.name} PATH`):")
+            lines.append(
+                f"    expected layout (`privbench data layout {need.name}`, check with `privbench "
+                f"data check {need.name} PATH`):"
+            )
             lines.extend(f"    {line}" for line in layout.splitlines())
     example = ",".join(f"{name}=/path/to/{name}" for name in all_names)
     preset_option = f" --preset {preset}" if preset else ""
-    lines.append(f"Run: privbench run --benchmark {benchmark}{preset_option} --data {example}  (in Python: privbench.run(..., data_paths={{...}})).")
+    lines.append(
+        f"Run: privbench run --benchmark {benchmark}{preset_option} --data {example}  (in Python: "
+        f"privbench.run(..., data_paths={{...}}))."
+    )
     return "\n".join(lines)
 
 
 def resolve_paths(
-    spec_data: dict, paths: dict[str, str] | None, benchmark: str, descriptions: dict[str, str] | None = None, preset: str | None = None
+    spec_data: dict,
+    paths: dict[str, str] | None,
+    benchmark: str,
+    descriptions: dict[str, str] | None = None,
+    preset: str | None = None,
 ) -> dict:
-    """``spec_data`` with its placeholders filled from ``paths``; a MissingDataError lists what is still needed.
+    """``spec_data`` with its placeholders filled from ``paths``; a MissingDataError lists what is
+    still needed.
 
     Names in ``paths`` that the spec does not use are ignored (one command line can serve several
     presets: the ``smoke`` presets need no weights file); :func:`unused_paths` lists them.
@@ -152,7 +177,9 @@ def resolve_paths(
     missing, _ = needs(spec_data, paths)
     names = list(dict.fromkeys(name for name, _ in spec_locations(spec_data)))
     if missing:
-        raise MissingDataError(missing_paths_message(benchmark, missing, descriptions or {}, names, preset))
+        raise MissingDataError(
+            missing_paths_message(benchmark, missing, descriptions or {}, names, preset)
+        )
     return fill_placeholders(spec_data, paths)
 
 
@@ -162,7 +189,8 @@ def unused_paths(spec_data: dict, paths: dict[str, str] | None) -> list[str]:
 
 
 def parse_data_option(values: list[str]) -> dict[str, str]:
-    """``["vggface2=/a,imagenet=/b", "fddb=/c"]`` → ``{"vggface2": "/a", "imagenet": "/b", "fddb": "/c"}``."""
+    """``["vggface2=/a,imagenet=/b", "fddb=/c"]`` → ``{"vggface2": "/a", "imagenet": "/b",
+    "fddb": "/c"}``."""
     paths: dict[str, str] = {}
     for value in values:
         for item in value.split(","):
@@ -172,8 +200,13 @@ def parse_data_option(values: list[str]) -> dict[str, str]:
             name, sep, path = item.partition("=")
             name, path = name.strip(), path.strip()
             if not sep or not name or not path or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-                raise DataError(f"--data expects NAME=PATH pairs separated by commas (e.g. vggface2=/data/vggface2,imagenet=/data/ilsvrc); got {item!r}.")
+                raise DataError(
+                    f"--data expects NAME=PATH pairs separated by commas (e.g. "
+                    f"vggface2=/data/vggface2,imagenet=/data/ilsvrc); got {item!r}."
+                )
             if name in paths and paths[name] != path:
-                raise DataError(f"--data gives two paths for {name!r}: {paths[name]!r} and {path!r}.")
+                raise DataError(
+                    f"--data gives two paths for {name!r}: {paths[name]!r} and {path!r}."
+                )
             paths[name] = path
     return paths

@@ -1,348 +1,225 @@
-"""VGGFace2 identities with the CAnOPIC protocol (and, with ImageNet, face vs no-face).
-
-Expected layout (the published VGGFace2 archives, extracted)::
-
-    ROOT/train/n000002/0001_01.jpg          identity folders of the training set (8,631 identities)
-    ROOT/test/n000001/0001_01.jpg           identity folders of the test set (500 identities)
-    ROOT/bb_landmark/loose_bb_train.csv     NAME_ID,X,Y,W,H   e.g.  n000002/0001_01,161,140,224,324
-    ROOT/bb_landmark/loose_bb_test.csv
-
-Protocol (CAnOPIC §4, experiment 1): the ``n_identities`` (100) identities of ``subset`` with the
-most images (VGGFace2's held-out ``test`` set by default, the paper's "validation set", disjoint
-from any identity used to design the encoder; ties broken by identity name); per identity
-``test_per_identity`` (30) images go to test, ``val_per_identity`` (30) to validation, the rest
-(at most ``max_train_per_identity``) to training, in a seeded hash order of the file names.
-
-Crops: the loose bounding box of ``loose_bb_<subset>.csv``. ``crop: loose-square`` (default)
-takes the square of side ``crop_scale · max(W, H)`` centred on the box (zeros where it leaves
-the picture), so faces keep their aspect; ``loose`` stretches the box itself; ``full`` uses the
-whole picture (no CSV needed). Crops are resized to ``image_size`` (64). In a 64-pixel loose
-crop the face spans roughly 40 pixels, the size CAnOPIC reports.
-
-Face vs no-face (experiment 2): with ``nonfaces`` (an :mod:`privbench.data.adapters.imagenet` config, at
-least its ``path``) the dataset also has the ``face_vs_noface`` part: faces labelled 1 and
-ImageNet no-face crops labelled 0 per split. Face crops of val/test are the identity val/test
-crops (as in the paper, whose face test set is the ID test set); training faces are the identity
-training crops, or with ``face_vs_noface_train_faces: K`` K loose crops drawn from the other
-VGGFace2 subset (the paper used 100,000 VGGFace2 training images), never from the selected identities.
-"""
+"""The ``vggface2`` dataset: VGGFace2 identities with the CAnOPIC protocol (and face vs no-face)."""
 
 from __future__ import annotations
 
-import csv
-import heapq
-import hashlib
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
 
-from pydantic import Field, model_validator
-
-from privbench.data.containers import SPLITS, BenchmarkData, LabeledImages, LabeledSplits
-from privbench.data.formats import (
-    AdapterConfig,
-    AnnotationError,
-    CheckReport,
-    ContentHasher,
-    ImageRequest,
-    adapter_config,
-    concat_labeled,
-    fingerprint_labeled_splits,
-    list_images,
-    load_labeled_split,
-    require_files,
-    require_path,
-    split_per_identity,
-    split_sizes,
-)
+from privbench.api.adapter import FolderAdapter
 from privbench.api.errors import DataError
 from privbench.api.registry import register_dataset
+from privbench.data.adapters.imagenet import FACE_CLASSES, ImageNetAdapter
+from privbench.data.adapters.vggface2_protocol import (
+    DATASET,
+    Face,
+    VGGFace2Config,
+    VGGFace2Selection,
+    count_images,
+    crop_request,
+    loose_bb_path,
+    require_face_files,
+    sample_extra_faces,
+    select_vggface2,
+)
+from privbench.data.containers import SPLITS, BenchmarkData, LabeledImages, LabeledSplits
+from privbench.data.formats import (
+    CheckReport,
+    concat_labeled,
+    fingerprinted,
+    load_labeled_split,
+    split_sizes,
+)
 
-DATASET = "vggface2"
-CSV_HEADER = ["NAME_ID", "X", "Y", "W", "H"]
-CSV_SYNTAX = "lines NAME_ID,X,Y,W,H like n000002/0001_01,161,140,224,324 after the header NAME_ID,X,Y,W,H"
-
-
-class VGGFace2Config(AdapterConfig):
-    subset: Literal["test", "train"] = Field("test", description="VGGFace2 folder the identities come from (CAnOPIC: the held-out test set)")
-    n_identities: int = Field(100, ge=2, description="identities with the most images (CAnOPIC: 100)")
-    test_per_identity: int = Field(30, ge=1, description="test images per identity (CAnOPIC: 30)")
-    val_per_identity: int = Field(30, ge=1, description="validation images per identity (CAnOPIC: 30)")
-    max_train_per_identity: int | None = Field(None, ge=1, description="cap on training images per identity (None: all the rest)")
-    crop: Literal["loose-square", "loose", "full"] = Field("loose-square", description="crop of each picture (see the module docs)")
-    crop_scale: float = Field(1.0, gt=0.2, le=4.0, description="side of the loose-square crop relative to max(W, H) of the loose box")
-    image_size: int = Field(64, ge=8, le=1024, description="side of the output crops (CAnOPIC: 64)")
-    seed: int = Field(0, ge=0, description="seed of the per-identity hash order")
-    nonfaces: dict[str, Any] | None = Field(None, description="ImageNet adapter config (at least path): adds the face_vs_noface part")
-    face_vs_noface_train_faces: int | None = Field(
-        None, ge=1, description="face-class training crops drawn from the other VGGFace2 subset (None: the identity training crops)"
-    )
-
-    @model_validator(mode="after")
-    def _train_faces_need_nonfaces(self) -> "VGGFace2Config":
-        if self.face_vs_noface_train_faces is not None and self.nonfaces is None:
-            raise ValueError("face_vs_noface_train_faces needs nonfaces (the ImageNet config of the no-face class)")
-        if self.face_vs_noface_train_faces is not None and self.crop == "full":
-            raise ValueError("face_vs_noface_train_faces draws loose crops: use crop loose-square or loose")
-        return self
-
-
-# -- annotation files ---------------------------------------------------------------------------------
-def loose_bb_path(root: Path, subset: str) -> Path:
-    return root / "bb_landmark" / f"loose_bb_{subset}.csv"
-
-
-def iter_loose_bb(path: Path) -> Iterator[tuple[int, str, tuple[float, float, float, float]]]:
-    """``(line number, NAME_ID, (X, Y, W, H))`` of every row of a ``loose_bb_*.csv``, validated."""
-    if not path.is_file():
-        raise DataError(f"VGGFace2 bounding boxes {str(path)!r} do not exist (the bb_landmark folder of the VGGFace2 download).")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != CSV_HEADER:
-            raise AnnotationError(path, 1, f"has the header {header!r}", "the header NAME_ID,X,Y,W,H", ",".join(header or []))
-        for row in reader:
-            line_no = reader.line_num
-            if not row or all(not field.strip() for field in row):
-                continue
-            if len(row) != 5:
-                raise AnnotationError(path, line_no, f"has {len(row)} fields instead of 5", CSV_SYNTAX, ",".join(row))
-            name = row[0].strip()
-            identity, _, image = name.partition("/")
-            if not identity or not image or "/" in image:
-                raise AnnotationError(path, line_no, f"NAME_ID {name!r} is not <identity>/<image>", CSV_SYNTAX, ",".join(row))
-            try:
-                x, y, w, h = (float(v) for v in row[1:])
-            except ValueError:
-                raise AnnotationError(path, line_no, "X, Y, W or H is not a number", CSV_SYNTAX, ",".join(row)) from None
-            if not (w > 0 and h > 0):
-                raise AnnotationError(path, line_no, "W and H must be positive", CSV_SYNTAX, ",".join(row))
-            yield line_no, name, (x, y, w, h)
-
-
-@dataclass
-class Face:
-    name: str  # NAME_ID, e.g. n000002/0001_01
-    box: tuple[float, float, float, float] | None  # loose X, Y, W, H (None with crop "full")
-
-    @property
-    def identity(self) -> str:
-        return self.name.split("/", 1)[0]
-
-
-def count_images(config: VGGFace2Config, subset: str) -> dict[str, int]:
-    """Images per identity of ``subset``: from the CSV, or (crop "full") from the identity folders."""
-    if config.crop == "full":
-        folder = require_path(config.root / subset, f"VGGFace2 {subset} folder", DATASET, "Expected ROOT/<subset>/n000001/0001_01.jpg.")
-        counts = {}
-        for entry in sorted(p for p in folder.iterdir() if p.is_dir()):
-            counts[entry.name] = len(list_images(entry))
-        return {k: v for k, v in counts.items() if v}
-    counts: dict[str, int] = {}
-    for _, name, _ in iter_loose_bb(loose_bb_path(config.root, subset)):
-        identity = name.split("/", 1)[0]
-        counts[identity] = counts.get(identity, 0) + 1
-    return counts
-
-
-def faces_of(config: VGGFace2Config, subset: str, identities: set[str]) -> dict[str, list[Face]]:
-    """Every face (name and loose box) of ``identities`` in ``subset``, per identity, sorted by name."""
-    found: dict[str, list[Face]] = {identity: [] for identity in identities}
-    if config.crop == "full":
-        for identity in identities:
-            files = list_images(config.root / subset / identity)
-            found[identity] = [Face(f"{identity}/{p.stem}", None) for p in files]
-        return found
-    for _, name, box in iter_loose_bb(loose_bb_path(config.root, subset)):
-        identity = name.split("/", 1)[0]
-        if identity in found:
-            found[identity].append(Face(name, box))
-    for faces in found.values():
-        faces.sort(key=lambda f: f.name)
-    return found
-
-
-def select_identities(counts: dict[str, int], config: VGGFace2Config, subset: str) -> list[str]:
-    """The ``n_identities`` identities with the most images (ties by name), sorted by name."""
-    needed = config.test_per_identity + config.val_per_identity + 1
-    eligible = [(-count, identity) for identity, count in counts.items() if count >= needed]
-    if len(eligible) < config.n_identities:
-        raise DataError(
-            f"VGGFace2 {subset}: only {len(eligible)} identities have at least {needed} images "
-            f"(test {config.test_per_identity} + val {config.val_per_identity} + 1 train), {config.n_identities} requested. "
-            f"Lower n_identities or the per-identity counts."
-        )
-    return sorted(identity for _, identity in sorted(eligible)[: config.n_identities])
-
-
-def split_faces(faces: list[Face], config: VGGFace2Config) -> dict[str, list[Face]]:
-    """Test first, then validation, then training, in the seeded hash order of the file names."""
-    return split_per_identity(faces, [f.name for f in faces], config.test_per_identity, config.val_per_identity,
-                              config.max_train_per_identity, config.seed, DATASET)
-
-
-def crop_request(root: Path, subset: str, face: Face, config: VGGFace2Config) -> ImageRequest:
-    path = root / subset / f"{face.name}.jpg"
-    if config.crop == "full" or face.box is None:
-        return ImageRequest(path)
-    x, y, w, h = face.box
-    if config.crop == "loose":
-        return ImageRequest(path, crop=(x, y, x + w, y + h))
-    side = config.crop_scale * max(w, h)
-    cx, cy = x + w / 2, y + h / 2
-    return ImageRequest(path, crop=(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
-
-
-@dataclass
-class VGGFace2Selection:
-    subset: str
-    identities: list[str]
-    splits: dict[str, list[Face]]  # split → faces, identity-major
-    counts: dict[str, int]  # images per identity of the subset
-
-
-def select_vggface2(config: VGGFace2Config) -> VGGFace2Selection:
-    counts = count_images(config, config.subset)
-    identities = select_identities(counts, config, config.subset)
-    per_identity = faces_of(config, config.subset, set(identities))
-    splits: dict[str, list[Face]] = {split: [] for split in SPLITS}
-    for identity in identities:
-        for split, faces in split_faces(per_identity[identity], config).items():
-            splits[split].extend(faces)
-    return VGGFace2Selection(config.subset, identities, splits, counts)
-
-
-def sample_extra_faces(config: VGGFace2Config, count: int, exclude: set[str]) -> tuple[str, list[Face]]:
-    """``count`` loose crops from the other subset (not from ``exclude``), the smallest SHA-256
-    ranks of a streaming pass over its CSV (memory O(count), any CSV size)."""
-    subset = "train" if config.subset == "test" else "test"
-    prefix = json.dumps([config.seed, DATASET, "face-vs-noface"])
-    heap: list[tuple[bytes, str, tuple[float, float, float, float]]] = []  # max-heap by negated rank
-    for _, name, box in iter_loose_bb(loose_bb_path(config.root, subset)):
-        if name.split("/", 1)[0] in exclude:
-            continue
-        rank = hashlib.sha256(f"{prefix}\0{name}".encode()).digest()
-        negated = bytes(255 - b for b in rank)
-        if len(heap) < count:
-            heapq.heappush(heap, (negated, name, box))
-        elif negated > heap[0][0]:
-            heapq.heapreplace(heap, (negated, name, box))
-    if len(heap) < count:
-        raise DataError(f"VGGFace2 {subset}: {count} extra face crops requested but only {len(heap)} are available.")
-    return subset, sorted((Face(name, box) for _, name, box in heap), key=lambda f: f.name)
-
-
-def _check_files(config: VGGFace2Config, subset: str, faces: list[Face]) -> None:
-    require_files([config.root / subset / f"{f.name}.jpg" for f in faces], f"VGGFace2 {subset} images selected by the protocol", config.root / subset, DATASET)
-
-
-def load_vggface2(path: str | Path | None = None, cache_dir: str | Path | None = None, **options: Any) -> tuple[LabeledSplits, dict[str, str], VGGFace2Selection]:
-    """The identity crops of the CAnOPIC protocol, the pixel digest of each split and the selection."""
-    config = adapter_config(VGGFace2Config, DATASET, path, options)
-    selection = select_vggface2(config)
-    label_of = {identity: i for i, identity in enumerate(selection.identities)}
-    parts, digests = {}, {}
-    for split in SPLITS:
-        faces = selection.splits[split]
-        _check_files(config, config.subset, faces)
-        parts[split], digests[split] = load_labeled_split(
-            [crop_request(config.root, config.subset, f, config) for f in faces],
-            [label_of[f.identity] for f in faces],
-            list(selection.identities),
-            size=config.image_size, mode="stretch", workers=config.workers,
-            cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-{split}",
-        )
-    return LabeledSplits(**parts), digests, selection
+LAYOUT = """\
+ROOT/train/n000002/0001_01.jpg          identity folders of the training set (8,631 identities)
+ROOT/test/n000001/0001_01.jpg           identity folders of the test set (500 identities)
+ROOT/bb_landmark/loose_bb_train.csv     NAME_ID,X,Y,W,H   e.g.  n000002/0001_01,161,140,224,324
+ROOT/bb_landmark/loose_bb_test.csv
+"""
 
 
 @register_dataset(DATASET)
-def build_vggface2(path: str | Path | None = None, cache_dir: str | Path | None = None, **options: Any) -> BenchmarkData:
-    """VGGFace2 identity crops, CAnOPIC protocol (with `nonfaces`: also face vs no-face against ImageNet)."""
-    config = adapter_config(VGGFace2Config, DATASET, path, options)
-    identities, digests, selection = load_vggface2(cache_dir=cache_dir, **config.model_dump())
-    hasher = ContentHasher(DATASET)
-    fingerprint_labeled_splits(hasher, "identities", identities, digests)
-    face_vs_noface = None
-    description = (
-        f"VGGFace2 {config.subset}: the {config.n_identities} identities with most images, "
-        f"{split_sizes(identities)} crops (train/val/test; {config.test_per_identity} test and "
-        f"{config.val_per_identity} val per identity), {config.crop} crops resized to {config.image_size}x{config.image_size}"
-    )
-    if config.nonfaces is not None:
-        face_vs_noface, face_digests = _face_vs_noface(config, identities, digests, selection, cache_dir)
-        fingerprint_labeled_splits(hasher, "face_vs_noface", face_vs_noface, face_digests)
-        description += "; face vs no-face: " + "/".join(
-            f"{int(part.labels.sum())}+{int((part.labels == 0).sum())}" for _, part in face_vs_noface.items()
-        ) + " faces+ImageNet no-faces (train/val/test)"
-    return BenchmarkData(
-        name=DATASET, fingerprint=hasher.hexdigest(), identities=identities, face_vs_noface=face_vs_noface, description=description + "."
-    )
+class VGGFace2Adapter(FolderAdapter):
+    """VGGFace2 identities with the CAnOPIC protocol (and, with ImageNet, face vs no-face).
 
+    The layout is that of the published VGGFace2 archives, extracted.
 
-def _face_vs_noface(config: VGGFace2Config, identities: LabeledSplits, digests: dict[str, str], selection: VGGFace2Selection, cache_dir):
-    from privbench.data.adapters.imagenet import FACE_CLASSES, load_imagenet_nonfaces
+    Protocol (CAnOPIC §4, experiment 1): the ``n_identities`` (100) identities of ``subset`` with
+    the most images (VGGFace2's held-out ``test`` set by default, the paper's "validation set",
+    disjoint from any identity used to design the encoder; ties broken by identity name); per
+    identity ``test_per_identity`` (30) images go to test, ``val_per_identity`` (30) to
+    validation, the rest (at most ``max_train_per_identity``) to training, in a seeded hash order
+    of the file names.
 
-    nonface_options = {**config.nonfaces}
-    if nonface_options.setdefault("image_size", config.image_size) != config.image_size:
-        raise DataError(
-            f"vggface2: nonfaces.image_size ({nonface_options['image_size']}) must equal image_size ({config.image_size})."
+    Crops: the loose bounding box of ``loose_bb_<subset>.csv``. ``crop: loose-square`` (default)
+    takes the square of side ``crop_scale · max(W, H)`` centred on the box (zeros where it leaves
+    the picture), so faces keep their aspect; ``loose`` stretches the box itself; ``full`` uses the
+    whole picture (no CSV needed). Crops are resized to ``image_size`` (64). In a 64-pixel loose
+    crop the face spans roughly 40 pixels, the size CAnOPIC reports.
+
+    Face vs no-face (experiment 2): with ``nonfaces`` (an
+    :class:`~privbench.data.adapters.imagenet.ImageNetAdapter` config, at least its ``path``) the
+    dataset also has the ``face_vs_noface`` part: faces labelled 1 and ImageNet no-face crops
+    labelled 0 per split. Face crops of val/test are the identity val/test crops (as in the paper,
+    whose face test set is the ID test set); training faces are the identity training crops, or with
+    ``face_vs_noface_train_faces: K`` K loose crops drawn from the other VGGFace2 subset (the paper
+    used 100,000 VGGFace2 training images), never from the selected identities.
+    """
+
+    Config = VGGFace2Config
+    layout = LAYOUT
+    config: VGGFace2Config
+
+    def _crops(
+        self,
+        subset: str,
+        faces: list[Face],
+        labels: list[int],
+        classes: list[str],
+        namespace: str,
+        cache_dir,
+    ) -> tuple[LabeledImages, str]:
+        config = self.config
+        require_face_files(config, subset, faces)
+        return load_labeled_split(
+            [crop_request(config.root, subset, f, config) for f in faces],
+            labels,
+            classes,
+            size=config.image_size,
+            mode="stretch",
+            workers=config.workers,
+            cache_dir=self.cache_root(cache_dir),
+            namespace=namespace,
         )
-    nonface_options.setdefault("workers", config.workers)
-    nonface_options.setdefault("cache", config.cache)
-    nonfaces, nonface_digests = load_imagenet_nonfaces(cache_dir=cache_dir, **nonface_options)
-    faces: dict[str, LabeledImages] = {split: identities[split] for split in SPLITS}
-    face_digests = dict(digests)
-    if config.face_vs_noface_train_faces is not None:
-        subset, extra = sample_extra_faces(config, config.face_vs_noface_train_faces, set(selection.identities))
-        _check_files(config, subset, extra)
-        faces["train"], face_digests["train"] = load_labeled_split(
-            [crop_request(config.root, subset, f, config) for f in extra], [0] * len(extra), ["face"],
-            size=config.image_size, mode="stretch", workers=config.workers,
-            cache_dir=config.cache_root(cache_dir), namespace=f"{DATASET}-faces-train",
+
+    def identities(
+        self, cache_dir: str | Path | None = None
+    ) -> tuple[LabeledSplits, dict[str, str], VGGFace2Selection]:
+        """The identity crops of the CAnOPIC protocol, the pixel digest of each split and the
+        selection."""
+        config = self.config
+        selection = select_vggface2(config)
+        label_of = {identity: i for i, identity in enumerate(selection.identities)}
+        parts, digests = {}, {}
+        for split in SPLITS:
+            faces = selection.splits[split]
+            parts[split], digests[split] = self._crops(
+                config.subset,
+                faces,
+                [label_of[f.identity] for f in faces],
+                list(selection.identities),
+                f"{DATASET}-{split}",
+                cache_dir,
+            )
+        return LabeledSplits(**parts), digests, selection
+
+    def face_vs_noface(
+        self,
+        identities: LabeledSplits,
+        digests: dict[str, str],
+        selection: VGGFace2Selection,
+        cache_dir,
+    ) -> tuple[LabeledSplits, dict[str, str]]:
+        """Faces (label 1) joined with the ImageNet no-face crops (label 0) of every split."""
+        config = self.config
+        nonfaces, nonface_digests = self.imagenet().nonfaces(cache_dir)
+        faces: dict[str, LabeledImages] = {split: identities[split] for split in SPLITS}
+        face_digests = dict(digests)
+        if config.face_vs_noface_train_faces is not None:
+            exclude = set(selection.identities)
+            subset, extra = sample_extra_faces(config, config.face_vs_noface_train_faces, exclude)
+            faces["train"], face_digests["train"] = self._crops(
+                subset, extra, [0] * len(extra), ["face"], f"{DATASET}-faces-train", cache_dir
+            )
+        parts, combined = {}, {}
+        for split in SPLITS:
+            parts[split] = concat_labeled(
+                [faces[split], nonfaces[split]], [1, 0], list(FACE_CLASSES)
+            )
+            combined[split] = f"{face_digests[split]}+{nonface_digests[split]}"
+        return LabeledSplits(**parts), combined
+
+    def imagenet(self) -> ImageNetAdapter:
+        """The ImageNet adapter of the no-face class (``nonfaces``), at this image size."""
+        config = self.config
+        options = {**config.nonfaces}
+        if options.setdefault("image_size", config.image_size) != config.image_size:
+            raise DataError(
+                f"vggface2: nonfaces.image_size ({options['image_size']}) must equal image_size "
+                f"({config.image_size})."
+            )
+        options.setdefault("workers", config.workers)
+        options.setdefault("cache", config.cache)
+        return ImageNetAdapter.from_options(options)
+
+    def load(self, cache_dir: str | Path | None = None) -> BenchmarkData:
+        """VGGFace2 identity crops, CAnOPIC protocol (with ``nonfaces``: also face vs no-face
+        against ImageNet)."""
+        config = self.config
+        identities, digests, selection = self.identities(cache_dir)
+        parts = {"identities": (identities, digests)}
+        description = (
+            f"VGGFace2 {config.subset}: the {config.n_identities} identities with most images, "
+            f"{split_sizes(identities)} crops (train/val/test; {config.test_per_identity} test "
+            f"and {config.val_per_identity} val per identity), {config.crop} crops resized to "
+            f"{config.image_size}x{config.image_size}"
         )
-    parts, combined = {}, {}
-    for split in SPLITS:
-        parts[split] = concat_labeled([faces[split], nonfaces[split]], [1, 0], list(FACE_CLASSES))
-        combined[split] = f"{face_digests[split]}+{nonface_digests[split]}"
-    return LabeledSplits(**parts), combined
+        if config.nonfaces is not None:
+            binary = self.face_vs_noface(identities, digests, selection, cache_dir)
+            parts["face_vs_noface"] = binary
+            counts = "/".join(
+                f"{int(part.labels.sum())}+{int((part.labels == 0).sum())}"
+                for _, part in binary[0].items()
+            )
+            description += f"; face vs no-face: {counts} faces+ImageNet no-faces (train/val/test)"
+        return fingerprinted(DATASET, description + ".", **parts)
 
-
-def check_vggface2(path: str | Path, **options: Any) -> CheckReport:
-    """Counts per subset, the protocol's split sizes, and any selected image missing on disk."""
-    config = adapter_config(VGGFace2Config, DATASET, path, options)
-    report = CheckReport(DATASET, config.root)
-    for subset in ("train", "test"):
-        report.add_found(subset, f"bb_landmark/loose_bb_{subset}.csv")
-    for subset in ("train", "test"):
-        if config.crop != "full" and not loose_bb_path(config.root, subset).is_file():
-            if subset == config.subset:
-                raise DataError(
-                    f"VGGFace2: {str(loose_bb_path(config.root, subset))!r} is missing; the CAnOPIC crops need the loose "
-                    f"bounding boxes (bb_landmark/loose_bb_{subset}.csv, header NAME_ID,X,Y,W,H). Use crop=full to read whole pictures."
-                )
-            continue
-        if config.crop == "full" and not (config.root / subset).is_dir():
-            continue
-        counts = count_images(config, subset)
-        report.counts[f"{subset}/ (all)"] = {"images": sum(counts.values()), "identities": len(counts)}
-    selection = select_vggface2(config)
-    for split in SPLITS:
-        report.counts[split] = {"images": len(selection.splits[split]), "identities": len({f.identity for f in selection.splits[split]})}
-    paths = [config.root / config.subset / f"{f.name}.jpg" for split in SPLITS for f in selection.splits[split]]
-    if config.face_vs_noface_train_faces is not None:
-        subset, extra = sample_extra_faces(config, config.face_vs_noface_train_faces, set(selection.identities))
-        report.counts["face-class train"] = {"images": len(extra)}
-        paths += [config.root / subset / f"{f.name}.jpg" for f in extra]
-    report.check_files(paths)
-    if config.nonfaces is not None:
-        from privbench.data.adapters.imagenet import check_imagenet
-
-        nonfaces = check_imagenet(**{"image_size": config.image_size, **config.nonfaces})
-        report.notes.append("nonfaces (ImageNet):\n  " + nonfaces.render().replace("\n", "\n  "))
-        report.checked_files += nonfaces.checked_files
-        report.missing.extend(str(nonfaces.root / m) for m in nonfaces.missing)
-    return report
-
-
-build_vggface2.check = check_vggface2  # type: ignore[attr-defined]
+    def check(self) -> CheckReport:
+        """Counts per subset, the protocol's split sizes, and any selected image missing on
+        disk."""
+        config = self.config
+        report = self.report()
+        for subset in ("train", "test"):
+            report.add_found(subset, f"bb_landmark/loose_bb_{subset}.csv")
+        for subset in ("train", "test"):
+            if config.crop != "full" and not loose_bb_path(config.root, subset).is_file():
+                if subset == config.subset:
+                    raise DataError(
+                        f"VGGFace2: {str(loose_bb_path(config.root, subset))!r} is missing; the "
+                        f"CAnOPIC crops need the loose bounding boxes (bb_landmark/loose_bb_"
+                        f"{subset}.csv, header NAME_ID,X,Y,W,H). Use crop=full to read whole "
+                        f"pictures."
+                    )
+                continue
+            if config.crop == "full" and not (config.root / subset).is_dir():
+                continue
+            counts = count_images(config, subset)
+            report.counts[f"{subset}/ (all)"] = {
+                "images": sum(counts.values()),
+                "identities": len(counts),
+            }
+        selection = select_vggface2(config)
+        for split in SPLITS:
+            faces = selection.splits[split]
+            identities = len({f.identity for f in faces})
+            report.counts[split] = {"images": len(faces), "identities": identities}
+        paths = [
+            config.root / config.subset / f"{f.name}.jpg"
+            for split in SPLITS
+            for f in selection.splits[split]
+        ]
+        if config.face_vs_noface_train_faces is not None:
+            exclude = set(selection.identities)
+            subset, extra = sample_extra_faces(config, config.face_vs_noface_train_faces, exclude)
+            report.counts["face-class train"] = {"images": len(extra)}
+            paths += [config.root / subset / f"{f.name}.jpg" for f in extra]
+        report.check_files(paths)
+        if config.nonfaces is not None:
+            nonfaces = ImageNetAdapter.from_options(
+                {"image_size": config.image_size, **config.nonfaces}
+            ).check()
+            report.notes.append(
+                "nonfaces (ImageNet):\n  " + nonfaces.render().replace("\n", "\n  ")
+            )
+            report.checked_files += nonfaces.checked_files
+            report.missing.extend(str(nonfaces.root / m) for m in nonfaces.missing)
+        return report
