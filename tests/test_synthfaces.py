@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import privbench
-from privbench.data import synthfaces as sf
-from privbench.data.containers import SPLITS, BenchmarkData
 from privbench.api.errors import ConfigError
 from privbench.api.registry import DATASETS
+from privbench.data import synthfaces as sf
+from privbench.data.containers import SPLITS, BenchmarkData
 
 TINY = sf.SYNTHFACES_PRESETS["tiny"]
 
@@ -45,21 +45,41 @@ def test_shapes_dtypes_and_labels(tiny):
     for split in SPLITS:
         faces = tiny.identities[split]
         per_identity = config.faces_per_identity(split)
-        assert faces.images.dtype == torch.uint8 and faces.images.shape == (6 * per_identity, 3, 64, 64)
+        assert faces.images.dtype == torch.uint8 and faces.images.shape == (
+            6 * per_identity,
+            3,
+            64,
+            64,
+        )
         assert faces.labels.dtype == torch.int64
-        assert torch.equal(torch.bincount(faces.labels, minlength=6), torch.full((6,), per_identity))
+        assert torch.equal(
+            torch.bincount(faces.labels, minlength=6), torch.full((6,), per_identity)
+        )
         assert faces.class_names == [sf.identity_name(i) for i in range(6)]
 
         binary = tiny.face_vs_noface[split]
         assert binary.class_names == ["no-face", "face"]
-        assert int((binary.labels == 1).sum()) == len(faces) and int((binary.labels == 0).sum()) == config.nonfaces(split)
+        assert int((binary.labels == 1).sum()) == len(faces) and int(
+            (binary.labels == 0).sum()
+        ) == config.nonfaces(split)
         # the faces of face-vs-noface are exactly the identity crops of that split
         assert torch.equal(binary.images[binary.labels == 1], faces.images)
 
         scenes = tiny.scenes[split]
-        assert scenes.images.dtype == torch.uint8 and scenes.images.shape == (config.scenes(split), 3, 128, 128)
+        assert scenes.images.dtype == torch.uint8 and scenes.images.shape == (
+            config.scenes(split),
+            3,
+            128,
+            128,
+        )
         assert scenes.categories == ["face", "ball", "box", "cup", "tree", "car"]
-        assert len(scenes.boxes) == len(scenes.box_labels) == len(scenes.captions) == len(scenes.image_ids) == len(scenes)
+        assert (
+            len(scenes.boxes)
+            == len(scenes.box_labels)
+            == len(scenes.captions)
+            == len(scenes.image_ids)
+            == len(scenes)
+        )
         for boxes, labels in zip(scenes.boxes, scenes.box_labels):
             assert boxes.dtype == torch.float32 and boxes.shape == (labels.numel(), 4)
             assert labels.dtype == torch.int64 and bool(((labels >= 0) & (labels < 6)).all())
@@ -106,11 +126,15 @@ def test_imagefolder_layout_on_disk(tiny_folder):
 def test_coco_json_on_disk(tiny_folder):
     image_ids: set[int] = set()
     for split in SPLITS:
-        instances = json.loads((tiny_folder / "scenes" / "annotations" / f"instances_{split}.json").read_text())
-        captions = json.loads((tiny_folder / "scenes" / "annotations" / f"captions_{split}.json").read_text())
+        instances = json.loads(
+            (tiny_folder / "scenes" / "annotations" / f"instances_{split}.json").read_text()
+        )
+        captions = json.loads(
+            (tiny_folder / "scenes" / "annotations" / f"captions_{split}.json").read_text()
+        )
         assert {"info", "licenses", "images", "annotations", "categories"} <= set(instances)
         assert {"info", "licenses", "images", "annotations"} <= set(captions)
-        assert [c["name"] for c in instances["categories"]][0] == "face"
+        assert instances["categories"][0]["name"] == "face"
         category_ids = {c["id"] for c in instances["categories"]}
         sizes = {}
         for image in instances["images"]:
@@ -123,7 +147,14 @@ def test_coco_json_on_disk(tiny_folder):
             assert {"id", "image_id", "category_id", "bbox", "area", "iscrowd"} <= set(annotation)
             x, y, w, h = annotation["bbox"]
             width, height = sizes[annotation["image_id"]]
-            assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= width + 1e-6 and y + h <= height + 1e-6
+            assert (
+                w > 0
+                and h > 0
+                and x >= 0
+                and y >= 0
+                and x + w <= width + 1e-6
+                and y + h <= height + 1e-6
+            )
             assert annotation["area"] == pytest.approx(w * h, abs=0.05)
             assert annotation["category_id"] in category_ids and annotation["iscrowd"] == 0
         per_image = {image_id: 0 for image_id in sizes}
@@ -139,7 +170,9 @@ def test_identity_splits_are_disjoint(tiny):
         faces = tiny.identities[split]
         for image, label in zip(faces.images, faces.labels):
             key = bytes(image.numpy().tobytes())
-            assert key not in seen, f"a {split} crop of identity {int(label)} repeats a {seen[key]} crop"
+            assert key not in seen, (
+                f"a {split} crop of identity {int(label)} repeats a {seen[key]} crop"
+            )
             seen[key] = split
 
 
@@ -170,7 +203,9 @@ def test_lost_tensor_file_is_rebuilt_from_the_files(tmp_path, tiny):
 def test_default_cache_is_privbench_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("PRIVBENCH_CACHE", str(tmp_path))
     config = sf.synthfaces_config("tiny")
-    assert sf.dataset_folder(config) == tmp_path / "datasets" / f"synthfaces-{sf.dataset_key(config)}"
+    assert (
+        sf.dataset_folder(config) == tmp_path / "datasets" / f"synthfaces-{sf.dataset_key(config)}"
+    )
     # the key changes with the config and with the generator version
     assert sf.dataset_key(sf.synthfaces_config("tiny", seed=1)) != sf.dataset_key(config)
     key = sf.dataset_key(config)
@@ -187,13 +222,21 @@ def test_captions_mention_what_is_in_the_scene(tiny):
         face_label = scenes.categories.index("face")
         for captions, labels, image_id in zip(scenes.captions, scenes.box_labels, scenes.image_ids):
             n_faces = int((labels == face_label).sum())
-            present_kinds = {scenes.categories[int(label)] for label in labels if int(label) != face_label}
+            present_kinds = {
+                scenes.categories[int(label)] for label in labels if int(label) != face_label
+            }
             assert len(captions) == 5 and len(set(captions)) == 5
             for caption in captions:
-                for word, _noun in re.findall(r"\b(no|one|two|three|four)\s+(person|people|faces?)\b", caption.lower()):
-                    assert numbers[word] == n_faces, f"scene {image_id}: {caption!r} but {n_faces} faces"
+                for word, _noun in re.findall(
+                    r"\b(no|one|two|three|four)\s+(person|people|faces?)\b", caption.lower()
+                ):
+                    assert numbers[word] == n_faces, (
+                        f"scene {image_id}: {caption!r} but {n_faces} faces"
+                    )
                     counted += 1
-                for _colour, kind in re.findall(rf"\b({colour_words})\s+(ball|box|cup|tree|car)(?:e?s)?\b", caption.lower()):
+                for _colour, kind in re.findall(
+                    rf"\b({colour_words})\s+(ball|box|cup|tree|car)(?:e?s)?\b", caption.lower()
+                ):
                     assert kind in present_kinds, f"scene {image_id}: {caption!r} mentions a {kind}"
     assert counted >= 3 * sum(len(tiny.scenes[s]) for s in SPLITS)
 
@@ -202,10 +245,26 @@ def test_caption_grammar_on_a_known_scene():
     import random
 
     annotations = [
-        {"category": "face", "box": [10, 10, 30, 30], "glasses": True, "beard": False, "moustache": False,
-         "hair": "red hair", "smiling": True, "eyes_closed": False},
-        {"category": "face", "box": [80, 12, 100, 34], "glasses": False, "beard": True, "moustache": False,
-         "hair": "bald", "smiling": False, "eyes_closed": False},
+        {
+            "category": "face",
+            "box": [10, 10, 30, 30],
+            "glasses": True,
+            "beard": False,
+            "moustache": False,
+            "hair": "red hair",
+            "smiling": True,
+            "eyes_closed": False,
+        },
+        {
+            "category": "face",
+            "box": [80, 12, 100, 34],
+            "glasses": False,
+            "beard": True,
+            "moustache": False,
+            "hair": "bald",
+            "smiling": False,
+            "eyes_closed": False,
+        },
         {"category": "ball", "box": [40, 90, 60, 110], "colour": "red"},
         {"category": "ball", "box": [70, 90, 90, 110], "colour": "red"},
     ]
@@ -213,7 +272,9 @@ def test_caption_grammar_on_a_known_scene():
     text = " ".join(captions).lower()
     assert "two people" in text and "two faces" in text and "two red balls" in text
     assert "glasses" in text and "bald" in text
-    assert any(relation in text for relation in ("to the left of", "to the right of", "above", "below"))
+    assert any(
+        relation in text for relation in ("to the left of", "to the right of", "above", "below")
+    )
 
 
 def test_look_alike_groups_share_coarse_traits_and_differ_in_fine_ones():
@@ -227,10 +288,19 @@ def test_look_alike_groups_share_coarse_traits_and_differ_in_fine_ones():
         for i in members:
             for j in members:
                 if i < j:
-                    differing = sum(float(traits[name][i]) != float(traits[name][j]) for name in fine)
+                    differing = sum(
+                        float(traits[name][i]) != float(traits[name][j]) for name in fine
+                    )
                     assert differing >= sf.MIN_FINE_DIFFERENCES
     # different groups look different coarsely
-    combos = {(int(traits["skin_index"][i]), int(traits["hair_colour_index"][i]), int(traits["hair_style"][i])) for i in range(12)}
+    combos = {
+        (
+            int(traits["skin_index"][i]),
+            int(traits["hair_colour_index"][i]),
+            int(traits["hair_style"][i]),
+        )
+        for i in range(12)
+    }
     assert len(combos) == 3
 
 
@@ -241,7 +311,9 @@ def test_blur_removes_fine_detail_but_keeps_a_face():
     traits = sf.sample_identities(4, 4, seed=0)
     pose = sf.sample_poses(4, sf.stage_generator(0, "t"), cx=32.0, cy=30.0, radius=19.0)
     same_pose = {key: value[:1].expand(4, *value.shape[1:]).clone() for key, value in pose.items()}
-    people = sf.render.render_people(traits, same_pose, 64, 64).over(torch.full((4, 3, 64, 64), 0.5))
+    people = sf.render.render_people(traits, same_pose, 64, 64).over(
+        torch.full((4, 3, 64, 64), 0.5)
+    )
     blur = privbench.get_encoder("gaussian-blur", sigma_px=8)
     sharp_spread = (people[1:] - people[:1]).abs().mean()
     blurred = blur(people.clamp(0, 1))

@@ -29,7 +29,9 @@ def _save(image: Image.Image, path: Path) -> None:
         image.save(path)
 
 
-def _noisy_background(width: int, height: int, rng: np.random.Generator, rgb=BACKGROUND_RGB) -> Image.Image:
+def _noisy_background(
+    width: int, height: int, rng: np.random.Generator, rgb=BACKGROUND_RGB
+) -> Image.Image:
     base = np.empty((height, width, 3), dtype=np.float32)
     base[:] = rgb
     base += rng.normal(0, 6, size=base.shape)
@@ -38,10 +40,19 @@ def _noisy_background(width: int, height: int, rng: np.random.Generator, rgb=BAC
 
 # -- VGGFace2 ------------------------------------------------------------------------------------
 def identity_colour(index: int) -> tuple[int, int, int]:
-    return ((53 * index + 40) % 200 + 30, (97 * index + 90) % 200 + 30, (151 * index + 10) % 200 + 30)
+    return (
+        (53 * index + 40) % 200 + 30,
+        (97 * index + 90) % 200 + 30,
+        (151 * index + 10) % 200 + 30,
+    )
 
 
-def write_vggface2(root: Path, test_counts: dict[str, int], train_counts: dict[str, int] | None = None, seed: int = 0) -> dict:
+def write_vggface2(
+    root: Path,
+    test_counts: dict[str, int],
+    train_counts: dict[str, int] | None = None,
+    seed: int = 0,
+) -> dict:
     """``ROOT/{test,train}/<id>/<NNNN>_01.jpg`` and ``ROOT/bb_landmark/loose_bb_{test,train}.csv``.
 
     Each picture is grey noise with a loose box filled with the identity's colour; returns
@@ -72,20 +83,35 @@ def write_vggface2(root: Path, test_counts: dict[str, int], train_counts: dict[s
 
 
 # -- ImageNet ------------------------------------------------------------------------------------------
-def write_imagenet(root: Path, synsets: list[str], train_per_synset: int, val_images: int, flat_val: bool = True, seed: int = 0) -> dict:
+def write_imagenet(
+    root: Path,
+    synsets: list[str],
+    train_per_synset: int,
+    val_images: int,
+    flat_val: bool = True,
+    seed: int = 0,
+) -> dict:
     """``ROOT/train/<wnid>/<wnid>_<n>.JPEG`` and ``ROOT/val/ILSVRC2012_val_<8 digits>.JPEG`` (flat, as published)."""
     rng = np.random.default_rng(seed)
     files = {"train": [], "val": []}
     for synset in synsets:
         for n in range(train_per_synset):
             relative = f"train/{synset}/{synset}_{1000 + n}.JPEG"
-            picture = _noisy_background(int(rng.integers(60, 100)), int(rng.integers(50, 90)), rng, (40, 160, 60))
+            picture = _noisy_background(
+                int(rng.integers(60, 100)), int(rng.integers(50, 90)), rng, (40, 160, 60)
+            )
             _save_jpeg(picture, root / relative)
             files["train"].append(relative)
     for n in range(1, val_images + 1):
         synset = synsets[n % len(synsets)]
-        relative = f"val/ILSVRC2012_val_{n:08d}.JPEG" if flat_val else f"val/{synset}/ILSVRC2012_val_{n:08d}.JPEG"
-        picture = _noisy_background(int(rng.integers(60, 100)), int(rng.integers(50, 90)), rng, (40, 160, 60))
+        relative = (
+            f"val/ILSVRC2012_val_{n:08d}.JPEG"
+            if flat_val
+            else f"val/{synset}/ILSVRC2012_val_{n:08d}.JPEG"
+        )
+        picture = _noisy_background(
+            int(rng.integers(60, 100)), int(rng.integers(50, 90)), rng, (40, 160, 60)
+        )
         _save_jpeg(picture, root / relative)
         files["val"].append(relative)
     return files
@@ -148,16 +174,25 @@ def write_widerface(root: Path, train_images: int = 6, val_images: int = 4, seed
 
 
 # -- FDDB ----------------------------------------------------------------------------------------------
-def ellipse_polygon(a: float, b: float, theta: float, cx: float, cy: float, points: int = 64) -> list[tuple[float, float]]:
+def ellipse_polygon(
+    a: float, b: float, theta: float, cx: float, cy: float, points: int = 64
+) -> list[tuple[float, float]]:
     out = []
     for i in range(points):
         t = 2 * math.pi * i / points
         x, y = a * math.cos(t), b * math.sin(t)
-        out.append((cx + x * math.cos(theta) - y * math.sin(theta), cy + x * math.sin(theta) + y * math.cos(theta)))
+        out.append(
+            (
+                cx + x * math.cos(theta) - y * math.sin(theta),
+                cy + x * math.sin(theta) + y * math.cos(theta),
+            )
+        )
     return out
 
 
-def write_fddb(root: Path, pictures_per_fold: dict[int, int], seed: int = 0, under_original_pics: bool = True) -> dict:
+def write_fddb(
+    root: Path, pictures_per_fold: dict[int, int], seed: int = 0, under_original_pics: bool = True
+) -> dict:
     """``ROOT/FDDB-folds/FDDB-fold-XX-ellipseList.txt`` (+ ``FDDB-fold-XX.txt``) and
     ``ROOT/originalPics/2002/08/<dd>/big/img_<n>.jpg`` with the ellipses drawn filled.
 
@@ -188,11 +223,15 @@ def write_fddb(root: Path, pictures_per_fold: dict[int, int], seed: int = 0, und
             names.append(name)
             ellipse_lines.append(name)
             ellipse_lines.append(str(len(ellipses)))
-            ellipse_lines.extend(f"{a:.6f} {b:.6f} {t:.6f} {x:.6f} {y:.6f}  1" for a, b, t, x, y in ellipses)
+            ellipse_lines.extend(
+                f"{a:.6f} {b:.6f} {t:.6f} {x:.6f} {y:.6f}  1" for a, b, t, x, y in ellipses
+            )
             records.append((name, ellipses))
         folds = root / "FDDB-folds"
         folds.mkdir(parents=True, exist_ok=True)
-        (folds / f"FDDB-fold-{fold:02d}-ellipseList.txt").write_text("\n".join(ellipse_lines) + "\n")
+        (folds / f"FDDB-fold-{fold:02d}-ellipseList.txt").write_text(
+            "\n".join(ellipse_lines) + "\n"
+        )
         (folds / f"FDDB-fold-{fold:02d}.txt").write_text("\n".join(names) + "\n")
         written[fold] = records
     return written
@@ -204,12 +243,23 @@ COCO_CATEGORIES = [
     {"supercategory": "vehicle", "id": 3, "name": "car"},
     {"supercategory": "animal", "id": 18, "name": "dog"},
 ]
-CAPTION_WORDS = ("A man riding a wave on top of a surfboard.", "A dog sitting next to a parked car.",
-                 "Two people standing in a kitchen.", "A red car parked on the street.", "A person holding an umbrella.",
-                 "A group of people on a beach.")
+CAPTION_WORDS = (
+    "A man riding a wave on top of a surfboard.",
+    "A dog sitting next to a parked car.",
+    "Two people standing in a kitchen.",
+    "A red car parked on the street.",
+    "A person holding an umbrella.",
+    "A group of people on a beach.",
+)
 
 
-def write_coco(root: Path, train_ids: list[int], val_ids: list[int], karpathy_splits: dict[int, str] | None = None, seed: int = 0) -> dict:
+def write_coco(
+    root: Path,
+    train_ids: list[int],
+    val_ids: list[int],
+    karpathy_splits: dict[int, str] | None = None,
+    seed: int = 0,
+) -> dict:
     """``ROOT/{train2014,val2014}/COCO_<set>_<12 digits>.jpg``, ``ROOT/annotations/{captions,instances}_{train,val}2014.json``
     and (with ``karpathy_splits``: coco id → train/val/test/restval) Karpathy's ``ROOT/dataset_coco.json``.
 
@@ -218,7 +268,13 @@ def write_coco(root: Path, train_ids: list[int], val_ids: list[int], karpathy_sp
     """
     rng = np.random.default_rng(seed)
     info = {"description": "COCO 2014 Dataset", "version": "1.0", "year": 2014}
-    licenses = [{"url": "http://creativecommons.org/licenses/by-nc-sa/2.0/", "id": 1, "name": "Attribution-NonCommercial-ShareAlike License"}]
+    licenses = [
+        {
+            "url": "http://creativecommons.org/licenses/by-nc-sa/2.0/",
+            "id": 1,
+            "name": "Attribution-NonCommercial-ShareAlike License",
+        }
+    ]
     written = {"captions": {}, "boxes": {}, "sizes": {}, "folder": {}}
     karpathy_images = []
     caption_id, box_id, sentence_id = 1, 1, 1
@@ -235,18 +291,39 @@ def write_coco(root: Path, train_ids: list[int], val_ids: list[int], karpathy_sp
                 category = COCO_CATEGORIES[b % len(COCO_CATEGORIES)]["id"]
                 ImageDraw.Draw(picture).rectangle([x, y, x + w, y + h], fill=FACE_RGB)
                 boxes.append(([round(x, 2), round(y, 2), round(w, 2), round(h, 2)], category))
-                instance_annotations.append({
-                    "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]], "area": round(w * h, 2), "iscrowd": 0,
-                    "image_id": coco_id, "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)], "category_id": category, "id": 900000 + box_id,
-                })
+                instance_annotations.append(
+                    {
+                        "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+                        "area": round(w * h, 2),
+                        "iscrowd": 0,
+                        "image_id": coco_id,
+                        "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)],
+                        "category_id": category,
+                        "id": 900000 + box_id,
+                    }
+                )
                 box_id += 1
             _save(picture, root / folder / file_name)
-            images.append({"license": 1, "file_name": file_name, "coco_url": f"http://images.cocodataset.org/{folder}/{file_name}",
-                           "height": height, "width": width, "date_captured": "2013-11-14 16:28:13",
-                           "flickr_url": "http://farm1.staticflickr.com/1/1_1.jpg", "id": coco_id})
-            captions = [f"{CAPTION_WORDS[(coco_id + j) % len(CAPTION_WORDS)]} ({coco_id}-{j})" for j in range(6 if position == 0 else 5)]
+            images.append(
+                {
+                    "license": 1,
+                    "file_name": file_name,
+                    "coco_url": f"http://images.cocodataset.org/{folder}/{file_name}",
+                    "height": height,
+                    "width": width,
+                    "date_captured": "2013-11-14 16:28:13",
+                    "flickr_url": "http://farm1.staticflickr.com/1/1_1.jpg",
+                    "id": coco_id,
+                }
+            )
+            captions = [
+                f"{CAPTION_WORDS[(coco_id + j) % len(CAPTION_WORDS)]} ({coco_id}-{j})"
+                for j in range(6 if position == 0 else 5)
+            ]
             for text in captions:
-                caption_annotations.append({"image_id": coco_id, "id": 700000 + caption_id, "caption": text + " "})
+                caption_annotations.append(
+                    {"image_id": coco_id, "id": 700000 + caption_id, "caption": text + " "}
+                )
                 caption_id += 1
             written["captions"][coco_id] = captions
             written["boxes"][coco_id] = boxes
@@ -255,22 +332,60 @@ def write_coco(root: Path, train_ids: list[int], val_ids: list[int], karpathy_sp
             if karpathy_splits is not None and coco_id in karpathy_splits:
                 sentences = []
                 for text in captions:
-                    sentences.append({"tokens": text.lower().strip(".").split(), "raw": text, "imgid": len(karpathy_images), "sentid": sentence_id})
+                    sentences.append(
+                        {
+                            "tokens": text.lower().strip(".").split(),
+                            "raw": text,
+                            "imgid": len(karpathy_images),
+                            "sentid": sentence_id,
+                        }
+                    )
                     sentence_id += 1
-                karpathy_images.append({"filepath": folder, "sentids": [s["sentid"] for s in sentences], "filename": file_name,
-                                        "imgid": len(karpathy_images), "split": karpathy_splits[coco_id], "sentences": sentences, "cocoid": coco_id})
+                karpathy_images.append(
+                    {
+                        "filepath": folder,
+                        "sentids": [s["sentid"] for s in sentences],
+                        "filename": file_name,
+                        "imgid": len(karpathy_images),
+                        "split": karpathy_splits[coco_id],
+                        "sentences": sentences,
+                        "cocoid": coco_id,
+                    }
+                )
         annotations = root / "annotations"
         annotations.mkdir(parents=True, exist_ok=True)
-        (annotations / f"captions_{folder}.json").write_text(json.dumps({"info": info, "images": images, "licenses": licenses, "annotations": caption_annotations}))
-        (annotations / f"instances_{folder}.json").write_text(json.dumps({"info": info, "images": images, "licenses": licenses,
-                                                                          "annotations": instance_annotations, "categories": COCO_CATEGORIES}))
+        (annotations / f"captions_{folder}.json").write_text(
+            json.dumps(
+                {
+                    "info": info,
+                    "images": images,
+                    "licenses": licenses,
+                    "annotations": caption_annotations,
+                }
+            )
+        )
+        (annotations / f"instances_{folder}.json").write_text(
+            json.dumps(
+                {
+                    "info": info,
+                    "images": images,
+                    "licenses": licenses,
+                    "annotations": instance_annotations,
+                    "categories": COCO_CATEGORIES,
+                }
+            )
+        )
     if karpathy_splits is not None:
-        (root / "dataset_coco.json").write_text(json.dumps({"images": karpathy_images, "dataset": "coco"}))
+        (root / "dataset_coco.json").write_text(
+            json.dumps({"images": karpathy_images, "dataset": "coco"})
+        )
     return written
 
 
 # -- LFW ------------------------------------------------------------------------------------------------------
-def write_lfw(root: Path, people: dict[str, int], pairs_sets: int = 2, pairs_per_class: int = 3, seed: int = 0) -> dict:
+def write_lfw(
+    root: Path, people: dict[str, int], pairs_sets: int = 2, pairs_per_class: int = 3, seed: int = 0
+) -> dict:
     """``ROOT/lfw/<Name>/<Name>_%04d.jpg`` (250x250, a face-coloured square in the centre whose colour
     identifies the person) and ``ROOT/pairs.txt`` (header ``<sets>\\t<n>``, per set n matched then n
     mismatched pairs, tab-separated). Returns ``{"pairs": [(name1, i, name2, j, same)]}``."""
