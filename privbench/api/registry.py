@@ -146,6 +146,8 @@ def _qualname(obj: Any) -> str:
 
 
 if TYPE_CHECKING:
+    from privbench.api.adapter import DatasetAdapter
+    from privbench.api.designer import Designer
     from privbench.api.encoder import Encoder
     from privbench.api.evaluation import Evaluation
 
@@ -162,8 +164,12 @@ ATTACKS: Registry[type["Evaluation"]] = Registry(
 BENCHMARKS: Registry[Callable[[], Any]] = Registry(
     "benchmark", "privbench.specs", ("privbench.specs",)
 )
-DESIGNERS: Registry[Any] = Registry("designer", "privbench.designers", ("privbench.designers",))
-DATASETS: Registry[Any] = Registry("dataset", "privbench.datasets", ("privbench.data",))
+DESIGNERS: Registry[type["Designer"]] = Registry(
+    "designer", "privbench.designers", ("privbench.designers",), base="privbench.api.designer:Designer"
+)
+DATASETS: Registry[type["DatasetAdapter"]] = Registry(
+    "dataset", "privbench.datasets", ("privbench.data",), base="privbench.api.adapter:DatasetAdapter"
+)
 
 
 def register_encoder(name: str, *, override: bool = False):
@@ -191,7 +197,7 @@ def list_designers() -> list[str]:
 
 
 def register_dataset(name: str, *, override: bool = False):
-    """Register a dataset builder (embedded generator or real-data adapter) under ``name``."""
+    """Register a :class:`~privbench.api.adapter.DatasetAdapter` subclass under ``name``."""
     return DATASETS.register(name, override=override)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -33,8 +32,8 @@ def _builder(name: str):
     from privbench.api.registry import DATASETS
 
     builder = DATASETS.get(name)
-    if not hasattr(builder, "check"):
-        readers = [n for n in DATASETS.names() if hasattr(DATASETS.get(n), "check")]
+    if builder.layout is None:
+        readers = [n for n in DATASETS.names() if DATASETS.get(n).layout is not None]
         raise DataError(
             f"Dataset {name!r} is not read from a folder (it is generated, or assembled from "
             f"other datasets), so there is nothing to check here; check the datasets it reads. "
@@ -63,7 +62,7 @@ def check_command(
     """
     builder = _builder(name)
     started = time.perf_counter()
-    report = builder.check(path, **_parse_settings(settings))
+    report = builder.from_options({**_parse_settings(settings), "path": path}).check()
     console.print(report.render(max_missing=show_missing), highlight=False, soft_wrap=True)
     console.print(f"(checked in {time.perf_counter() - started:.1f} s)", style="dim")
     if not report.ok:
@@ -76,32 +75,23 @@ def check_command(
 
 
 @data_app.command("layout")
-def layout_command(name: str = typer.Argument(..., help="Dataset name.")):
+def layout_command(name: Annotated[str, typer.Argument(help="Dataset name.")]):
     """Print the folder layout, annotation syntax and protocol an adapter expects."""
     builder = _builder(name)
-    module = importlib.import_module(builder.__module__)
-    console.print((module.__doc__ or "").strip(), highlight=False, markup=False)
-    config = getattr(
-        module,
-        next((n for n in dir(module) if n.endswith("Config") and n != "AdapterConfig"), ""),
-        None,
+    console.print(builder.documentation(), highlight=False, markup=False)
+    console.print(
+        "\nOptions (--set KEY=VALUE, or the dataset config of a benchmark spec):",
+        highlight=False,
     )
-    if config is not None:
-        console.print(
-            "\nOptions (--set KEY=VALUE, or the dataset config of a benchmark spec):",
-            highlight=False,
+    for field_name, info in builder.Config.model_fields.items():
+        default = (
+            "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
         )
-        for field_name, info in config.model_fields.items():
-            default = (
-                "required"
-                if info.is_required()
-                else repr(info.get_default(call_default_factory=True))
-            )
-            console.print(
-                f"  {field_name} = {default}: {info.description or ''}",
-                highlight=False,
-                markup=False,
-            )
+        console.print(
+            f"  {field_name} = {default}: {info.description or ''}",
+            highlight=False,
+            markup=False,
+        )
 
 
 @data_app.command("load")
@@ -120,7 +110,7 @@ def load_command(
     """Read a dataset through its adapter (filling its tensor cache), print what benchmarks get."""
     builder = _builder(name)
     started = time.perf_counter()
-    data = builder(path=path, cache_dir=cache_dir, **_parse_settings(settings))
+    data = builder.from_options({**_parse_settings(settings), "path": path}).load(cache_dir)
     console.print(data.description, highlight=False)
     for part in ("identities", "face_vs_noface", "scenes"):
         value = getattr(data, part)

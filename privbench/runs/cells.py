@@ -18,12 +18,12 @@ from typing import Any, Callable
 
 import torch
 
+from privbench.api.adapter import load_dataset
 from privbench.api.cache import ArtifactCache
 from privbench.api.config import stable_hash
 from privbench.api.encoder import Encoder, encode_batches
 from privbench.api.errors import ConfigError
 from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, Progress, RunContext
-from privbench.api.registry import DATASETS
 from privbench.data.containers import BenchmarkData
 from privbench.runs.spec import ComponentSpec
 
@@ -58,21 +58,25 @@ class DatasetRef:
     """Where a cell's data comes from: the registered dataset, its config, the cache folder its
     build reads and writes, and the fingerprint that identifies the content."""
 
+    #: The registered dataset (adapter) name the data is rebuilt with.
     name: str
     config: dict[str, Any]
     fingerprint: str
     cache_root: str
+    #: The loaded data's own name (a composite names its sources), as result rows record it.
+    data_name: str
 
     @classmethod
-    def of(cls, data: BenchmarkData, name: str, config: dict[str, Any], cache: ArtifactCache) -> "DatasetRef":
+    def of(
+        cls, data: BenchmarkData, name: str, config: dict[str, Any], cache: ArtifactCache
+    ) -> "DatasetRef":
         _LOADED[data.fingerprint] = data
-        return cls(name, dict(config), data.fingerprint, str(cache.root))
+        return cls(name, dict(config), data.fingerprint, str(cache.root), data.name)
 
     def load(self) -> BenchmarkData:
         data = _LOADED.get(self.fingerprint)
         if data is None:
-            builder = DATASETS.get(self.name)
-            data = builder(cache_dir=ArtifactCache(self.cache_root).root / "datasets", **self.config)
+            data = load_dataset(self.name, self.config, ArtifactCache(self.cache_root).root / "datasets")
             if data.fingerprint != self.fingerprint:
                 raise ConfigError(
                     f"Dataset {self.name!r} rebuilt with fingerprint {data.fingerprint}, but the cell "

@@ -116,7 +116,7 @@ class ResultRow:
             benchmark=cell.benchmark,
             benchmark_version=cell.benchmark_version,
             preset=cell.preset,
-            dataset=cell.data.name,
+            dataset=cell.data.data_name,
             dataset_fingerprint=cell.data.fingerprint,
             encoder=fitted.encoder.name,
             encoder_label=cell.encoder_entry.display_name,

@@ -21,12 +21,13 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from privbench.api.adapter import load_dataset
 from privbench.api.cache import ArtifactCache
 from privbench.api.config import stable_hash
 from privbench.api.encoder import Encoder
 from privbench.api.errors import ConfigError, OutputError, PrivbenchError
 from privbench.api.evaluation import Evaluation, RunContext
-from privbench.api.registry import ATTACKS, DATASETS, DESIGNERS, ENCODERS, TASKS, Registry
+from privbench.api.registry import ATTACKS, DESIGNERS, ENCODERS, TASKS, Registry
 from privbench.data.containers import BenchmarkData
 from privbench.runs.cells import Cell, DatasetRef, FittedEncoder, dataset_view, evaluate_cell
 from privbench.runs.progress import ProgressFactory, RichProgressFactory  # noqa: F401 (re-exported)
@@ -142,9 +143,9 @@ class Runner:
         # A spec whose ${NAME} data paths were never filled (e.g. a paper preset run without
         # --data) stops here with the list of paths it needs, before any work.
         require_data_paths(self.spec, {})
-        builder = DATASETS.get(self.spec.dataset.name)
-        with self.progress.stage(f"dataset {self.spec.dataset.name}", total=1) as bar:
-            data = builder(cache_dir=self.cache.root / "datasets", **self.spec.dataset.config)
+        name, config = self.spec.dataset.name, self.spec.dataset.config
+        with self.progress.stage(f"dataset {name}", total=1) as bar:
+            data = load_dataset(name, config, self.cache.root / "datasets")
             bar.update(1)
         return data
 

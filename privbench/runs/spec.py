@@ -257,13 +257,12 @@ def _check_data_sources(spec: BenchmarkSpec, builder, where: str) -> None:
     routed += [(f"designer of {e.display_name}", e.designer.data) for e in spec.encoders if e.designer and e.designer.data]
     if not routed:
         return
-    source_labels = getattr(builder, "source_labels", None)
-    if source_labels is None:
+    labels = builder.source_labels(spec.dataset.config)
+    if labels is None:
         raise ConfigError(
             f"In {where}: {routed[0][0]!r} reads 'data: {routed[0][1]}', but dataset {spec.dataset.name!r} has no "
             f"sources to choose from; 'data' is for the composite dataset (dataset: {{name: composite, config: {{sources: ...}}}})."
         )
-    labels = source_labels(spec.dataset.config)
     for owner, label in routed:
         if label not in labels:
             raise ConfigError(

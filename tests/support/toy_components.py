@@ -11,7 +11,8 @@ import time
 
 import torch
 
-from privbench.api.config import stable_hash
+from privbench.api.adapter import DatasetAdapter
+from privbench.api.config import ComponentConfig, stable_hash
 from privbench.data import BenchmarkData, LabeledImages, LabeledSplits
 from privbench.api.encoder import Encoder, EncoderConfig
 from privbench.api.evaluation import EvalResult, Evaluation, EvaluationConfig, MetricSpec
@@ -36,8 +37,23 @@ def make_images(num_classes: int, per_class: int, seed: int, size: int = 64) -> 
     return LabeledImages(torch.stack(images), torch.tensor(labels), [f"c{i}" for i in range(num_classes)])
 
 
+class ToyConfig(ComponentConfig):
+    num_classes: int = 4
+    per_class: int = 6
+    seed: int = 0
+
+
 @register_dataset("toy-patterns", override=True)
-def build_toy(cache_dir=None, num_classes: int = 4, per_class: int = 6, seed: int = 0) -> BenchmarkData:
+class ToyPatterns(DatasetAdapter):
+    """A few coloured-pattern classes (a dataset plugin in one file)."""
+
+    Config = ToyConfig
+
+    def load(self, cache_dir=None) -> BenchmarkData:
+        return build_toy(**self.config.model_dump())
+
+
+def build_toy(num_classes: int = 4, per_class: int = 6, seed: int = 0) -> BenchmarkData:
     CALLS["dataset"] += 1
     splits = LabeledSplits(
         make_images(num_classes, per_class, seed),
