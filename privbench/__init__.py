@@ -10,10 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from privbench.api.adapter import (
+    AdapterConfig,
+    DatasetAdapter,
+    FolderAdapter,
+    dataset_adapter,
+    load_dataset,
+)
+from privbench.api.config import ComponentConfig
 from privbench.api.designer import Designer, DesignerConfig
 from privbench.api.encoder import Encoder, EncoderConfig
 from privbench.api.errors import PrivbenchError
-from privbench.api.evaluation import Evaluation, EvaluationConfig, EvalInputs, EvalResult, MetricSpec, RunContext
+from privbench.api.evaluation import (
+    EvalInputs,
+    EvalResult,
+    Evaluation,
+    EvaluationConfig,
+    MetricSpec,
+    Protocol,
+    RunContext,
+)
 from privbench.api.registry import (
     get_attack,
     get_encoder,
@@ -46,6 +62,13 @@ def run(spec: Any = None, **options: Any):
 
 
 __all__ = [
+    "AdapterConfig",
+    "ComponentConfig",
+    "DatasetAdapter",
+    "FolderAdapter",
+    "Protocol",
+    "dataset_adapter",
+    "load_dataset",
     "Designer",
     "DesignerConfig",
     "Encoder",
