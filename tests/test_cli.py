@@ -65,6 +65,7 @@ def test_list_kinds(capsys, toy):
         ("encoders", "pixelate"),
         ("tasks", "toy-utility"),
         ("attacks", "toy-attack"),
+        ("designers", "adversarial"),
         ("benchmarks", "synthfaces"),
         ("datasets", "toy-patterns"),
     ):

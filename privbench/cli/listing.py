@@ -14,24 +14,26 @@ class Kind(str, Enum):
     encoders = "encoders"
     tasks = "tasks"
     attacks = "attacks"
+    designers = "designers"
     benchmarks = "benchmarks"
     datasets = "datasets"
 
 
 def list_command(
     kind: Annotated[
-        Kind, typer.Argument(help="What to list: encoders, tasks, attacks, benchmarks or datasets.")
+        Kind, typer.Argument(help="What to list: encoders, tasks, attacks, designers, benchmarks or datasets.")
     ],
 ):
     """List the registered components of one kind, with a one-line description each."""
     from rich.table import Table
 
-    from privbench.api.registry import ATTACKS, BENCHMARKS, DATASETS, ENCODERS, TASKS
+    from privbench.api.registry import ATTACKS, BENCHMARKS, DATASETS, DESIGNERS, ENCODERS, TASKS
 
     registry = {
         "encoders": ENCODERS,
         "tasks": TASKS,
         "attacks": ATTACKS,
+        "designers": DESIGNERS,
         "benchmarks": BENCHMARKS,
         "datasets": DATASETS,
     }[kind.value]
