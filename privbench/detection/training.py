@@ -32,7 +32,7 @@ from privbench.detection.config import (
 from privbench.detection.metrics import interpolated_ap, precision_recall
 from privbench.detection.mmdet_backend import MMDetFaceDetector
 from privbench.detection.torchvision_backend import TorchvisionFaceDetector
-from privbench.nn.fit import FitHistory, cpu_state, fit, one_cycle
+from privbench.nn.fit import FitHistory, cpu_state, fit, one_cycle, shuffled_batches
 from privbench.nn.training import channel_statistics
 
 
@@ -229,7 +229,7 @@ def train_detector(
     def train_epoch(epoch: int, generator: torch.Generator) -> dict[str, float]:
         steps = epoch * batches_per_epoch
         total_loss, batches = 0.0, 0
-        for index in torch.randperm(count, generator=generator).split(config.batch_size):
+        for index in shuffled_batches(count, config.batch_size, generator, drop_single=False):
             if steps >= total_steps:
                 break
             images, boxes = [], []
