@@ -27,13 +27,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+from privbench.tasks.face_detection import (
+    DETECTION_METRICS,
+    FaceDetectionConfig,
+    detection_splits,
+    score_detector,
+)
 from pydantic import Field
 
-from privbench.detection import fit_detector
 from privbench.api.errors import ConfigError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, RunContext, Protocol
+from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, Protocol, RunContext
 from privbench.api.registry import register_attack
-from privbench.tasks.face_detection import DETECTION_METRICS, FaceDetectionConfig, detection_splits, score_detector
+from privbench.detection import fit_detector
 
 #: The four detection experiments of 2PSC, in the order the figures draw them.
 PROTOCOLS = (Protocol.CLEAN_REFERENCE, Protocol.PRETRAINED, Protocol.RETRAINED, Protocol.FINETUNED)
@@ -43,12 +48,18 @@ class FaceDetectionAttackConfig(FaceDetectionConfig):
     """Protocol, detector and fine-tuning budget (defaults: the quick preset)."""
 
     protocol: Literal["clean-reference", "pretrained", "retrained", "finetuned"] = Field(
-        "retrained", description="what the attacker's detector is trained on (see the module docstring)"
+        "retrained",
+        description="what the attacker's detector is trained on (see the module docstring)",
     )
     finetune_lr_scale: float = Field(
-        0.3, gt=0, le=1.0, description="fine-tuning peak learning rate = detector.training.lr × this"
+        0.3,
+        gt=0,
+        le=1.0,
+        description="fine-tuning peak learning rate = detector.training.lr × this",
     )
-    finetune_epochs: int = Field(6, ge=1, le=1000, description="maximum fine-tuning epochs (finetuned protocol)")
+    finetune_epochs: int = Field(
+        6, ge=1, le=1000, description="maximum fine-tuning epochs (finetuned protocol)"
+    )
 
 
 @register_attack("face-detection-attack")
@@ -64,6 +75,7 @@ class FaceDetectionAttack(Evaluation):
     def protocol_name(self) -> str:
         """The configured protocol (``config.protocol``) of this instance."""
         return Protocol(self.config.protocol).value
+
     requires = ("scenes",)
     metrics = DETECTION_METRICS
     headline = "ap50"
@@ -72,7 +84,12 @@ class FaceDetectionAttack(Evaluation):
         """The detector trained on clean scenes (shared between cells through ``ctx.cache``)."""
         sets, _, _ = detection_splits(inputs, self.config.category, clean=True)
         return fit_detector(
-            self.config.detector, sets["train"], sets["val"], ctx, "face-detection-clean", shared=True
+            self.config.detector,
+            sets["train"],
+            sets["val"],
+            ctx,
+            "face-detection-clean",
+            shared=True,
         )
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
@@ -90,7 +107,12 @@ class FaceDetectionAttack(Evaluation):
         sets, test, clean_hw = detection_splits(inputs, cfg.category)
         if protocol == "retrained":
             model, details["training"] = fit_detector(
-                cfg.detector, sets["train"], sets["val"], ctx, "face-detection-retrained", shared=True
+                cfg.detector,
+                sets["train"],
+                sets["val"],
+                ctx,
+                "face-detection-retrained",
+                shared=True,
             )
         else:
             clean_channels = int(inputs.data.part("scenes")["train"].images.shape[1])
@@ -104,12 +126,21 @@ class FaceDetectionAttack(Evaluation):
             model, details["clean_training"] = self.clean_detector(inputs, ctx)
             if protocol == "finetuned":
                 training = cfg.detector.training.model_copy(
-                    update={"lr": cfg.detector.training.lr * cfg.finetune_lr_scale, "epochs": cfg.finetune_epochs}
+                    update={
+                        "lr": cfg.detector.training.lr * cfg.finetune_lr_scale,
+                        "epochs": cfg.finetune_epochs,
+                    }
                 )
                 init = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                 model, details["training"] = fit_detector(
-                    cfg.detector, sets["train"], sets["val"], ctx, "face-detection-finetuned",
-                    training=training, init_state=init, shared=True,
+                    cfg.detector,
+                    sets["train"],
+                    sets["val"],
+                    ctx,
+                    "face-detection-finetuned",
+                    training=training,
+                    init_state=init,
+                    shared=True,
                 )
         metrics, curves = score_detector(model, test, clean_hw, cfg, ctx.device)
         return EvalResult(metrics=metrics, chance=0.0, details={**details, **curves})

@@ -32,9 +32,17 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from privbench.api.config import ComponentConfig
 from privbench.api.errors import ConfigError, DataError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext, Protocol
-from privbench.nn.classifiers import ARCHITECTURES
+from privbench.api.evaluation import (
+    EvalInputs,
+    EvalResult,
+    Evaluation,
+    EvaluationConfig,
+    MetricSpec,
+    Protocol,
+    RunContext,
+)
 from privbench.api.registry import register_attack
+from privbench.nn.classifiers import ARCHITECTURES
 from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
 
 PART = "identities"
@@ -44,7 +52,9 @@ class ZooMember(ComponentConfig):
     """One attacker of the zoo: an architecture and its width multiplier."""
 
     model: str = Field(description=f"classifier architecture: {', '.join(ARCHITECTURES)}")
-    width_multiplier: float = Field(1.0, gt=0, le=4.0, description="scales every layer's channel count")
+    width_multiplier: float = Field(
+        1.0, gt=0, le=4.0, description="scales every layer's channel count"
+    )
 
     @field_validator("model")
     @classmethod
@@ -75,7 +85,10 @@ class FaceIdConfig(EvaluationConfig):
     )
     training: TrainConfig = Field(default_factory=TrainConfig)
     finetune_lr_scale: float = Field(
-        0.3, gt=0, le=1.0, description="fine-tuning peak learning rate = training.lr × this (finetuned protocol)"
+        0.3,
+        gt=0,
+        le=1.0,
+        description="fine-tuning peak learning rate = training.lr × this (finetuned protocol)",
     )
 
     @model_validator(mode="before")
@@ -86,8 +99,15 @@ class FaceIdConfig(EvaluationConfig):
         values = dict(values)
         if "model" in values:  # ``model: resnet18`` = a zoo of that one architecture
             if "zoo" in values:
-                raise ValueError("give either 'zoo' or the one-architecture shorthand 'model', not both")
-            values["zoo"] = [{"model": values.pop("model"), "width_multiplier": values.pop("width_multiplier", 1.0)}]
+                raise ValueError(
+                    "give either 'zoo' or the one-architecture shorthand 'model', not both"
+                )
+            values["zoo"] = [
+                {
+                    "model": values.pop("model"),
+                    "width_multiplier": values.pop("width_multiplier", 1.0),
+                }
+            ]
         elif "width_multiplier" in values:
             raise ValueError("'width_multiplier' goes with 'model' (or inside each zoo entry)")
         if isinstance(values.get("zoo"), (list, tuple)):
@@ -99,18 +119,26 @@ class FaceIdConfig(EvaluationConfig):
     def _one_entry_per_architecture(cls, zoo: list[ZooMember]) -> list[ZooMember]:
         names = [member.model for member in zoo]
         if len(set(names)) != len(names):
-            raise ValueError(f"each architecture may appear once in the zoo (its metrics are named after it); got {names}")
+            raise ValueError(
+                f"each architecture may appear once in the zoo (its metrics are named after it); got {names}"
+            )
         return zoo
 
     def member_config(self, member: ZooMember) -> ClassifierConfig:
-        return ClassifierConfig(model=member.model, width_multiplier=member.width_multiplier, training=self.training)
+        return ClassifierConfig(
+            model=member.model, width_multiplier=member.width_multiplier, training=self.training
+        )
 
 
-def identification_scores(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+def identification_scores(
+    logits: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> dict[str, float]:
     """Top-1 and top-5 accuracy (micro-averaged fractions; top-5 is 1 with at most 5 classes)."""
     labels = labels.long()
     top1 = multiclass_accuracy(logits, labels, num_classes=num_classes, top_k=1, average="micro")
-    top5 = multiclass_accuracy(logits, labels, num_classes=num_classes, top_k=min(5, num_classes), average="micro")
+    top5 = multiclass_accuracy(
+        logits, labels, num_classes=num_classes, top_k=min(5, num_classes), average="micro"
+    )
     return {"top1": float(top1), "top5": float(top5)}
 
 
@@ -127,12 +155,21 @@ class FaceIdentification(Evaluation):
     def protocol_name(self) -> str:
         """The configured protocol (``config.protocol``) of this instance."""
         return Protocol(self.config.protocol).value
+
     requires = (PART,)
     metrics = {
-        "top1": MetricSpec(True, "best zoo member's top-1 identification accuracy on the identity test split (fraction)"),
-        "top5": MetricSpec(True, "best zoo member's top-5 identification accuracy on the identity test split (fraction)"),
+        "top1": MetricSpec(
+            True,
+            "best zoo member's top-1 identification accuracy on the identity test split (fraction)",
+        ),
+        "top5": MetricSpec(
+            True,
+            "best zoo member's top-5 identification accuracy on the identity test split (fraction)",
+        ),
         **{
-            f"top{k}_{arch}": MetricSpec(True, f"top-{k} accuracy of the {arch} attacker (fraction)")
+            f"top{k}_{arch}": MetricSpec(
+                True, f"top-{k} accuracy of the {arch} attacker (fraction)"
+            )
             for arch in ARCHITECTURES
             for k in (1, 5)
         },
@@ -142,14 +179,19 @@ class FaceIdentification(Evaluation):
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
         num_classes = inputs.num_classes(PART)
         if num_classes < 2:
-            raise DataError(f"face-id needs at least 2 identities in part {PART!r}; the dataset has {num_classes}.")
+            raise DataError(
+                f"face-id needs at least 2 identities in part {PART!r}; the dataset has {num_classes}."
+            )
         labels = {split: inputs.labels(PART, split) for split in ("train", "val", "test")}
         encoded = {split: inputs.encoded(PART, split) for split in ("train", "val", "test")}
         protocol = self.config.protocol
         clean = None
         if protocol != "retrained":
             clean = {split: inputs.clean(PART, split) for split in ("train", "val", "test")}
-            clean_shape, encoded_shape = tuple(clean["train"].shape[1:]), tuple(encoded["train"].shape[1:])
+            clean_shape, encoded_shape = (
+                tuple(clean["train"].shape[1:]),
+                tuple(encoded["train"].shape[1:]),
+            )
             if clean_shape != encoded_shape:
                 raise ConfigError(
                     f"face-id protocol {protocol!r} trains the attacker on clean crops of shape {clean_shape} "
@@ -160,40 +202,81 @@ class FaceIdentification(Evaluation):
         metrics: dict[str, float] = {}
         details: dict = {"protocol": protocol, "zoo": {}}
         for member in self.config.zoo:
-            scores, member_details = self.attack_with(member, inputs, ctx, labels, encoded, clean, num_classes)
+            scores, member_details = self.attack_with(
+                member, inputs, ctx, labels, encoded, clean, num_classes
+            )
             metrics[f"top1_{member.model}"] = scores["top1"]
             metrics[f"top5_{member.model}"] = scores["top5"]
-            details["zoo"][member.model] = {"width_multiplier": member.width_multiplier, **member_details}
-        best = max(self.config.zoo, key=lambda m: (metrics[f"top1_{m.model}"], metrics[f"top5_{m.model}"]))
+            details["zoo"][member.model] = {
+                "width_multiplier": member.width_multiplier,
+                **member_details,
+            }
+        best = max(
+            self.config.zoo, key=lambda m: (metrics[f"top1_{m.model}"], metrics[f"top5_{m.model}"])
+        )
         metrics["top1"] = metrics[f"top1_{best.model}"]
         metrics["top5"] = max(metrics[f"top5_{m.model}"] for m in self.config.zoo)
         details["best_model"] = best.model
         return EvalResult(metrics=metrics, chance=1.0 / num_classes, details=details)
 
-    def attack_with(self, member: ZooMember, inputs: EvalInputs, ctx: RunContext, labels, encoded, clean, num_classes):
+    def attack_with(
+        self,
+        member: ZooMember,
+        inputs: EvalInputs,
+        ctx: RunContext,
+        labels,
+        encoded,
+        clean,
+        num_classes,
+    ):
         """Train one zoo member under the protocol; its test scores on the measurements and a summary."""
         config = self.config.member_config(member)
         protocol = self.config.protocol
         details: dict = {}
         if protocol == "retrained":
             model, history = fit_new_classifier(
-                config, num_classes, encoded["train"], labels["train"], encoded["val"], labels["val"], ctx,
+                config,
+                num_classes,
+                encoded["train"],
+                labels["train"],
+                encoded["val"],
+                labels["val"],
+                ctx,
                 name=f"face-id-retrained-{member.model}",
             )
             details["training"] = history.summary()
         else:
             model, history = fit_new_classifier(
-                config, num_classes, clean["train"], labels["train"], clean["val"], labels["val"], ctx,
+                config,
+                num_classes,
+                clean["train"],
+                labels["train"],
+                clean["val"],
+                labels["val"],
+                ctx,
                 name=f"face-id-clean-{member.model}",
             )
-            clean_logits = predict_logits(model, clean["test"], config.training.eval_batch_size, ctx.device)
+            clean_logits = predict_logits(
+                model, clean["test"], config.training.eval_batch_size, ctx.device
+            )
             details["clean_training"] = history.summary()
-            details["clean_test_top1"] = identification_scores(clean_logits, labels["test"], num_classes)["top1"]
+            details["clean_test_top1"] = identification_scores(
+                clean_logits, labels["test"], num_classes
+            )["top1"]
             if protocol == "finetuned":
-                finetune = config.training.model_copy(update={"lr": config.training.lr * self.config.finetune_lr_scale})
+                finetune = config.training.model_copy(
+                    update={"lr": config.training.lr * self.config.finetune_lr_scale}
+                )
                 model, history = fit_new_classifier(
-                    config, num_classes, encoded["train"], labels["train"], encoded["val"], labels["val"], ctx,
-                    name=f"face-id-finetuned-{member.model}", training=finetune,
+                    config,
+                    num_classes,
+                    encoded["train"],
+                    labels["train"],
+                    encoded["val"],
+                    labels["val"],
+                    ctx,
+                    name=f"face-id-finetuned-{member.model}",
+                    training=finetune,
                     init_state={k: v.clone() for k, v in model.state_dict().items()},
                 )
                 details["training"] = history.summary()

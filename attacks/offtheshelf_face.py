@@ -50,12 +50,20 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from privbench.nn import face_models
 from privbench.api.config import stable_hash
 from privbench.api.errors import DataError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext, Protocol
-from privbench.nn.imaging import to_common_grid
+from privbench.api.evaluation import (
+    EvalInputs,
+    EvalResult,
+    Evaluation,
+    EvaluationConfig,
+    MetricSpec,
+    Protocol,
+    RunContext,
+)
 from privbench.api.registry import register_attack
+from privbench.nn import face_models
+from privbench.nn.imaging import to_common_grid
 
 DetectorName = Literal["opencv-haar", "dlib-hog", "dlib-cnn"]
 #: Border of replicated edge pixels around a tight face crop in the detector view, as a
@@ -69,18 +77,40 @@ class OffTheShelfFaceConfig(EvaluationConfig):
     """Which packaged models and real images; nothing here configures any training."""
 
     detectors: list[DetectorName] = Field(
-        default_factory=lambda: list(face_models.DETECTORS), min_length=1, description="real face detectors to run"
+        default_factory=lambda: list(face_models.DETECTORS),
+        min_length=1,
+        description="real face detectors to run",
     )
-    lfw_faces: int = Field(100, ge=2, le=100, description="how many of lfw_subset's 100 faces (and as many non-faces) to use")
+    lfw_faces: int = Field(
+        100,
+        ge=2,
+        le=100,
+        description="how many of lfw_subset's 100 faces (and as many non-faces) to use",
+    )
     astronaut: bool = Field(True, description="also run the detectors on scikit-image's astronaut")
-    face_px: int = Field(64, ge=64, le=512, description="side (px) at which face crops are shown to the camera")
-    scene_px: int = Field(128, ge=64, le=512, description="side (px) at which the astronaut picture is shown to the camera")
-    folder: str | None = Field(None, description="an ImageFolder of real face crops, one sub-folder per person")
-    folder_center_crop_px: int | None = Field(
-        None, ge=16, description="keep the central square of this side of each folder picture (LFW's 250-px pictures: 150)"
+    face_px: int = Field(
+        64, ge=64, le=512, description="side (px) at which face crops are shown to the camera"
     )
-    folder_gallery_per_identity: int = Field(1, ge=1, le=100, description="gallery pictures per person (the rest are probes)")
-    folder_max_per_identity: int | None = Field(None, ge=2, description="read at most this many pictures per person")
+    scene_px: int = Field(
+        128,
+        ge=64,
+        le=512,
+        description="side (px) at which the astronaut picture is shown to the camera",
+    )
+    folder: str | None = Field(
+        None, description="an ImageFolder of real face crops, one sub-folder per person"
+    )
+    folder_center_crop_px: int | None = Field(
+        None,
+        ge=16,
+        description="keep the central square of this side of each folder picture (LFW's 250-px pictures: 150)",
+    )
+    folder_gallery_per_identity: int = Field(
+        1, ge=1, le=100, description="gallery pictures per person (the rest are probes)"
+    )
+    folder_max_per_identity: int | None = Field(
+        None, ge=2, description="read at most this many pictures per person"
+    )
 
     @field_validator("detectors")
     @classmethod
@@ -90,7 +120,9 @@ class OffTheShelfFaceConfig(EvaluationConfig):
         return value
 
 
-def nearest_neighbour_top1(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray) -> float:
+def nearest_neighbour_top1(
+    gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray
+) -> float:
     """Fraction of probes whose nearest gallery descriptor (Euclidean) has the probe's identity."""
     distances = ((probes[:, None, :] - gallery[None, :, :]) ** 2).sum(-1)
     return float((gallery_ids[distances.argmin(1)] == probe_ids).mean())
@@ -110,19 +142,41 @@ class OffTheShelfFace(Evaluation):
     protocol = Protocol.OFFTHESHELF
     requires = ()
     metrics = {
-        "id_top1": MetricSpec(True, "nearest-neighbour identification top-1 with dlib descriptors, the better gallery"),
-        "id_top1_clean_gallery": MetricSpec(True, "identification top-1: clean gallery, encoded probes"),
-        "id_top1_encoded_gallery": MetricSpec(True, "identification top-1: encoded gallery, encoded probes"),
-        "detect_best": MetricSpec(True, "real LFW faces found by the best real detector (fraction)"),
-        **{f"detect_{d}": MetricSpec(True, f"real LFW faces found by {d} (fraction)") for d in face_models.DETECTORS},
-        **{f"false_alarm_{d}": MetricSpec(False, f"LFW non-faces on which {d} fires (fraction)") for d in face_models.DETECTORS},
-        **{f"astronaut_{d}": MetricSpec(True, f"1 if {d} finds the astronaut's face") for d in face_models.DETECTORS},
-        **{f"folder_detect_{d}": MetricSpec(True, f"faces of the folder found by {d} (fraction)") for d in face_models.DETECTORS},
+        "id_top1": MetricSpec(
+            True, "nearest-neighbour identification top-1 with dlib descriptors, the better gallery"
+        ),
+        "id_top1_clean_gallery": MetricSpec(
+            True, "identification top-1: clean gallery, encoded probes"
+        ),
+        "id_top1_encoded_gallery": MetricSpec(
+            True, "identification top-1: encoded gallery, encoded probes"
+        ),
+        "detect_best": MetricSpec(
+            True, "real LFW faces found by the best real detector (fraction)"
+        ),
+        **{
+            f"detect_{d}": MetricSpec(True, f"real LFW faces found by {d} (fraction)")
+            for d in face_models.DETECTORS
+        },
+        **{
+            f"false_alarm_{d}": MetricSpec(False, f"LFW non-faces on which {d} fires (fraction)")
+            for d in face_models.DETECTORS
+        },
+        **{
+            f"astronaut_{d}": MetricSpec(True, f"1 if {d} finds the astronaut's face")
+            for d in face_models.DETECTORS
+        },
+        **{
+            f"folder_detect_{d}": MetricSpec(True, f"faces of the folder found by {d} (fraction)")
+            for d in face_models.DETECTORS
+        },
     }
     headline = "id_top1"
 
     # -- views -------------------------------------------------------------------------------
-    def _crop_views(self, clean: torch.Tensor, measured: torch.Tensor) -> tuple[list[np.ndarray], tuple[float, ...]]:
+    def _crop_views(
+        self, clean: torch.Tensor, measured: torch.Tensor
+    ) -> tuple[list[np.ndarray], tuple[float, ...]]:
         """Detector views of face crops (clean or encoded, on the clean grid) and the face box in them."""
         on_grid = to_common_grid(clean.float() / 255.0, measured).clamp(0, 1)
         side = clean.shape[-1]
@@ -140,7 +194,10 @@ class OffTheShelfFace(Evaluation):
             if face_box is None:
                 hits.append(len(boxes) > 0)
             else:
-                hits.append(bool(len(boxes)) and float(face_models.box_iou(face_box, boxes).max()) >= MATCH_IOU)
+                hits.append(
+                    bool(len(boxes))
+                    and float(face_models.box_iou(face_box, boxes).max()) >= MATCH_IOU
+                )
         return np.asarray(hits, dtype=bool)
 
     def _descriptors(self, models, views: list[np.ndarray], face_box) -> np.ndarray:
@@ -149,8 +206,12 @@ class OffTheShelfFace(Evaluation):
     def _clean_descriptors(self, models, clean: torch.Tensor, ctx: RunContext) -> np.ndarray:
         """Descriptors of the attacker's clean gallery (shared by every encoder's cell via the cache)."""
         key = stable_hash(
-            {"images": _digest(clean), "face_px": face_models.DETECTOR_FACE_PX, "dlib": models.versions.get("dlib"),
-             "recognition": Path(models.files["recognition"]).stat().st_size}
+            {
+                "images": _digest(clean),
+                "face_px": face_models.DETECTOR_FACE_PX,
+                "dlib": models.versions.get("dlib"),
+                "recognition": Path(models.files["recognition"]).stat().st_size,
+            }
         )
         key = f"clean-descriptors-{key}"
         cached = ctx.cache.load("offtheshelf", key) if ctx.cache is not None else None
@@ -212,8 +273,12 @@ class OffTheShelfFace(Evaluation):
         face_views, face_box = self._crop_views(faces, inputs.encode_images(faces))
         non_face_views, _ = self._crop_views(non_faces, inputs.encode_images(non_faces))
         for detector in cfg.detectors:
-            metrics[f"detect_{detector}"] = float(self._found(models, detector, face_views, face_box).mean())
-            metrics[f"false_alarm_{detector}"] = float(self._found(models, detector, non_face_views, None).mean())
+            metrics[f"detect_{detector}"] = float(
+                self._found(models, detector, face_views, face_box).mean()
+            )
+            metrics[f"false_alarm_{detector}"] = float(
+                self._found(models, detector, non_face_views, None).mean()
+            )
         metrics["detect_best"] = max(metrics[f"detect_{d}"] for d in cfg.detectors)
 
         if cfg.astronaut:
@@ -223,7 +288,9 @@ class OffTheShelfFace(Evaluation):
             view = face_models.detector_view(on_grid[0], scale)
             scaled_box = tuple(v * scale for v in box)
             for detector in cfg.detectors:
-                metrics[f"astronaut_{detector}"] = float(self._found(models, detector, [view], scaled_box)[0])
+                metrics[f"astronaut_{detector}"] = float(
+                    self._found(models, detector, [view], scaled_box)[0]
+                )
 
         # Identification with the recognition network's descriptors.
         if cfg.folder is None:
@@ -231,7 +298,9 @@ class OffTheShelfFace(Evaluation):
             ids = np.arange(faces.shape[0])
             gallery_ids, probe_ids = ids, ids
             encoded_gallery = self._descriptors(models, face_views, face_box)
-            mirrored = faces.flip(-1)  # the camera sees the mirrored face: never the gallery picture itself
+            mirrored = faces.flip(
+                -1
+            )  # the camera sees the mirrored face: never the gallery picture itself
             probe_views, box = self._crop_views(mirrored, inputs.encode_images(mirrored))
             probe_descriptors = self._descriptors(models, probe_views, box)
             details["identification_set"] = f"lfw_subset ({faces.shape[0]} faces, mirrored probes)"
@@ -239,17 +308,29 @@ class OffTheShelfFace(Evaluation):
             folder_images, labels, people = self._folder_faces()
             folder_views, box = self._crop_views(folder_images, inputs.encode_images(folder_images))
             for detector in cfg.detectors:
-                metrics[f"folder_detect_{detector}"] = float(self._found(models, detector, folder_views, box).mean())
+                metrics[f"folder_detect_{detector}"] = float(
+                    self._found(models, detector, folder_views, box).mean()
+                )
             gallery, probes = self._gallery_split(labels)
-            gallery_images, gallery_ids, probe_ids = folder_images[gallery], labels[gallery], labels[probes]
+            gallery_images, gallery_ids, probe_ids = (
+                folder_images[gallery],
+                labels[gallery],
+                labels[probes],
+            )
             encoded_gallery = self._descriptors(models, [folder_views[i] for i in gallery], box)
             probe_descriptors = self._descriptors(models, [folder_views[i] for i in probes], box)
             details["identification_set"] = (
                 f"folder {cfg.folder} ({len(set(gallery_ids.tolist()))} of {len(people)} people, {len(probes)} probes)"
             )
         clean_gallery = self._clean_descriptors(models, gallery_images, ctx)
-        metrics["id_top1_clean_gallery"] = nearest_neighbour_top1(clean_gallery, gallery_ids, probe_descriptors, probe_ids)
-        metrics["id_top1_encoded_gallery"] = nearest_neighbour_top1(encoded_gallery, gallery_ids, probe_descriptors, probe_ids)
-        metrics["id_top1"] = max(metrics["id_top1_clean_gallery"], metrics["id_top1_encoded_gallery"])
+        metrics["id_top1_clean_gallery"] = nearest_neighbour_top1(
+            clean_gallery, gallery_ids, probe_descriptors, probe_ids
+        )
+        metrics["id_top1_encoded_gallery"] = nearest_neighbour_top1(
+            encoded_gallery, gallery_ids, probe_descriptors, probe_ids
+        )
+        metrics["id_top1"] = max(
+            metrics["id_top1_clean_gallery"], metrics["id_top1_encoded_gallery"]
+        )
         chance = 1.0 / len(np.unique(gallery_ids))
         return EvalResult(metrics=metrics, chance=chance, details=details)

@@ -57,11 +57,17 @@ def encoder_throughput(name: str, size: int, batch: int, repeats: int) -> tuple[
     return batch / timed(evaluate, repeats), batch / timed(train_step, repeats)
 
 
-def straightforward_lens_psf(coefficients_um: torch.Tensor, lens, height: int, width: int) -> torch.Tensor:
+def straightforward_lens_psf(
+    coefficients_um: torch.Tensor, lens, height: int, width: int
+) -> torch.Tensor:
     """The same PSF with the Zernike basis evaluated on the full wave grid at every call."""
     cfg = lens.config
     grid = max(height, width) * cfg.wave_samples_per_pixel
-    axis = (torch.arange(grid, dtype=torch.float32) - (grid - 1) / 2) * cfg.sample_pitch_m / (cfg.aperture_diameter_m / 2)
+    axis = (
+        (torch.arange(grid, dtype=torch.float32) - (grid - 1) / 2)
+        * cfg.sample_pitch_m
+        / (cfg.aperture_diameter_m / 2)
+    )
     yy, xx = torch.meshgrid(axis, axis, indexing="ij")
     rho, theta = torch.sqrt(xx**2 + yy**2), torch.atan2(yy, xx)
     basis = torch.stack([zernike(j, rho, theta) for j in range(1, coefficients_um.numel() + 1)])
@@ -71,15 +77,23 @@ def straightforward_lens_psf(coefficients_um: torch.Tensor, lens, height: int, w
     start = (grid - samples) // 2
     height_box = height_full[start : start + samples, start : start + samples]
     return fresnel_psf(
-        height_box, aperture_samples=samples, grid_samples=grid, sample_pitch_m=cfg.sample_pitch_m,
-        wavelengths_m=tuple(w * 1e-9 for w in cfg.wavelengths_nm), refractive_indices=tuple(cfg.refractive_indices),
-        sensor_distance_m=cfg.sensor_distance_m, focal_length_m=cfg.focal_length_m,
-        samples_per_pixel=cfg.wave_samples_per_pixel, output_size=(height, width),
+        height_box,
+        aperture_samples=samples,
+        grid_samples=grid,
+        sample_pitch_m=cfg.sample_pitch_m,
+        wavelengths_m=tuple(w * 1e-9 for w in cfg.wavelengths_nm),
+        refractive_indices=tuple(cfg.refractive_indices),
+        sensor_distance_m=cfg.sensor_distance_m,
+        focal_length_m=cfg.focal_length_m,
+        samples_per_pixel=cfg.wave_samples_per_pixel,
+        output_size=(height, width),
     )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
@@ -105,8 +119,10 @@ def main(argv=None) -> int:
         lens_time = timed(lambda: lens(batch), repeats * 2)
         bare_time = timed(lambda: fft_convolve(batch, psf, "replicate"), repeats * 2)
     ratio1 = lens_time / bare_time
-    print(f"[1] lens eval 8x3x256x256: {lens_time * 1e3:.1f} ms; bare FFT convolution: {bare_time * 1e3:.1f} ms; "
-          f"ratio {ratio1:.2f} (target <= 1.5) {'OK' if ratio1 <= 1.5 else 'MISSED'}")
+    print(
+        f"[1] lens eval 8x3x256x256: {lens_time * 1e3:.1f} ms; bare FFT convolution: {bare_time * 1e3:.1f} ms; "
+        f"ratio {ratio1:.2f} (target <= 1.5) {'OK' if ratio1 <= 1.5 else 'MISSED'}"
+    )
 
     # 2. q = 350 training step: privbench vs straightforward.
     q = 350
@@ -127,8 +143,10 @@ def main(argv=None) -> int:
     ours_time = timed(ours, repeats)
     naive_time = timed(straightforward, max(2, repeats // 2))
     ratio2 = naive_time / ours_time
-    print(f"[2] q=350 training step 8x3x64x64: privbench {ours_time * 1e3:.1f} ms; straightforward {naive_time * 1e3:.1f} ms; "
-          f"speed-up {ratio2:.1f}x (target >= 5) {'OK' if ratio2 >= 5 else 'MISSED'}")
+    print(
+        f"[2] q=350 training step 8x3x64x64: privbench {ours_time * 1e3:.1f} ms; straightforward {naive_time * 1e3:.1f} ms; "
+        f"speed-up {ratio2:.1f}x (target >= 5) {'OK' if ratio2 >= 5 else 'MISSED'}"
+    )
 
     # 3. 63x63 convolution: FFT vs direct conv2d.
     kernel = torch.rand(3, 63, 63)
@@ -137,8 +155,10 @@ def main(argv=None) -> int:
         fft_time = timed(lambda: fft_convolve(images, kernel), repeats * 2)
         direct_time = timed(lambda: direct_convolve(images, kernel), repeats * 2)
     ratio3 = direct_time / fft_time
-    print(f"[3] 63x63 convolution 8x3x64x64: FFT {fft_time * 1e3:.1f} ms; direct conv2d {direct_time * 1e3:.1f} ms; "
-          f"speed-up {ratio3:.1f}x (target >= 5) {'OK' if ratio3 >= 5 else 'MISSED'}")
+    print(
+        f"[3] 63x63 convolution 8x3x64x64: FFT {fft_time * 1e3:.1f} ms; direct conv2d {direct_time * 1e3:.1f} ms; "
+        f"speed-up {ratio3:.1f}x (target >= 5) {'OK' if ratio3 >= 5 else 'MISSED'}"
+    )
     return 0
 
 

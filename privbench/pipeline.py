@@ -8,13 +8,14 @@ fitted encoders) with :func:`~privbench.report.leaderboard.render_outputs`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from privbench.api.cache import ArtifactCache
 from privbench.api.errors import ConfigError
 from privbench.runs.progress import ProgressFactory
-from privbench.runs.runner import DEFAULT_OUT, RunReport, Runner, prepare_output_dir, resolve_device
+from privbench.runs.runner import DEFAULT_OUT, Runner, RunReport, prepare_output_dir, resolve_device
 from privbench.runs.spec import resolve_spec
 from privbench.runs.store import ResultStore, default_store_url
 

@@ -50,7 +50,8 @@ def compare(before: dict[tuple, dict], after: dict[tuple, dict]) -> list[str]:
         old, new = before[identity], after[identity]
         if old["metrics"] != new["metrics"] or old["headline"] != new["headline"]:
             changed = sorted(
-                k for k in set(old["metrics"]) | set(new["metrics"])
+                k
+                for k in set(old["metrics"]) | set(new["metrics"])
                 if old["metrics"].get(k) != new["metrics"].get(k)
             )
             problems.append(f"{name}: metrics differ: {', '.join(changed)}")

@@ -15,6 +15,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from privbench.api.errors import DataError
+from privbench.api.evaluation import (
+    EvalInputs,
+    EvalResult,
+    Evaluation,
+    EvaluationConfig,
+    MetricSpec,
+    RunContext,
+)
+from privbench.api.registry import register_task
 from privbench.detection import (
     DetectionSet,
     DetectorConfig,
@@ -24,17 +34,18 @@ from privbench.detection import (
     fit_detector,
     measurement_scale,
 )
-from privbench.api.errors import DataError
-from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, EvaluationConfig, MetricSpec, RunContext
-from privbench.api.registry import register_task
 
 PART = "scenes"
 
 DETECTION_METRICS = {
     "ap50": MetricSpec(True, "COCO AP at IoU 0.5 of face boxes on the test scenes (fraction)"),
-    "ap": MetricSpec(True, "COCO AP averaged over IoU 0.50:0.05:0.95 on the test scenes (fraction)"),
+    "ap": MetricSpec(
+        True, "COCO AP averaged over IoU 0.50:0.05:0.95 on the test scenes (fraction)"
+    ),
     "ap75": MetricSpec(True, "COCO AP at IoU 0.75 on the test scenes (fraction)"),
-    "roc_tpr": MetricSpec(True, "FDDB discrete ROC: share of faces found at 0.5 false positives per test scene"),
+    "roc_tpr": MetricSpec(
+        True, "FDDB discrete ROC: share of faces found at 0.5 false positives per test scene"
+    ),
 }
 
 
@@ -44,11 +55,16 @@ class FaceDetectionConfig(EvaluationConfig):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     category: str = Field("face", min_length=1, description="box category of the scenes to detect")
     roc_false_positives_per_image: float = Field(
-        0.5, gt=0, le=100, description="roc_tpr is read off the discrete ROC at this many false positives per scene"
+        0.5,
+        gt=0,
+        le=100,
+        description="roc_tpr is read off the discrete ROC at this many false positives per scene",
     )
 
 
-def detection_splits(inputs: EvalInputs, category: str, *, clean: bool = False) -> tuple[dict, dict, tuple[int, int]]:
+def detection_splits(
+    inputs: EvalInputs, category: str, *, clean: bool = False
+) -> tuple[dict, dict, tuple[int, int]]:
     """Training/validation :class:`DetectionSet` s, test measurements and clean boxes, clean size.
 
     ``clean``: use the clean scenes instead of the encoder's measurements.
@@ -59,7 +75,9 @@ def detection_splits(inputs: EvalInputs, category: str, *, clean: bool = False) 
     for split in ("train", "val", "test"):
         part = scenes[split]
         if len(part) == 0:
-            raise DataError(f"face detection needs scenes in the {split!r} split; the dataset has none.")
+            raise DataError(
+                f"face detection needs scenes in the {split!r} split; the dataset has none."
+            )
         if tuple(part.images.shape[-2:]) != clean_hw:
             raise DataError(
                 f"all scenes must have one size for detection; split {split!r} has {tuple(part.images.shape[-2:])}, "

@@ -54,7 +54,9 @@ class FaceVsNoFace(Evaluation):
     requires = (PART,)
     metrics = {
         "accuracy": MetricSpec(True, "face vs. no-face accuracy on the test crops (fraction)"),
-        "auroc": MetricSpec(True, "area under the ROC curve of the face probability on the test crops"),
+        "auroc": MetricSpec(
+            True, "area under the ROC curve of the face probability on the test crops"
+        ),
     }
     headline = "accuracy"
 
@@ -67,7 +69,9 @@ class FaceVsNoFace(Evaluation):
             )
         test_y = inputs.labels(PART, "test")
         if test_y.unique().numel() != 2:
-            raise DataError("face-vs-noface needs both faces and non-faces in the test split to compute AUROC.")
+            raise DataError(
+                "face-vs-noface needs both faces and non-faces in the test split to compute AUROC."
+            )
         model, history = fit_new_classifier(
             self.config,
             num_classes,
@@ -78,7 +82,9 @@ class FaceVsNoFace(Evaluation):
             ctx,
             name="face-vs-noface",
         )
-        logits = predict_logits(model, inputs.encoded(PART, "test"), self.config.training.eval_batch_size, ctx.device)
+        logits = predict_logits(
+            model, inputs.encoded(PART, "test"), self.config.training.eval_batch_size, ctx.device
+        )
         return EvalResult(
             metrics=binary_scores(logits, test_y),
             chance=majority_chance(test_y),

@@ -23,16 +23,28 @@ MIN_UTILITY_ABOVE_CHANCE = 0.15
 
 
 def behaviour_spec() -> dict:
-    designer = {"cycles": 3, "step1_epochs": 4, "step2_epochs": 1, "adversary_width": 0.5, "seed": 0}
+    designer = {
+        "cycles": 3,
+        "step1_epochs": 4,
+        "step2_epochs": 1,
+        "adversary_width": 0.5,
+        "seed": 0,
+    }
     return {
         "name": "alpha-behaviour",
         "version": "1",
         "dataset": {"name": "synthfaces", "config": {"preset": "quick", "seed": 0}},
         "encoders": [
-            {"name": "canopic-conv1-mp-q", "designer": {"name": "adversarial", "config": designer}, "alphas": [0.01, 300]}
+            {
+                "name": "canopic-conv1-mp-q",
+                "designer": {"name": "adversarial", "config": designer},
+                "alphas": [0.01, 300],
+            }
         ],
         "tasks": [{"name": "face-vs-noface", "config": {"training": {"epochs": 2}}}],
-        "attacks": [{"name": "face-id", "config": {"model": "small-cnn", "training": {"epochs": 6}}}],
+        "attacks": [
+            {"name": "face-id", "config": {"model": "small-cnn", "training": {"epochs": 6}}}
+        ],
         "seeds": [0],
         "sample_encoder_inputs": 0,
     }
@@ -40,7 +52,9 @@ def behaviour_spec() -> dict:
 
 @pytest.mark.slow
 def test_larger_alpha_lowers_face_id_and_keeps_face_detection_useful(tmp_path):
-    report = privbench.run(behaviour_spec(), out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", report=True)
+    report = privbench.run(
+        behaviour_spec(), out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", report=True
+    )
     assert report.failures == []
     rows = report.results
 
@@ -53,4 +67,6 @@ def test_larger_alpha_lowers_face_id_and_keeps_face_detection_useful(tmp_path):
     assert high <= low - MIN_FACE_ID_DROP, f"face-ID top-1: α=0.01 → {low:.3f}, α=300 → {high:.3f}"
     utility = row(300.0, "face-vs-noface")
     accuracy, chance = utility["metrics"]["accuracy"], utility["chance"]
-    assert accuracy >= chance + MIN_UTILITY_ABOVE_CHANCE, f"face vs no-face at α=300: {accuracy:.3f} (chance {chance:.3f})"
+    assert accuracy >= chance + MIN_UTILITY_ABOVE_CHANCE, (
+        f"face vs no-face at α=300: {accuracy:.3f} (chance {chance:.3f})"
+    )

@@ -19,7 +19,9 @@ from privbench.runs.spec import resolve_spec
 
 def _plan(toy, tmp_path, **overrides):
     spec = resolve_spec(toy.toy_spec(**overrides))
-    runner = Runner(spec, store=None, device=torch.device("cpu"), cache=ArtifactCache(tmp_path / "cache"))
+    runner = Runner(
+        spec, store=None, device=torch.device("cpu"), cache=ArtifactCache(tmp_path / "cache")
+    )
     return runner.plan(runner.load_data())
 
 
@@ -27,7 +29,11 @@ def test_a_pickled_cell_evaluates_to_the_same_row_from_the_cache_alone(toy, tmp_
     cells, fitted = _plan(toy, tmp_path)
     assert set(fitted) == {"identity", "gaussian-blur", "pixelate"}
     assert len(cells) == 6 and len({cell.key for cell in cells}) == 6
-    cell = next(c for c in cells if c.encoder_entry.name == "gaussian-blur" and c.evaluation.role == "privacy")
+    cell = next(
+        c
+        for c in cells
+        if c.encoder_entry.name == "gaussian-blur" and c.evaluation.role == "privacy"
+    )
     here = evaluate_cell(cell)
 
     shipped = pickle.loads(pickle.dumps(cell))  # what another process would receive

@@ -10,18 +10,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import privbench
-from privbench.nn import face_models
 from privbench.api.errors import ConfigError, InputError
 from privbench.api.evaluation import EvalInputs, RunContext
+from privbench.nn import face_models
 
 EXTRA_PROBLEM = face_models.faces_extra_problem()
-needs_faces = pytest.mark.skipif(EXTRA_PROBLEM is not None, reason=f"privbench[faces] not installed: {EXTRA_PROBLEM}")
+needs_faces = pytest.mark.skipif(
+    EXTRA_PROBLEM is not None, reason=f"privbench[faces] not installed: {EXTRA_PROBLEM}"
+)
 #: Small real-image budget: 6 LFW faces (and 6 non-faces); the astronaut at its default size.
 SMALL = {"lfw_faces": 6}
 
@@ -32,7 +33,9 @@ def through(transform, name: str = "test-encoder") -> EvalInputs:
     def no_dataset_part(part: str, split: str):
         raise AssertionError(f"the off-the-shelf attack read dataset part {part}/{split}")
 
-    return EvalInputs(None, no_dataset_part, name, encode_images=lambda images: transform(images.float() / 255.0))
+    return EvalInputs(
+        None, no_dataset_part, name, encode_images=lambda images: transform(images.float() / 255.0)
+    )
 
 
 def identity(x: torch.Tensor) -> torch.Tensor:
@@ -65,13 +68,19 @@ def clean_camera():
     """The attack (6 LFW faces, astronaut) through the clean camera, shared by the tests below."""
     if EXTRA_PROBLEM is not None:
         pytest.skip(f"privbench[faces] not installed: {EXTRA_PROBLEM}")
-    return privbench.get_attack("offtheshelf-face", **SMALL).evaluate(through(identity, "identity"), RunContext())
+    return privbench.get_attack("offtheshelf-face", **SMALL).evaluate(
+        through(identity, "identity"), RunContext()
+    )
 
 
 @needs_faces
 def test_real_detectors_find_the_astronaut_face_on_the_clean_camera(clean_camera):
     attack = privbench.get_attack("offtheshelf-face", **SMALL)
-    assert attack.protocol_name == "offtheshelf" and attack.role == "privacy" and attack.headline == "id_top1"
+    assert (
+        attack.protocol_name == "offtheshelf"
+        and attack.role == "privacy"
+        and attack.headline == "id_top1"
+    )
     clean = clean_camera
     for detector in face_models.DETECTORS:
         assert clean.metrics[f"astronaut_{detector}"] == 1.0, detector
@@ -79,7 +88,9 @@ def test_real_detectors_find_the_astronaut_face_on_the_clean_camera(clean_camera
         assert clean.metrics[f"detect_{detector}"] >= 0.5, detector
         assert clean.metrics[f"false_alarm_{detector}"] <= 0.5, detector
     # the recognition network re-identifies the mirrored faces among the gallery on the clean camera
-    assert clean.metrics["id_top1_clean_gallery"] == clean.metrics["id_top1_encoded_gallery"]  # clean = measurement
+    assert (
+        clean.metrics["id_top1_clean_gallery"] == clean.metrics["id_top1_encoded_gallery"]
+    )  # clean = measurement
     assert clean.metrics["id_top1"] >= 0.8
     assert clean.chance == pytest.approx(1 / 6)
 
@@ -87,17 +98,25 @@ def test_real_detectors_find_the_astronaut_face_on_the_clean_camera(clean_camera
 @needs_faces
 def test_strong_blur_defeats_the_real_models(clean_camera):
     clean = clean_camera
-    blurred = privbench.get_attack("offtheshelf-face", **SMALL).evaluate(through(blur8), RunContext())
+    blurred = privbench.get_attack("offtheshelf-face", **SMALL).evaluate(
+        through(blur8), RunContext()
+    )
     assert blurred.metrics["detect_best"] < clean.metrics["detect_best"]
     assert blurred.metrics["id_top1_clean_gallery"] < clean.metrics["id_top1_clean_gallery"]
-    assert sum(blurred.metrics[f"astronaut_{d}"] for d in face_models.DETECTORS) < len(face_models.DETECTORS)
+    assert sum(blurred.metrics[f"astronaut_{d}"] for d in face_models.DETECTORS) < len(
+        face_models.DETECTORS
+    )
 
 
 @needs_faces
 def test_shape_changing_cameras_are_compared_on_the_scene_grid():
-    attack = privbench.get_attack("offtheshelf-face", lfw_faces=2, astronaut=False, detectors=["dlib-hog"])
+    attack = privbench.get_attack(
+        "offtheshelf-face", lfw_faces=2, astronaut=False, detectors=["dlib-hog"]
+    )
     result = attack.evaluate(through(pool4), RunContext())
-    assert 0.0 <= result.metrics["detect_dlib-hog"] <= 1.0 and 0.0 <= result.metrics["id_top1"] <= 1.0
+    assert (
+        0.0 <= result.metrics["detect_dlib-hog"] <= 1.0 and 0.0 <= result.metrics["id_top1"] <= 1.0
+    )
     assert "astronaut_dlib-hog" not in result.metrics and "detect_opencv-haar" not in result.metrics
 
 
@@ -124,7 +143,10 @@ def test_offtheshelf_attack_never_fits_anything(monkeypatch, tmp_path):
     before = _model_file_digests()
     attack = privbench.get_attack("offtheshelf-face", lfw_faces=2, astronaut=False)
     assert attack.protocol_name == "offtheshelf" and attack.requires == ()
-    assert not any("train" in field or "epoch" in field or field == "lr" for field in type(attack.config).model_fields)
+    assert not any(
+        "train" in field or "epoch" in field or field == "lr"
+        for field in type(attack.config).model_fields
+    )
     first = attack.evaluate(through(identity), RunContext(workdir=tmp_path))
     attack.evaluate(through(blur8), RunContext(workdir=tmp_path))
     again = attack.evaluate(through(identity), RunContext(workdir=tmp_path))
@@ -147,8 +169,12 @@ def test_folder_identification_agrees_with_the_packaged_protocol(tmp_path):
         Image.fromarray(face.permute(1, 2, 0).numpy()).save(person / "a.png")
         Image.fromarray(face.flip(-1).permute(1, 2, 0).numpy()).save(person / "b.png")
     common = {"lfw_faces": 4, "astronaut": False, "detectors": ["opencv-haar"]}
-    packaged = privbench.get_attack("offtheshelf-face", **common).evaluate(through(blur8), RunContext())
-    folder = privbench.get_attack("offtheshelf-face", folder=str(tmp_path / "faces"), **common).evaluate(through(blur8), RunContext())
+    packaged = privbench.get_attack("offtheshelf-face", **common).evaluate(
+        through(blur8), RunContext()
+    )
+    folder = privbench.get_attack(
+        "offtheshelf-face", folder=str(tmp_path / "faces"), **common
+    ).evaluate(through(blur8), RunContext())
     for metric in ("id_top1_clean_gallery", "id_top1_encoded_gallery", "id_top1"):
         assert folder.metrics[metric] == pytest.approx(packaged.metrics[metric]), metric
     assert folder.chance == pytest.approx(1 / 4)
@@ -164,7 +190,13 @@ def test_folder_needs_two_people_with_probes(tmp_path):
     for index, face in enumerate(faces):
         (tmp_path / f"p{index}").mkdir()
         Image.fromarray(face.permute(1, 2, 0).numpy()).save(tmp_path / f"p{index}" / "only.png")
-    attack = privbench.get_attack("offtheshelf-face", folder=str(tmp_path), lfw_faces=2, astronaut=False, detectors=["dlib-hog"])
+    attack = privbench.get_attack(
+        "offtheshelf-face",
+        folder=str(tmp_path),
+        lfw_faces=2,
+        astronaut=False,
+        detectors=["dlib-hog"],
+    )
     with pytest.raises(privbench.api.errors.DataError, match="at least 2 people"):
         attack.evaluate(through(identity), RunContext())
 
@@ -174,7 +206,11 @@ def test_missing_models_name_the_extra(monkeypatch):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "face_recognition_models" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "face_recognition_models" else real_find_spec(name, *a),
+    )
     face_models.load_face_models.cache_clear()
     try:
         with pytest.raises(face_models.MissingFaceModelsError, match=r"privbench\[faces\]"):
@@ -212,27 +248,46 @@ def test_runner_encodes_the_attack_images_and_stores_the_row(toy, tmp_path):
     spec = toy.toy_spec(
         encoders=["identity"],
         tasks=[],
-        attacks=[{"name": "offtheshelf-face", "config": {"lfw_faces": 2, "astronaut": False, "detectors": ["dlib-hog"]}}],
+        attacks=[
+            {
+                "name": "offtheshelf-face",
+                "config": {"lfw_faces": 2, "astronaut": False, "detectors": ["dlib-hog"]},
+            }
+        ],
     )
-    report = privbench.run(spec, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", report=True, render=False)
+    report = privbench.run(
+        spec, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", report=True, render=False
+    )
     assert not report.failures
     row = report.results.set_index("evaluation").loc["offtheshelf-face"]
     assert row["protocol"] == "offtheshelf" and row["role"] == "privacy"
-    assert set(row["metrics"]) >= {"id_top1", "id_top1_clean_gallery", "id_top1_encoded_gallery", "detect_dlib-hog"}
+    assert set(row["metrics"]) >= {
+        "id_top1",
+        "id_top1_clean_gallery",
+        "id_top1_encoded_gallery",
+        "detect_dlib-hog",
+    }
     assert row["chance"] == pytest.approx(1 / 2)
-    assert any((tmp_path / "cache" / "encoded").iterdir())  # the runner encoded (and cached) the real faces
+    assert any(
+        (tmp_path / "cache" / "encoded").iterdir()
+    )  # the runner encoded (and cached) the real faces
 
 
 # -- the attacker zoo ------------------------------------------------------------------------------------
 def test_face_id_headline_is_the_best_of_the_zoo(tmp_path):
     from test_face_evaluations import FAST, blur, inputs_through, squares_data
 
-    zoo = [{"model": "small-cnn", "width_multiplier": 0.5}, {"model": "googlenet", "width_multiplier": 0.125},
-           {"model": "mobilenet", "width_multiplier": 0.125}]
+    zoo = [
+        {"model": "small-cnn", "width_multiplier": 0.5},
+        {"model": "googlenet", "width_multiplier": 0.125},
+        {"model": "mobilenet", "width_multiplier": 0.125},
+    ]
     attack = privbench.get_attack("face-id", zoo=zoo, **FAST)
     result = attack.evaluate(inputs_through(squares_data(), blur), RunContext(workdir=tmp_path))
     members = ["small-cnn", "googlenet", "mobilenet"]
-    assert set(result.metrics) == {"top1", "top5"} | {f"top{k}_{m}" for m in members for k in (1, 5)}
+    assert set(result.metrics) == {"top1", "top5"} | {
+        f"top{k}_{m}" for m in members for k in (1, 5)
+    }
     assert result.metrics["top1"] == max(result.metrics[f"top1_{m}"] for m in members)
     assert result.metrics["top5"] == max(result.metrics[f"top5_{m}"] for m in members)
     assert result.metrics["top1"] == result.metrics[f"top1_{result.details['best_model']}"]
@@ -250,7 +305,9 @@ def test_figure_boxes_land_on_the_astronaut_face_in_scene_coordinates():
 
     (row,) = figure_images(None, lfw_faces=0, astronaut_px=128)
     _, box = face_models.astronaut(128)
-    boxes = find_faces(face_models.load_face_models(), face_models.DETECTORS, row.image.float() / 255.0, row)
+    boxes = find_faces(
+        face_models.load_face_models(), face_models.DETECTORS, row.image.float() / 255.0, row
+    )
     for detector, found in boxes.items():
         assert len(found) >= 1 and face_models.box_iou(box, found).max() >= 0.5, (detector, found)
 
@@ -264,26 +321,48 @@ def test_qualitative_figure_draws_every_column(toy, tmp_path):
     data = toy.build_toy()
     rows = figure_images(data, test_crops=1, lfw_faces=1, astronaut_px=None)
     assert len(rows) == 2 and rows[0].image.shape == (3, 64, 64)
-    encoders = {"identity": privbench.get_encoder("identity"), "blur": privbench.get_encoder("gaussian-blur", sigma_px=8)}
+    encoders = {
+        "identity": privbench.get_encoder("identity"),
+        "blur": privbench.get_encoder("gaussian-blur", sigma_px=8),
+    }
     one = qualitative_figure(rows, encoders, tmp_path / "one.png", detectors=["dlib-hog"])
     # the reconstruction attack's own decoder, trained on the toy identity split
-    reconstructors = fit_reconstructors(data, {"blur": encoders["blur"]}, decoder_width=4, decoder_levels=1, epochs=1)
+    reconstructors = fit_reconstructors(
+        data, {"blur": encoders["blur"]}, decoder_width=4, decoder_levels=1, epochs=1
+    )
     recon = reconstructors["blur"](torch.rand(2, 3, 64, 64))
     assert recon.shape == (2, 3, 64, 64) and 0 <= float(recon.min()) and float(recon.max()) <= 1
-    two = qualitative_figure(rows, encoders, tmp_path / "two.png", reconstructors=reconstructors, detectors=None)
+    two = qualitative_figure(
+        rows, encoders, tmp_path / "two.png", reconstructors=reconstructors, detectors=None
+    )
     assert Image.open(two).size[0] > Image.open(one).size[0]  # 4 panels a row instead of 3
     with pytest.raises(InputError, match="at least one"):
         qualitative_figure([], encoders, tmp_path / "none.png")
 
 
-def test_figure_command_reuses_the_runs_decoders_and_joins_the_leaderboard_page(toy, tmp_path, capsys, monkeypatch):
+def test_figure_command_reuses_the_runs_decoders_and_joins_the_leaderboard_page(
+    toy, tmp_path, capsys, monkeypatch
+):
     import yaml
 
     from privbench.cli import main
 
-    reconstruction = {"epochs": 2, "decoder_width": 4, "decoder_levels": 1, "batch_size": 8, "training": {"epochs": 2, "batch_size": 8}}
+    reconstruction = {
+        "epochs": 2,
+        "decoder_width": 4,
+        "decoder_levels": 1,
+        "batch_size": 8,
+        "training": {"epochs": 2, "batch_size": 8},
+    }
     spec = tmp_path / "toy.yaml"
-    spec.write_text(yaml.safe_dump(toy.toy_spec(encoders=["identity", "pixelate"], attacks=[{"name": "reconstruction", "config": reconstruction}])))
+    spec.write_text(
+        yaml.safe_dump(
+            toy.toy_spec(
+                encoders=["identity", "pixelate"],
+                attacks=[{"name": "reconstruction", "config": reconstruction}],
+            )
+        )
+    )
     out = tmp_path / "out"
     assert privbench.run(str(spec), out_dir=out, report=True).failures == []
     assert "fig3.png" not in (out / "index.html").read_text()
@@ -292,7 +371,20 @@ def test_figure_command_reuses_the_runs_decoders_and_joins_the_leaderboard_page(
         raise AssertionError("the figure trained a decoder instead of reading the run's checkpoint")
 
     monkeypatch.setattr(torch.optim.Adam, "step", no_training)
-    args = ["figure", "--spec", str(spec), "--out", str(out), "--test-crops", "2", "--lfw-faces", "0", "--astronaut-px", "0", "--no-detectors"]
+    args = [
+        "figure",
+        "--spec",
+        str(spec),
+        "--out",
+        str(out),
+        "--test-crops",
+        "2",
+        "--lfw-faces",
+        "0",
+        "--astronaut-px",
+        "0",
+        "--no-detectors",
+    ]
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code == 0, capsys.readouterr()

@@ -1,6 +1,5 @@
 """Optics primitives against independent references (poppy, scipy/conv2d, analytic optics)."""
 
-import math
 
 import numpy as np
 import pytest
@@ -30,7 +29,9 @@ def test_zernike_basis_matches_poppy_to_1e6():
     samples, q = 96, 36
     rho, theta = pupil_coordinates(samples)
     ours = zernike_basis(samples, q, dtype=torch.float64).numpy()
-    reference = np.array(poppy_zernike.zernike_basis(nterms=q, rho=rho.numpy(), theta=theta.numpy(), outside=0.0))
+    reference = np.array(
+        poppy_zernike.zernike_basis(nterms=q, rho=rho.numpy(), theta=theta.numpy(), outside=0.0)
+    )
     assert np.abs(ours - reference).max() < 1e-6
 
 
@@ -46,7 +47,9 @@ def test_zernike_basis_is_orthonormal_over_the_disk():
 
 
 def test_basis_is_cached():
-    assert zernike_basis(64, 10).data_ptr() == zernike_basis(64, 10).data_ptr() or torch.equal(zernike_basis(64, 10), zernike_basis(64, 10))
+    assert zernike_basis(64, 10).data_ptr() == zernike_basis(64, 10).data_ptr() or torch.equal(
+        zernike_basis(64, 10), zernike_basis(64, 10)
+    )
     with pytest.raises(ConfigError):
         zernike_basis(64, 0)
 
@@ -73,7 +76,11 @@ def test_fft_convolution_is_linear_not_circular():
 
 
 LENS = dict(
-    sample_pitch_m=1e-6, wavelengths_m=(550e-9,), refractive_indices=(1.5,), focal_length_m=None, samples_per_pixel=1,
+    sample_pitch_m=1e-6,
+    wavelengths_m=(550e-9,),
+    refractive_indices=(1.5,),
+    focal_length_m=None,
+    samples_per_pixel=1,
 )
 
 
@@ -92,7 +99,14 @@ def test_focused_spot_is_diffraction_limited():
     """At zero defocus the spot's FWHM is the Airy value 1.029·λz/D (tolerance 10 %)."""
     aperture = 100  # samples of 1 µm → D = 100 µm; z = 2 mm → λz/D = 11 µm = 11 samples
     height = torch.zeros(aperture, aperture)
-    psf = fresnel_psf(height, aperture_samples=aperture, grid_samples=256, sensor_distance_m=2e-3, output_size=(256, 256), **LENS)
+    psf = fresnel_psf(
+        height,
+        aperture_samples=aperture,
+        grid_samples=256,
+        sensor_distance_m=2e-3,
+        output_size=(256, 256),
+        **LENS,
+    )
     row = psf[0, 128].double().numpy()
     expected = 1.029 * 550e-9 * 2e-3 / 100e-6 / 1e-6
     assert _airy_fwhm(row) == pytest.approx(expected, rel=0.10)
@@ -105,7 +119,14 @@ def test_defocus_widens_the_psf_monotonically():
     for defocus_um in (0.0, 0.5, 1.0, 2.0, 4.0):
         for sign in (1, -1):
             height = sign * defocus_um * 1e-6 * basis[3]
-            psf = fresnel_psf(height, aperture_samples=100, grid_samples=256, sensor_distance_m=1e-3, output_size=(256, 256), **LENS)
+            psf = fresnel_psf(
+                height,
+                aperture_samples=100,
+                grid_samples=256,
+                sensor_distance_m=1e-3,
+                output_size=(256, 256),
+                **LENS,
+            )
             widths.append((defocus_um, float(psf_width_px(psf)[0])))
     by_amount = {}
     for amount, width in widths:
@@ -124,11 +145,21 @@ def test_gradcheck_in_float64():
     def formation(coefficients):
         height = torch.tensordot(coefficients, basis, dims=1) * 1e-6
         psf = fresnel_psf(
-            height, aperture_samples=12, grid_samples=24, sample_pitch_m=1e-6, wavelengths_m=(550e-9,),
-            refractive_indices=(1.5,), sensor_distance_m=2e-4, focal_length_m=None, samples_per_pixel=4, output_size=(6, 6),
+            height,
+            aperture_samples=12,
+            grid_samples=24,
+            sample_pitch_m=1e-6,
+            wavelengths_m=(550e-9,),
+            refractive_indices=(1.5,),
+            sensor_distance_m=2e-4,
+            focal_length_m=None,
+            samples_per_pixel=4,
+            output_size=(6, 6),
         )
         return fft_convolve(images, psf, "replicate")
 
-    coefficients = torch.tensor([0.0, 0.1, -0.1, 0.2, 0.05], dtype=torch.float64, requires_grad=True)
+    coefficients = torch.tensor(
+        [0.0, 0.1, -0.1, 0.2, 0.05], dtype=torch.float64, requires_grad=True
+    )
     assert formation(coefficients).dtype == torch.float64
     assert torch.autograd.gradcheck(formation, (coefficients,), eps=1e-6, atol=1e-5)

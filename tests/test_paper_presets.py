@@ -15,22 +15,21 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from support import dataset_fixtures as fx
 
 from privbench.api.adapter import load_dataset
 from privbench.api.cache import ArtifactCache
-from privbench.cli import main
 from privbench.api.config import stable_hash
+from privbench.api.errors import ConfigError, DataError
+from privbench.api.registry import DESIGNERS, ENCODERS
+from privbench.cli import main
 from privbench.data.adapters.composite import CompositeData
 from privbench.data.paths import MissingDataError, expected_layout, parse_data_option
-from privbench.api.errors import ConfigError, DataError
-from privbench.report.reported import comparison_table, reported_rows, reported_tables
-from privbench.api.registry import DESIGNERS, ENCODERS
 from privbench.pipeline import run
+from privbench.report.reported import comparison_table, reported_rows, reported_tables
 from privbench.runs.runner import Runner
-from privbench.runs.spec import require_data_paths
 from privbench.runs.scores import leaderboard_table
-from privbench.runs.spec import BUILTIN_DIR, deep_merge, load_spec
-from support import dataset_fixtures as fx
+from privbench.runs.spec import BUILTIN_DIR, deep_merge, load_spec, require_data_paths
 
 CANOPIC_ALL_PATHS = {"vggface2", "imagenet", "widerface", "fddb"}
 
@@ -64,10 +63,26 @@ def roots(tmp_path_factory):
     fx.write_widerface(base / "widerface", train_images=10, val_images=4)
     fx.write_fddb(base / "fddb", {1: 3, 2: 2})
     fx.write_coco(
-        base / "coco", [9, 25, 30, 34, 36], [42, 73, 74, 133, 136, 139],
-        {9: "train", 25: "restval", 30: "train", 34: "val", 36: "restval", 42: "test", 73: "val", 74: "test", 133: "train", 136: "val", 139: "test"},
+        base / "coco",
+        [9, 25, 30, 34, 36],
+        [42, 73, 74, 133, 136, 139],
+        {
+            9: "train",
+            25: "restval",
+            30: "train",
+            34: "val",
+            36: "restval",
+            42: "test",
+            73: "val",
+            74: "test",
+            133: "train",
+            136: "val",
+            139: "test",
+        },
     )
-    return {name: str(base / name) for name in ("vggface2", "imagenet", "widerface", "fddb", "coco")}
+    return {
+        name: str(base / name) for name in ("vggface2", "imagenet", "widerface", "fddb", "coco")
+    }
 
 
 def _builtin(name: str) -> dict:
@@ -84,10 +99,25 @@ def _with_fixture_preset(raw: dict, sizes: dict) -> dict:
 CANOPIC_FIXTURE = {
     "dataset": {
         "sources": {
-            "faces": {"config": {"n_identities": 3, "test_per_identity": 2, "val_per_identity": 2, "max_train_per_identity": 2,
-                                 "face_vs_noface_train_faces": 6, "nonfaces": {"train_images": 6, "val_images": 2, "test_images": 3}}},
-            "design": {"config": {"n_identities": 3, "test_per_identity": 2, "val_per_identity": 2, "max_train_per_identity": 2,
-                                  "nonfaces": {"train_images": 6, "val_images": 2, "test_images": 3}}},
+            "faces": {
+                "config": {
+                    "n_identities": 3,
+                    "test_per_identity": 2,
+                    "val_per_identity": 2,
+                    "max_train_per_identity": 2,
+                    "face_vs_noface_train_faces": 6,
+                    "nonfaces": {"train_images": 6, "val_images": 2, "test_images": 3},
+                }
+            },
+            "design": {
+                "config": {
+                    "n_identities": 3,
+                    "test_per_identity": 2,
+                    "val_per_identity": 2,
+                    "max_train_per_identity": 2,
+                    "nonfaces": {"train_images": 6, "val_images": 2, "test_images": 3},
+                }
+            },
             "wider": {"config": {"image_size": 96, "val_fraction": 0.3}},
             "fddb": {"config": {"image_size": 96, "test_folds": [1, 2]}},
         }
@@ -96,20 +126,53 @@ CANOPIC_FIXTURE = {
     "evaluations": {
         "face-vs-noface": {"training": {"batch_size": 8}},
         "face-id": {"training": {"batch_size": 8}},
-        "face-detection": {"detector": {"input_size": 64, "widths": [8, 8, 16, 16], "fpn_channels": 32,
-                                        "training": {"batch_size": 4, "max_steps": 2}}},
+        "face-detection": {
+            "detector": {
+                "input_size": 64,
+                "widths": [8, 8, 16, 16],
+                "fpn_channels": 32,
+                "training": {"batch_size": 4, "max_steps": 2},
+            }
+        },
     },
 }
 
 TWOPSC_FIXTURE = {
-    "dataset": {"sources": {"coco": {"config": {"image_size": 64}}, "wider": {"config": {"image_size": 64, "val_fraction": 0.3, "max_test_images": 4}}}},
-    "designers": {"end-to-end": {"batch_size": 4, "min_word_count": 1, "caption_model": {"base_width": 8, "embed_dim": 16, "attention_dim": 16, "hidden_dim": 16}}},
+    "dataset": {
+        "sources": {
+            "coco": {"config": {"image_size": 64}},
+            "wider": {"config": {"image_size": 64, "val_fraction": 0.3, "max_test_images": 4}},
+        }
+    },
+    "designers": {
+        "end-to-end": {
+            "batch_size": 4,
+            "min_word_count": 1,
+            "caption_model": {
+                "base_width": 8,
+                "embed_dim": 16,
+                "attention_dim": 16,
+                "hidden_dim": 16,
+            },
+        }
+    },
     "evaluations": {
-        "captioning": {"min_word_count": 1, "beam_size": 2, "meteor": False, "spice": False,
-                       "model": {"base_width": 8, "embed_dim": 16, "attention_dim": 16, "hidden_dim": 16},
-                       "training": {"batch_size": 4}},
-        "face-detection-attack": {"detector": {"input_size": 64, "widths": [8, 8, 16, 16], "fpn_channels": 32,
-                                               "training": {"batch_size": 4, "max_steps": 2}}},
+        "captioning": {
+            "min_word_count": 1,
+            "beam_size": 2,
+            "meteor": False,
+            "spice": False,
+            "model": {"base_width": 8, "embed_dim": 16, "attention_dim": 16, "hidden_dim": 16},
+            "training": {"batch_size": 4},
+        },
+        "face-detection-attack": {
+            "detector": {
+                "input_size": 64,
+                "widths": [8, 8, 16, 16],
+                "fpn_channels": 32,
+                "training": {"batch_size": 4, "max_steps": 2},
+            }
+        },
     },
 }
 
@@ -117,7 +180,18 @@ TWOPSC_FIXTURE = {
 # -- data paths -----------------------------------------------------------------------------------------------
 def test_run_without_data_lists_every_needed_path_before_any_work(tmp_path, capsys):
     out = tmp_path / "out"
-    code, text = _cli(["run", "--benchmark", "canopic-paper", "--data", f"vggface2={tmp_path / 'nowhere'}", "--out", str(out)], capsys)
+    code, text = _cli(
+        [
+            "run",
+            "--benchmark",
+            "canopic-paper",
+            "--data",
+            f"vggface2={tmp_path / 'nowhere'}",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 2
     assert "still needs 4 path(s)" in text
     assert "vggface2 — VGGFace2 root folder" in text and "does not exist" in text
@@ -125,10 +199,16 @@ def test_run_without_data_lists_every_needed_path_before_any_work(tmp_path, caps
         assert f"pass --data {name}=PATH" in text
         assert f"privbench data layout {name}" in text
     # the adapters' own layouts, and where the spec uses each path
-    assert "wider_face_split/wider_face_train_bbx_gt.txt" in text and "FDDB-folds/FDDB-fold-01-ellipseList.txt" in text
+    assert (
+        "wider_face_split/wider_face_train_bbx_gt.txt" in text
+        and "FDDB-folds/FDDB-fold-01-ellipseList.txt" in text
+    )
     assert "dataset.config.sources.faces.config.nonfaces.path" in text
     assert "encoders[canopic-conv1-mp-q α=1].designer" not in text  # designers read no path here
-    assert "--data vggface2=/path/to/vggface2,imagenet=/path/to/imagenet,widerface=/path/to/widerface,fddb=/path/to/fddb" in text
+    assert (
+        "--data vggface2=/path/to/vggface2,imagenet=/path/to/imagenet,widerface=/path/to/widerface,fddb=/path/to/fddb"
+        in text
+    )
     assert not out.exists()  # nothing was written: the check comes first
 
 
@@ -143,26 +223,50 @@ def test_partial_data_names_only_what_is_missing(roots, tmp_path):
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
     with pytest.raises(MissingDataError, match="is not a folder"):
-        run("canopic-paper", data_paths={**paths, "widerface": str(not_a_folder)}, out_dir=tmp_path / "out")
+        run(
+            "canopic-paper",
+            data_paths={**paths, "widerface": str(not_a_folder)},
+            out_dir=tmp_path / "out",
+        )
 
 
-def test_2psc_needs_the_resnet_weights_file_unless_the_preset_does_not_use_them(roots, tmp_path, capsys):
+def test_2psc_needs_the_resnet_weights_file_unless_the_preset_does_not_use_them(
+    roots, tmp_path, capsys
+):
     with pytest.raises(MissingDataError) as info:
-        run("2psc-paper", data_paths={"coco": roots["coco"], "widerface": roots["widerface"]}, out_dir=tmp_path / "out")
+        run(
+            "2psc-paper",
+            data_paths={"coco": roots["coco"], "widerface": roots["widerface"]},
+            out_dir=tmp_path / "out",
+        )
     message = str(info.value)
     assert "resnet101-imagenet — a torchvision ResNet-101 ImageNet state_dict file" in message
     assert "tasks[captioning].config.model.imagenet_weights" in message
     assert "encoders[zernike-lens α=1].designer.config.caption_model.imagenet_weights" in message
     assert expected_layout("resnet101-imagenet") is None and "expected layout" not in message
-    code, text = _cli(["run", "--benchmark", "2psc-paper", "--preset", "smoke", "--out", str(tmp_path / "out")], capsys)
-    assert code == 2 and "still needs 2 path(s)" in text and "resnet101-imagenet" not in text  # smoke uses no weights
-    assert "privbench run --benchmark 2psc-paper --preset smoke --data coco=/path/to/coco,widerface=/path/to/widerface" in text
+    code, text = _cli(
+        ["run", "--benchmark", "2psc-paper", "--preset", "smoke", "--out", str(tmp_path / "out")],
+        capsys,
+    )
+    assert (
+        code == 2 and "still needs 2 path(s)" in text and "resnet101-imagenet" not in text
+    )  # smoke uses no weights
+    assert (
+        "privbench run --benchmark 2psc-paper --preset smoke --data coco=/path/to/coco,widerface=/path/to/widerface"
+        in text
+    )
     code, text = _cli(["run", "--benchmark", "2psc-paper", "--out", str(tmp_path / "out")], capsys)
-    assert "tasks[captioning].config.model.imagenet_weights" in text  # the CLI prints the brackets verbatim
+    assert (
+        "tasks[captioning].config.model.imagenet_weights" in text
+    )  # the CLI prints the brackets verbatim
 
 
 def test_data_option_parsing():
-    assert parse_data_option(["vggface2=/a,imagenet=/b", "fddb=/c"]) == {"vggface2": "/a", "imagenet": "/b", "fddb": "/c"}
+    assert parse_data_option(["vggface2=/a,imagenet=/b", "fddb=/c"]) == {
+        "vggface2": "/a",
+        "imagenet": "/b",
+        "fddb": "/c",
+    }
     for bad in (["vggface2"], ["=/a"], ["a b=/x"]):
         with pytest.raises(DataError, match="NAME=PATH"):
             parse_data_option(bad)
@@ -175,7 +279,11 @@ def test_spec_data_routing_is_validated():
     spec["attacks"][0]["data"] = "widr"
     with pytest.raises(ConfigError, match="no source 'widr'; its sources are: coco, wider"):
         load_spec(spec)
-    plain = {"name": "x", "encoders": ["identity"], "attacks": [{"name": "face-id", "data": "faces"}]}
+    plain = {
+        "name": "x",
+        "encoders": ["identity"],
+        "attacks": [{"name": "face-id", "data": "faces"}],
+    }
     with pytest.raises(ConfigError, match="composite"):
         load_spec(plain)
 
@@ -186,9 +294,15 @@ def test_composite_assembles_wider_train_and_fddb_test(roots, tmp_path):
         "wider": {"name": "widerface", "config": {"path": roots["widerface"], "image_size": 96}},
         "fddb": {"config": {"path": roots["fddb"], "image_size": 96, "test_folds": [1, 2]}},
     }
-    data = load_dataset("composite", dict(sources=sources, parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}}), tmp_path)
+    data = load_dataset(
+        "composite",
+        dict(sources=sources, parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}}),
+        tmp_path,
+    )
     wider = load_dataset("widerface", dict(path=roots["widerface"], image_size=96), tmp_path)
-    fddb = load_dataset("fddb", dict(path=roots["fddb"], image_size=96, test_folds=[1, 2]), tmp_path)
+    fddb = load_dataset(
+        "fddb", dict(path=roots["fddb"], image_size=96, test_folds=[1, 2]), tmp_path
+    )
     assert isinstance(data, CompositeData) and data.name == "widerface+fddb"
     assert data.scenes.train.image_ids == wider.scenes.train.image_ids
     assert data.scenes.test.image_ids == fddb.scenes.test.image_ids
@@ -196,7 +310,17 @@ def test_composite_assembles_wider_train_and_fddb_test(roots, tmp_path):
     other = load_dataset("composite", dict(sources=sources, parts={"scenes": "wider"}), tmp_path)
     assert other.fingerprint != data.fingerprint  # the assembly is part of the identity
     with pytest.raises(DataError, match="same image_size"):
-        load_dataset("composite", dict(sources={**sources, "fddb": {"config": {**sources["fddb"]["config"], "image_size": 128}}}, parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}}), tmp_path)
+        load_dataset(
+            "composite",
+            dict(
+                sources={
+                    **sources,
+                    "fddb": {"config": {**sources["fddb"]["config"], "image_size": 128}},
+                },
+                parts={"scenes": {"train": "wider", "val": "wider", "test": "fddb"}},
+            ),
+            tmp_path,
+        )
     with pytest.raises(ConfigError, match="names source 'coco'"):
         load_dataset("composite", dict(sources=sources, parts={"scenes": "coco"}), tmp_path)
 
@@ -205,31 +329,67 @@ def test_composite_assembles_wider_train_and_fddb_test(roots, tmp_path):
 def test_reported_rows_are_the_papers_numbers_and_match_the_presets_encoders():
     canopic = reported_rows("canopic-paper").set_index("encoder")
     # CAnOPIC Table 1, as printed (percent → fraction)
-    assert canopic.loc["Clean (no encoding) (unlearned)", "face-id[retrained].top1"] == pytest.approx(0.9760)
-    assert canopic.loc["Conv(1) + MP + Quantize (α = 300) (learned)", "face-id[retrained].top1"] == pytest.approx(0.052)
-    assert canopic.loc["Conv(4) + MP + Quantize (α = 1) (learned)", "face-vs-noface.accuracy"] == pytest.approx(0.9844)
+    assert canopic.loc[
+        "Clean (no encoding) (unlearned)", "face-id[retrained].top1"
+    ] == pytest.approx(0.9760)
+    assert canopic.loc[
+        "Conv(1) + MP + Quantize (α = 300) (learned)", "face-id[retrained].top1"
+    ] == pytest.approx(0.052)
+    assert canopic.loc[
+        "Conv(4) + MP + Quantize (α = 1) (learned)", "face-vs-noface.accuracy"
+    ] == pytest.approx(0.9844)
     assert len(canopic) == 21 and set(canopic["source"]) == {"reported"}
-    assert "Table 1" in canopic.loc["MP (unlearned)", "reference"] and "CAnOPIC" in canopic.loc["MP (unlearned)", "reference"]
+    assert (
+        "Table 1" in canopic.loc["MP (unlearned)", "reference"]
+        and "CAnOPIC" in canopic.loc["MP (unlearned)", "reference"]
+    )
     twopsc = reported_rows("2psc-paper").set_index("encoder")
     assert twopsc.loc["2PSC (ours) (privacy)", "captioning.bleu_4"] == 28.9
     assert twopsc.loc["Low-Resolution (privacy)", "captioning.meteor"] == 20.9
     assert math.isnan(twopsc.loc["CutMix [17] (non-privacy)", "captioning.bleu_2"])  # printed "-"
     for benchmark in ("canopic-paper", "2psc-paper"):
         labels = {entry.display_name for entry in load_spec(benchmark).encoders}
-        matched = {row.encoder for table in reported_tables(benchmark) for row in table.rows if row.encoder}
+        matched = {
+            row.encoder for table in reported_tables(benchmark) for row in table.rows if row.encoder
+        }
         assert matched <= labels, matched - labels
     assert reported_rows("synthfaces").empty
 
 
 def _measured(benchmark):
     def row(encoder, evaluation, role, value, chance, metric, protocol=None):
-        return {"benchmark": benchmark, "benchmark_version": "1", "dataset_fingerprint": "f", "dataset": "d",
-                "encoder": encoder.split(" ")[0], "encoder_label": encoder, "encoder_config_hash": encoder, "encoder_weights_hash": "w",
-                "alpha": None, "evaluation": evaluation, "evaluation_version": "1", "evaluation_config": {}, "role": role,
-                "protocol": protocol, "seed": 0, "metrics": {metric: value}, "headline_metric": metric, "headline_value": value,
-                "higher_is_better": True, "chance": chance, "preset": "paper", "study": None, "trial": None}
+        return {
+            "benchmark": benchmark,
+            "benchmark_version": "1",
+            "dataset_fingerprint": "f",
+            "dataset": "d",
+            "encoder": encoder.split(" ")[0],
+            "encoder_label": encoder,
+            "encoder_config_hash": encoder,
+            "encoder_weights_hash": "w",
+            "alpha": None,
+            "evaluation": evaluation,
+            "evaluation_version": "1",
+            "evaluation_config": {},
+            "role": role,
+            "protocol": protocol,
+            "seed": 0,
+            "metrics": {metric: value},
+            "headline_metric": metric,
+            "headline_value": value,
+            "higher_is_better": True,
+            "chance": chance,
+            "preset": "paper",
+            "study": None,
+            "trial": None,
+        }
+
     rows = []
-    for encoder, top1, accuracy in (("identity", 0.95, 0.99), ("gaussian-blur", 0.6, 0.95), ("canopic-conv1-mp-q α=1", 0.3, 0.93)):
+    for encoder, top1, accuracy in (
+        ("identity", 0.95, 0.99),
+        ("gaussian-blur", 0.6, 0.95),
+        ("canopic-conv1-mp-q α=1", 0.3, 0.93),
+    ):
         rows.append(row(encoder, "face-id", "privacy", top1, 0.01, "top1", "retrained"))
         rows.append(row(encoder, "face-vs-noface", "utility", accuracy, 0.5, "accuracy"))
     return pd.DataFrame(rows)
@@ -238,15 +398,21 @@ def _measured(benchmark):
 def test_reported_rows_never_enter_the_ranking_scores_or_front():
     measured = _measured("canopic-paper")
     table = leaderboard_table(measured)
-    reported = reported_rows("canopic-paper").assign(benchmark="canopic-paper", benchmark_version="1", dataset_fingerprint="f")
-    mixed = leaderboard_table(pd.concat([measured.assign(source="measured"), reported], ignore_index=True))
+    reported = reported_rows("canopic-paper").assign(
+        benchmark="canopic-paper", benchmark_version="1", dataset_fingerprint="f"
+    )
+    mixed = leaderboard_table(
+        pd.concat([measured.assign(source="measured"), reported], ignore_index=True)
+    )
     pd.testing.assert_frame_equal(mixed, table)
     assert len(table) == 3 and table["pareto"].sum() >= 1
     comparison = comparison_table(reported_rows("canopic-paper"), table).set_index("encoder")
     row = comparison.loc["Conv(1) + MP + Quantize (α = 1) (learned)"]
     assert row["paper: face-id[retrained].top1"] == pytest.approx(0.3373)
     assert row["measured: face-id[retrained].top1"] == pytest.approx(0.3)
-    assert math.isnan(comparison.loc["MP (unlearned)", "measured: face-id[retrained].top1"])  # not run here
+    assert math.isnan(
+        comparison.loc["MP (unlearned)", "measured: face-id[retrained].top1"]
+    )  # not run here
 
 
 def test_rendered_outputs_show_reported_rows_beside_measured_ones(tmp_path):
@@ -254,17 +420,27 @@ def test_rendered_outputs_show_reported_rows_beside_measured_ones(tmp_path):
 
     outputs = render_outputs(_measured("canopic-paper"), tmp_path)
     markdown = outputs["markdown"].read_text()
-    assert "Reported by the paper" in markdown and "| Conv(1) + MP + Quantize (α = 1) (learned) | canopic-conv1-mp-q α=1 | 0.3373 | 0.3 |" in markdown
+    assert (
+        "Reported by the paper" in markdown
+        and "| Conv(1) + MP + Quantize (α = 1) (learned) | canopic-conv1-mp-q α=1 | 0.3373 | 0.3 |"
+        in markdown
+    )
     ranked = markdown.split("Reported by the paper")[0]
-    assert "(learned)" not in ranked and ranked.count("| 3 |") == 1  # three ranked rows, no reported one
+    assert (
+        "(learned)" not in ranked and ranked.count("| 3 |") == 1
+    )  # three ranked rows, no reported one
     board = pd.read_csv(outputs["csv"])
     assert list(board.columns[:3]) == ["encoder", "utility", "privacy"]
-    assert (board["source"] == "measured").sum() == 3 and (board["source"] == "reported").sum() == 21
+    assert (board["source"] == "measured").sum() == 3 and (
+        board["source"] == "reported"
+    ).sum() == 21
     reported = board[board["source"] == "reported"]
     assert reported[["utility", "privacy", "pareto"]].isna().all().all()
     assert reported["reference"].str.contains("Table 1").all()
     html = outputs["html"].read_text()
-    assert "class='sortable reported'" in html and "Conv(4) + MP + Quantize (α = 50) (learned)" in html
+    assert (
+        "class='sortable reported'" in html and "Conv(4) + MP + Quantize (α = 50) (learned)" in html
+    )
     other = render_outputs(_measured("synthfaces"), tmp_path / "other")
     assert "Reported by the paper" not in other["markdown"].read_text()
 
@@ -274,12 +450,21 @@ def test_canopic_paper_runs_end_to_end_on_fixture_data(roots, tmp_path):
     spec = _with_fixture_preset(_builtin("canopic-paper"), CANOPIC_FIXTURE)
     paths = {name: roots[name] for name in CANOPIC_ALL_PATHS}
     report = run(
-        spec, preset="fixture", encoders=["identity", "gaussian-blur", "canopic-conv1-mp-q α=1"], data_paths=paths,
-        out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", report=True,
+        spec,
+        preset="fixture",
+        encoders=["identity", "gaussian-blur", "canopic-conv1-mp-q α=1"],
+        data_paths=paths,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        report=True,
     )
     assert not report.failures, report.failures
     rows = report.results
-    assert len(rows) == 9 and set(rows["evaluation"]) == {"face-vs-noface", "face-detection", "face-id"}
+    assert len(rows) == 9 and set(rows["evaluation"]) == {
+        "face-vs-noface",
+        "face-detection",
+        "face-id",
+    }
     assert set(rows["dataset"]) == {"vggface2+imagenet+widerface+fddb"}
     learned = rows[rows["encoder_label"] == "canopic-conv1-mp-q α=1"].iloc[0]
     assert learned["alpha"] == 1.0 and learned["details"]["designer"] == "adversarial"
@@ -288,40 +473,84 @@ def test_canopic_paper_runs_end_to_end_on_fixture_data(roots, tmp_path):
     # The designer fitted the encoder on the disjoint design identities (`data: design`): its
     # cached weights are keyed by that source's fingerprint.
     resolved = load_spec(spec).resolve("fixture")
-    data = Runner(require_data_paths(resolved, paths), store=None, device=torch.device("cpu"), cache=ArtifactCache(tmp_path / "cache")).load_data()
+    data = Runner(
+        require_data_paths(resolved, paths),
+        store=None,
+        device=torch.device("cpu"),
+        cache=ArtifactCache(tmp_path / "cache"),
+    ).load_data()
     entry = next(e for e in resolved.encoders if e.display_name == "canopic-conv1-mp-q α=1")
     fresh = ENCODERS.get(entry.name)(**entry.config)
     designer = DESIGNERS.get(entry.designer.name)(**entry.designer.config)
-    key = {"encoder": fresh.config_hash(), "initial_weights": fresh.weights_hash(), "designer": designer.config_hash()}
+    key = {
+        "encoder": fresh.config_hash(),
+        "initial_weights": fresh.weights_hash(),
+        "designer": designer.config_hash(),
+    }
     cache = ArtifactCache(tmp_path / "cache")
-    assert cache.load("fitted", stable_hash({**key, "dataset": data.source("design").fingerprint})) is not None
+    assert (
+        cache.load("fitted", stable_hash({**key, "dataset": data.source("design").fingerprint}))
+        is not None
+    )
     assert cache.load("fitted", stable_hash({**key, "dataset": data.fingerprint})) is None
     assert learned["encoder_weights_hash"] != fresh.weights_hash()
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "Reported by the paper" in markdown and "| Conv(1) + MP + Quantize (α = 1) (learned) | canopic-conv1-mp-q α=1 | 0.3373 |" in markdown
+    assert (
+        "Reported by the paper" in markdown
+        and "| Conv(1) + MP + Quantize (α = 1) (learned) | canopic-conv1-mp-q α=1 | 0.3373 |"
+        in markdown
+    )
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
-    assert (board["source"] == "measured").sum() == 3 and (board["source"] == "reported").sum() == 21
+    assert (board["source"] == "measured").sum() == 3 and (
+        board["source"] == "reported"
+    ).sum() == 21
 
 
 def test_2psc_paper_runs_end_to_end_on_fixture_data(roots, tmp_path):
     spec = _with_fixture_preset(_builtin("2psc-paper"), TWOPSC_FIXTURE)
     report = run(
-        spec, preset="fixture", encoders=["identity", "zernike-lens α=1", "low-res"],
+        spec,
+        preset="fixture",
+        encoders=["identity", "zernike-lens α=1", "low-res"],
         data_paths={"coco": roots["coco"], "widerface": roots["widerface"]},
-        out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", report=True,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        report=True,
     )
     assert not report.failures, report.failures
     rows = report.results
     assert len(rows) == 15
     captioning = rows[rows["evaluation"] == "captioning"]
-    assert len(captioning) == 3 and captioning["details"].map(lambda d: "data_source" not in d).all()
+    assert (
+        len(captioning) == 3 and captioning["details"].map(lambda d: "data_source" not in d).all()
+    )
     detection = rows[rows["evaluation"] == "face-detection-attack"]
     assert set(detection["protocol"]) == {"clean-reference", "pretrained", "retrained", "finetuned"}
-    wider = load_dataset("widerface", dict(path=roots["widerface"], image_size=64, resize="stretch", val_fraction=0.3, max_test_images=4), tmp_path / "cache")
-    assert detection["details"].map(lambda d: d["data_source"] == "wider" and d["data_source_fingerprint"] == wider.fingerprint).all()
+    wider = load_dataset(
+        "widerface",
+        dict(
+            path=roots["widerface"],
+            image_size=64,
+            resize="stretch",
+            val_fraction=0.3,
+            max_test_images=4,
+        ),
+        tmp_path / "cache",
+    )
+    assert (
+        detection["details"]
+        .map(
+            lambda d: (
+                d["data_source"] == "wider" and d["data_source_fingerprint"] == wider.fingerprint
+            )
+        )
+        .all()
+    )
     lens = rows[rows["encoder_label"] == "zernike-lens α=1"].iloc[0]
     assert lens["details"]["designer"] == "end-to-end"
-    assert lens["encoder_weights_hash"] != ENCODERS.get("zernike-lens")().weights_hash()  # the lens was designed with the captioner
+    assert (
+        lens["encoder_weights_hash"] != ENCODERS.get("zernike-lens")().weights_hash()
+    )  # the lens was designed with the captioner
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
     assert (board["source"] == "measured").sum() == 3 and (board["source"] == "reported").sum() == 9
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()

@@ -185,7 +185,7 @@ class Stripes(DatasetAdapter):
 """,
 }
 
-PYPROJECT = '''
+PYPROJECT = """
 [build-system]
 requires = ["setuptools>=61"]
 build-backend = "setuptools.build_meta"
@@ -213,7 +213,7 @@ demo-dimmer = "privbench_demo_plugin.gain_designer"
 
 [project.entry-points."privbench.datasets"]
 demo-stripes = "privbench_demo_plugin.stripes_dataset"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -227,9 +227,22 @@ def installed_plugin(tmp_path_factory):
         (package / name).write_text(text)
     target = tmp_path_factory.mktemp("plugin-site")
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     sys.path.insert(0, str(target))
@@ -273,7 +286,9 @@ def test_a_plugin_package_adds_one_file_per_kind_and_runs_them_together(installe
     rows = report.results
     assert set(rows["encoder"]) == {"identity", "demo-bars", "demo-gain"}
     gain = rows[rows["encoder"] == "demo-gain"]
-    assert set(gain["alpha"]) == {2.0} and {d["designer"] for d in gain["details"]} == {"demo-dimmer"}
+    assert set(gain["alpha"]) == {2.0} and {d["designer"] for d in gain["details"]} == {
+        "demo-dimmer"
+    }
     fitted = report.fitted["demo-gain"]
     assert float(fitted.encoder.gain.detach().mean()) < 0.5  # the designer dimmed the camera
     assert [r["step"] for r in fitted.history] == [1, 2, 3]
@@ -289,9 +304,18 @@ def test_plugin_encoder_runs_in_a_benchmark(installed_plugin, toy, tmp_path):
 
 
 def test_plugin_visible_to_the_cli(installed_plugin):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed_plugin), os.environ.get("PYTHONPATH", "")]), "COLUMNS": "200"}
-    result = subprocess.run([sys.executable, "-c", "from privbench.cli import main; main(['list', 'encoders'])"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(installed_plugin), os.environ.get("PYTHONPATH", "")]),
+        "COLUMNS": "200",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from privbench.cli import main; main(['list', 'encoders'])"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "demo-bars" in result.stdout and "demo-negative" in result.stdout
 
@@ -323,5 +347,9 @@ def test_readme_registration_example_runs(toy, tmp_path):
     namespace: dict = {}
     exec(compile(textwrap.dedent(block), "README.md", "exec"), namespace)
     assert "vignette" in privbench.list_encoders()
-    frame = privbench.run(toy.toy_spec(encoders=["identity", "vignette"]), out_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    frame = privbench.run(
+        toy.toy_spec(encoders=["identity", "vignette"]),
+        out_dir=tmp_path / "o",
+        cache_dir=tmp_path / "c",
+    )
     assert set(frame["encoder"]) == {"identity", "vignette"}

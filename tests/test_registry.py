@@ -23,7 +23,11 @@ def test_unknown_name_suggests_closest():
     with pytest.raises(UnknownNameError) as info:
         privbench.get_encoder("pixelat")
     message = str(info.value)
-    assert "'pixelate'" in message and "Did you mean" in message and "privbench list encoders" in message
+    assert (
+        "'pixelate'" in message
+        and "Did you mean" in message
+        and "privbench list encoders" in message
+    )
 
 
 def test_bad_config_names_the_field_and_accepted_fields():

@@ -26,9 +26,26 @@ def test_end_to_end_outputs_and_rows(toy, tmp_path):
     assert set(rows["encoder"]) == {"identity", "gaussian-blur", "pixelate"}
     row = rows.iloc[0]
     # The result row contract (docs/architecture.md).
-    for column in ("benchmark", "benchmark_version", "dataset", "dataset_fingerprint", "encoder", "encoder_config_hash",
-                   "encoder_weights_hash", "alpha", "evaluation", "evaluation_version", "protocol", "seed", "metrics",
-                   "wall_time_s", "device", "package_versions", "git_commit", "created_at"):
+    for column in (
+        "benchmark",
+        "benchmark_version",
+        "dataset",
+        "dataset_fingerprint",
+        "encoder",
+        "encoder_config_hash",
+        "encoder_weights_hash",
+        "alpha",
+        "evaluation",
+        "evaluation_version",
+        "protocol",
+        "seed",
+        "metrics",
+        "wall_time_s",
+        "device",
+        "package_versions",
+        "git_commit",
+        "created_at",
+    ):
         assert column in rows.columns, column
     assert row["package_versions"]["torch"]
     board = pd.read_csv(out / "leaderboard.csv")
@@ -51,7 +68,9 @@ def test_rerun_recomputes_nothing(toy, tmp_path):
 
 def test_changing_one_encoder_recomputes_only_its_cells(toy, tmp_path):
     _run(toy, tmp_path)
-    spec = toy.toy_spec(encoders=["identity", {"name": "gaussian-blur", "config": {"sigma_px": 6}}, "pixelate"])
+    spec = toy.toy_spec(
+        encoders=["identity", {"name": "gaussian-blur", "config": {"sigma_px": 6}}, "pixelate"]
+    )
     before = toy.CALLS["evaluate"]
     report = _run(toy, tmp_path, spec=spec)
     assert report.ran == 2 and report.skipped == 4
@@ -70,14 +89,23 @@ def test_encoded_data_is_cached_on_disk(toy, tmp_path):
 
 
 def test_seed_option_and_python_api(toy, tmp_path):
-    frame = privbench.run(toy.toy_spec(seeds=[0, 1]), out_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    frame = privbench.run(
+        toy.toy_spec(seeds=[0, 1]), out_dir=tmp_path / "o", cache_dir=tmp_path / "c"
+    )
     assert isinstance(frame, pd.DataFrame) and sorted(frame["seed"].unique()) == [0, 1]
-    single = run(toy.toy_spec(seeds=[0, 1]), seed=3, out_dir=tmp_path / "o2", cache_dir=tmp_path / "c")
+    single = run(
+        toy.toy_spec(seeds=[0, 1]), seed=3, out_dir=tmp_path / "o2", cache_dir=tmp_path / "c"
+    )
     assert sorted(single["seed"].unique()) == [3]
 
 
 def test_encoder_filter(toy, tmp_path):
-    frame = run(toy.toy_spec(), encoders=["identity", "pixelate"], out_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    frame = run(
+        toy.toy_spec(),
+        encoders=["identity", "pixelate"],
+        out_dir=tmp_path / "o",
+        cache_dir=tmp_path / "c",
+    )
     assert set(frame["encoder"]) == {"identity", "pixelate"}
 
 
@@ -116,6 +144,10 @@ def test_builtin_spec_loads_and_resolves_presets():
     assert math.isfinite(len(quick.encoders))
     # The quick preset shortens the detector's training for the task and for the attack alike,
     # so the attack's `retrained` protocol reuses the task's detector instead of training another.
-    task = privbench.get_task("face-detection", **next(t for t in quick.tasks if t.name == "face-detection").config)
+    task = privbench.get_task(
+        "face-detection", **next(t for t in quick.tasks if t.name == "face-detection").config
+    )
     for entry in (a for a in quick.attacks if a.name == "face-detection-attack"):
-        assert privbench.get_attack(entry.name, **entry.config).config.detector == task.config.detector
+        assert (
+            privbench.get_attack(entry.name, **entry.config).config.detector == task.config.detector
+        )

@@ -6,12 +6,19 @@ import pytest
 import torch
 
 from privbench.api.errors import ConfigError, InputError
-from privbench.api.evaluation import ProgressBar, Progress, RunContext
+from privbench.api.evaluation import Progress, ProgressBar, RunContext
 from privbench.nn.classifiers import ARCHITECTURES, ClassifierHead, build_classifier
 from privbench.nn.training import TrainConfig, channel_statistics, predict_logits, train_classifier
 
 
-def pattern_classes(num_classes: int, per_class: int, size: int = 16, channels: int = 3, seed: int = 0, scale: float = 1.0):
+def pattern_classes(
+    num_classes: int,
+    per_class: int,
+    size: int = 16,
+    channels: int = 3,
+    seed: int = 0,
+    scale: float = 1.0,
+):
     """Noisy images whose class is a bright square at a class-specific place (separable, not trivial)."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(num_classes * per_class, channels, size, size, generator=generator) * 0.5
@@ -20,7 +27,7 @@ def pattern_classes(num_classes: int, per_class: int, size: int = 16, channels: 
     side = size // cells
     for index, label in enumerate(y.tolist()):
         row, col = divmod(label, cells)
-        x[index, :, row * side:(row + 1) * side, col * side:(col + 1) * side] += 0.5
+        x[index, :, row * side : (row + 1) * side, col * side : (col + 1) * side] += 0.5
     return x * scale, y
 
 
@@ -28,7 +35,9 @@ def final_feature_map(model, x):
     """Spatial size of the feature map entering the classifier head."""
     seen = {}
     head = next(m for m in model.modules() if isinstance(m, ClassifierHead))
-    handle = head.register_forward_hook(lambda module, inputs, output: seen.setdefault("shape", inputs[0].shape))
+    handle = head.register_forward_hook(
+        lambda module, inputs, output: seen.setdefault("shape", inputs[0].shape)
+    )
     with torch.no_grad():
         model.eval()(x)
     handle.remove()
@@ -40,7 +49,9 @@ def final_feature_map(model, x):
 @pytest.mark.parametrize("shape", [(3, 8, 8), (12, 8, 8), (12, 16, 16), (3, 64, 64), (3, 256, 256)])
 def test_models_accept_channels_and_sizes(arch, shape):
     torch.manual_seed(0)
-    width = 0.25 if arch != "small-cnn" and shape[-1] == 256 else 1.0  # keep the 256 px case quick on CPU
+    width = (
+        0.25 if arch != "small-cnn" and shape[-1] == 256 else 1.0
+    )  # keep the 256 px case quick on CPU
     model = build_classifier(arch, shape, 7, width_multiplier=width)
     x = torch.rand(2, *shape)
     logits = model.eval()(x)
@@ -87,7 +98,9 @@ def test_training_loss_decreases_on_a_fixed_batch():
 
 
 def test_standardization_comes_from_the_training_set():
-    x, y = pattern_classes(2, 8, size=8, channels=12, scale=15.0)  # quantizer-like levels in [0, 15]
+    x, y = pattern_classes(
+        2, 8, size=8, channels=12, scale=15.0
+    )  # quantizer-like levels in [0, 15]
     model = build_classifier("small-cnn", (12, 8, 8), 2)
     model, _ = train_classifier(model, x, y, x, y, TrainConfig(epochs=1), RunContext(), "stats")
     expected_mean = x.transpose(0, 1).reshape(12, -1).mean(1)
@@ -101,7 +114,9 @@ def test_early_stopping_restores_the_best_validation_epoch():
     val_x, val_y = x, 1 - y  # validation labels flipped: learning the task makes val worse
     config = TrainConfig(epochs=30, batch_size=8, patience=3, lr=1e-2)
     model = build_classifier("small-cnn", (3, 8, 8), 2)
-    model, history = train_classifier(model, x, y, val_x, val_y, config, RunContext(seed=1), "early")
+    model, history = train_classifier(
+        model, x, y, val_x, val_y, config, RunContext(seed=1), "early"
+    )
     assert history.stopped_early
     assert len(history.epochs) == history.best_epoch + config.patience < config.epochs
     best = history.epochs[history.best_epoch - 1]
@@ -143,7 +158,9 @@ def test_resume_from_checkpoint_continues_and_matches_an_uninterrupted_run(tmp_p
         torch.manual_seed(0)
         return build_classifier("small-cnn", (3, 8, 8), 3)
 
-    reference, reference_history = train_classifier(fresh(), x, y, x, y, config, RunContext(workdir=tmp_path / "a"), "m")
+    reference, reference_history = train_classifier(
+        fresh(), x, y, x, y, config, RunContext(workdir=tmp_path / "a"), "m"
+    )
 
     killed_ctx = RunContext(workdir=tmp_path / "b", progress=_KillAfter(2))
     with pytest.raises(_Killed):
@@ -152,7 +169,9 @@ def test_resume_from_checkpoint_continues_and_matches_an_uninterrupted_run(tmp_p
     assert partial["epoch"] == 2 and not partial["finished"]
 
     logs = []
-    resumed, history = train_classifier(fresh(), x, y, x, y, config, RunContext(workdir=tmp_path / "b", log=logs.append), "m")
+    resumed, history = train_classifier(
+        fresh(), x, y, x, y, config, RunContext(workdir=tmp_path / "b", log=logs.append), "m"
+    )
     assert history.resumed_from_epoch == 2
     assert any("resumed" in line for line in logs)
     assert [e["epoch"] for e in history.epochs] == [1, 2, 3, 4]
@@ -162,10 +181,14 @@ def test_resume_from_checkpoint_continues_and_matches_an_uninterrupted_run(tmp_p
         assert torch.allclose(resumed.state_dict()[key].float(), value.float(), atol=1e-5), key
 
     # A finished checkpoint is reused without training; a changed config starts afresh.
-    again, again_history = train_classifier(fresh(), x, y, x, y, config, RunContext(workdir=tmp_path / "b"), "m")
+    again, again_history = train_classifier(
+        fresh(), x, y, x, y, config, RunContext(workdir=tmp_path / "b"), "m"
+    )
     assert again_history.resumed_from_epoch == 4 and len(again_history.epochs) == 4
     other = config.model_copy(update={"lr": 1e-3})
-    _, other_history = train_classifier(fresh(), x, y, x, y, other, RunContext(workdir=tmp_path / "b"), "m")
+    _, other_history = train_classifier(
+        fresh(), x, y, x, y, other, RunContext(workdir=tmp_path / "b"), "m"
+    )
     assert other_history.resumed_from_epoch == 0
 
 
@@ -198,8 +221,17 @@ def test_training_state_starts_over_on_an_unreadable_checkpoint_and_counts_patie
     logs = []
 
     def state():
-        return TrainingState(model, optimizer, scheduler, TrainHistory(), signature="s", path=path,
-                             ctx=RunContext(workdir=tmp_path, log=logs.append), name="m", worst_score=(-1.0, float("-inf")))
+        return TrainingState(
+            model,
+            optimizer,
+            scheduler,
+            TrainHistory(),
+            signature="s",
+            path=path,
+            ctx=RunContext(workdir=tmp_path, log=logs.append),
+            name="m",
+            worst_score=(-1.0, float("-inf")),
+        )
 
     fresh = state()
     assert not fresh.resume() and fresh.epoch == 0

@@ -9,10 +9,18 @@ from privbench.runs.tuning import TuneSettings, trials_frame, tune
 
 def _settings(toy, tmp_path, **overrides):
     base = dict(
-        encoder="toy-learnable-blur", task="toy-utility", attack="toy-attack", trials=4,
-        storage=f"sqlite:///{tmp_path / 'study.db'}", designer="end-to-end",
-        designer_config={"epochs": 1, "batch_size": 8, "task": "face-id"}, benchmark=toy.toy_spec(), preset=None,
-        alpha_min=0.01, alpha_max=100.0, prune_below=None,
+        encoder="toy-learnable-blur",
+        task="toy-utility",
+        attack="toy-attack",
+        trials=4,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        designer="end-to-end",
+        designer_config={"epochs": 1, "batch_size": 8, "task": "face-id"},
+        benchmark=toy.toy_spec(),
+        preset=None,
+        alpha_min=0.01,
+        alpha_max=100.0,
+        prune_below=None,
     )
     base.update(overrides)
     return TuneSettings(**base)
@@ -54,7 +62,11 @@ def test_failed_trials_are_recorded_not_fatal(toy, tmp_path, monkeypatch):
         return original(self, encoder, data, ctx)
 
     monkeypatch.setattr(designers.EndToEndDesigner, "fit", fails_for_large_alpha)
-    study = tune(_settings(toy, tmp_path, trials=4, alpha_min=0.5, alpha_max=20.0), out_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    study = tune(
+        _settings(toy, tmp_path, trials=4, alpha_min=0.5, alpha_max=20.0),
+        out_dir=tmp_path / "o",
+        cache_dir=tmp_path / "c",
+    )
     states = {t.state for t in study.trials}
     assert optuna.trial.TrialState.FAIL in states and len(study.trials) == 4
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
@@ -63,14 +75,22 @@ def test_failed_trials_are_recorded_not_fatal(toy, tmp_path, monkeypatch):
 
 def test_hopeless_trials_are_pruned(toy, tmp_path):
     # Any accuracy is below 1.01: every trial is pruned after its first epoch, with the reason kept.
-    study = tune(_settings(toy, tmp_path, trials=2, prune_below=1.01, prune_after=1), out_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    study = tune(
+        _settings(toy, tmp_path, trials=2, prune_below=1.01, prune_after=1),
+        out_dir=tmp_path / "o",
+        cache_dir=tmp_path / "c",
+    )
     assert all(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     assert all("validation accuracy" in t.user_attrs["prune_reason"] for t in study.trials)
     assert all(t.user_attrs["intermediate"] for t in study.trials)
 
 
 def test_tpe_sampler_and_bad_settings(toy, tmp_path):
-    study = tune(_settings(toy, tmp_path, trials=2, sampler="tpe"), out_dir=tmp_path / "o", cache_dir=tmp_path / "c")
+    study = tune(
+        _settings(toy, tmp_path, trials=2, sampler="tpe"),
+        out_dir=tmp_path / "o",
+        cache_dir=tmp_path / "c",
+    )
     assert type(study.sampler).__name__ == "TPESampler"
     with pytest.raises(ConfigError, match="sampler"):
         tune(_settings(toy, tmp_path, sampler="grid"), out_dir=tmp_path / "o")

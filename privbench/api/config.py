@@ -33,7 +33,9 @@ def validate_config(model: type[C], values: dict[str, Any], *, what: str) -> C:
         raise ConfigError(format_validation_error(error, what=what, model=model)) from None
 
 
-def format_validation_error(error: ValidationError, *, what: str, model: type[BaseModel] | None = None) -> str:
+def format_validation_error(
+    error: ValidationError, *, what: str, model: type[BaseModel] | None = None
+) -> str:
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(root)"

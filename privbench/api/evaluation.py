@@ -11,10 +11,11 @@ its model under its protocol, and returns raw metrics. Attacks declare a protoco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -59,7 +60,7 @@ class EvalResult:
 class Progress:
     """Minimal progress interface the runner hands to evaluations (rich/tqdm or silent)."""
 
-    def __call__(self, total: int, description: str) -> "ProgressBar":
+    def __call__(self, total: int, description: str) -> ProgressBar:
         return ProgressBar()
 
 
@@ -70,7 +71,7 @@ class ProgressBar:
     def close(self) -> None:
         """Finish the bar."""
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -147,7 +148,12 @@ class EvalInputs:
                 "but its inputs were built without an image encoder: pass encode_images= to EvalInputs "
                 "(the runner does)."
             )
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        if (
+            not isinstance(images, torch.Tensor)
+            or images.dtype != torch.uint8
+            or images.dim() != 4
+            or images.shape[1] != 3
+        ):
             raise InputError(
                 "encode_images expects a uint8 tensor of shape (N, 3, H, W); got "
                 f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}."
@@ -172,7 +178,9 @@ class Evaluation:
     registered_name: ClassVar[str] = ""
 
     def __init__(self, **config: Any):
-        self.config = validate_config(self.Config, config, what=f"{self.role} evaluation {self.name!r}")
+        self.config = validate_config(
+            self.Config, config, what=f"{self.role} evaluation {self.name!r}"
+        )
 
     @property
     def name(self) -> str:
@@ -187,7 +195,9 @@ class Evaluation:
         return self.config.model_dump(mode="json")
 
     def config_hash(self) -> str:
-        return stable_hash({"evaluation": self.name, "version": self.version, "config": self.config_dict()})
+        return stable_hash(
+            {"evaluation": self.name, "version": self.version, "config": self.config_dict()}
+        )
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
         """Fit the evaluation's model under its protocol and score it. Subclasses implement."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from privbench.api.errors import ConfigError, UnknownNameError
 
@@ -56,13 +57,17 @@ class Registry(Generic[T]):
                 f"a subclass of {base.__module__}.{base.__qualname__}."
             )
         if base is None and not callable(obj):
-            raise ConfigError(f"Cannot register {obj!r} as {self.kind} {name!r}: it is not callable.")
+            raise ConfigError(
+                f"Cannot register {obj!r} as {self.kind} {name!r}: it is not callable."
+            )
 
     # -- registration -------------------------------------------------------------------
     def register(self, name: str, *, override: bool = False) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name`` (lower-case, words joined by ``-``)."""
         if not name or name != name.strip() or " " in name:
-            raise ConfigError(f"Invalid {self.kind} name {name!r}: use lower-case words joined by '-'.")
+            raise ConfigError(
+                f"Invalid {self.kind} name {name!r}: use lower-case words joined by '-'."
+            )
 
         def decorator(obj: T) -> T:
             self._check(name, obj)
@@ -74,7 +79,7 @@ class Registry(Generic[T]):
                 )
             self._items[name] = obj
             try:
-                setattr(obj, "registered_name", name)
+                obj.registered_name = name
             except (AttributeError, TypeError):  # a plain function may refuse attributes
                 pass
             return obj
@@ -151,24 +156,33 @@ if TYPE_CHECKING:
     from privbench.api.encoder import Encoder
     from privbench.api.evaluation import Evaluation
 
-ENCODERS: Registry[type["Encoder"]] = Registry(
+ENCODERS: Registry[type[Encoder]] = Registry(
     "encoder", "privbench.encoders", ("privbench.encoders",), base="privbench.api.encoder:Encoder"
 )
-TASKS: Registry[type["Evaluation"]] = Registry(
+TASKS: Registry[type[Evaluation]] = Registry(
     "task", "privbench.tasks", ("privbench.tasks",), base="privbench.api.evaluation:Evaluation"
 )
-ATTACKS: Registry[type["Evaluation"]] = Registry(
-    "attack", "privbench.attacks", ("privbench.attacks",), base="privbench.api.evaluation:Evaluation"
+ATTACKS: Registry[type[Evaluation]] = Registry(
+    "attack",
+    "privbench.attacks",
+    ("privbench.attacks",),
+    base="privbench.api.evaluation:Evaluation",
 )
 #: Benchmark specs register factories returning a validated BenchmarkSpec.
 BENCHMARKS: Registry[Callable[[], Any]] = Registry(
     "benchmark", "privbench.specs", ("privbench.specs",)
 )
-DESIGNERS: Registry[type["Designer"]] = Registry(
-    "designer", "privbench.designers", ("privbench.designers",), base="privbench.api.designer:Designer"
+DESIGNERS: Registry[type[Designer]] = Registry(
+    "designer",
+    "privbench.designers",
+    ("privbench.designers",),
+    base="privbench.api.designer:Designer",
 )
-DATASETS: Registry[type["DatasetAdapter"]] = Registry(
-    "dataset", "privbench.datasets", ("privbench.data",), base="privbench.api.adapter:DatasetAdapter"
+DATASETS: Registry[type[DatasetAdapter]] = Registry(
+    "dataset",
+    "privbench.datasets",
+    ("privbench.data",),
+    base="privbench.api.adapter:DatasetAdapter",
 )
 
 

@@ -21,7 +21,10 @@ class Kind(str, Enum):
 
 def list_command(
     kind: Annotated[
-        Kind, typer.Argument(help="What to list: encoders, tasks, attacks, designers, benchmarks or datasets.")
+        Kind,
+        typer.Argument(
+            help="What to list: encoders, tasks, attacks, designers, benchmarks or datasets."
+        ),
     ],
 ):
     """List the registered components of one kind, with a one-line description each."""

@@ -27,7 +27,7 @@ saved with the weights.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,7 +38,9 @@ SMALLEST_FEATURE_MAP = 4
 MAX_INPUT_SIDE = 4096
 
 
-def downsampling_steps(height: int, width: int, available: int, smallest: int = SMALLEST_FEATURE_MAP) -> int:
+def downsampling_steps(
+    height: int, width: int, available: int, smallest: int = SMALLEST_FEATURE_MAP
+) -> int:
     """How many of ``available`` stride-2 halvings keep the smaller side at least ``smallest``."""
     side = min(height, width)
     steps = 0
@@ -58,9 +60,13 @@ def _scaled(channels: int, width: float, minimum: int = 8) -> int:
     return max(minimum, int(round(channels * width / 8.0)) * 8)
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def conv_bn_relu(
+    in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1
+) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.Conv2d(
+            in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False
+        ),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
@@ -79,7 +85,8 @@ class BasicBlock(nn.Module):
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,14 +118,21 @@ class SmallCNN(nn.Module):
     16×16 and below (about 11 M multiply-adds per image for w = 16).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, height: int, width: int, base_width: int = 16) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, height: int, width: int, base_width: int = 16
+    ) -> None:
         super().__init__()
         widths = [base_width, base_width * 2, base_width * 4, base_width * 8]
-        extra_pool, stem_stride, *block_strides = strided_points(5, downsampling_steps(height, width, 5))
+        extra_pool, stem_stride, *block_strides = strided_points(
+            5, downsampling_steps(height, width, 5)
+        )
         self.stem = conv_bn_relu(in_channels, widths[0], 3, 2 if stem_stride else 1)
         self.pool = nn.MaxPool2d(2) if extra_pool else nn.Identity()
         self.blocks = nn.Sequential(
-            *(BasicBlock(widths[i], widths[i + 1], 2 if strided else 1) for i, strided in enumerate(block_strides))
+            *(
+                BasicBlock(widths[i], widths[i + 1], 2 if strided else 1)
+                for i, strided in enumerate(block_strides)
+            )
         )
         self.head = ClassifierHead(widths[-1], num_classes, dropout=0.1)
 
@@ -134,17 +148,32 @@ class ResNet18(nn.Module):
     A strided stem uses the original 7×7 convolution; an unstrided one a 3×3 (CIFAR-style).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, height: int, width: int, width_multiplier: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        height: int,
+        width: int,
+        width_multiplier: float = 1.0,
+    ) -> None:
         super().__init__()
         widths = [_scaled(c, width_multiplier) for c in (64, 128, 256, 512)]
-        stem_pool, stem_stride, *layer_strides = strided_points(5, downsampling_steps(height, width, 5))
-        self.stem = conv_bn_relu(in_channels, widths[0], 7 if stem_stride else 3, 2 if stem_stride else 1)
+        stem_pool, stem_stride, *layer_strides = strided_points(
+            5, downsampling_steps(height, width, 5)
+        )
+        self.stem = conv_bn_relu(
+            in_channels, widths[0], 7 if stem_stride else 3, 2 if stem_stride else 1
+        )
         self.pool = nn.MaxPool2d(3, 2, 1) if stem_pool else nn.Identity()
         layers = []
         in_width = widths[0]
         for index, out_width in enumerate(widths):
             stride = 2 if index > 0 and layer_strides[index - 1] else 1
-            layers.append(nn.Sequential(BasicBlock(in_width, out_width, stride), BasicBlock(out_width, out_width, 1)))
+            layers.append(
+                nn.Sequential(
+                    BasicBlock(in_width, out_width, stride), BasicBlock(out_width, out_width, 1)
+                )
+            )
             in_width = out_width
         self.layers = nn.Sequential(*layers)
         self.head = ClassifierHead(widths[-1], num_classes, dropout=0.0)
@@ -157,16 +186,33 @@ class ResNet18(nn.Module):
 class Inception(nn.Module):
     """Inception module (GoogLeNet Fig. 2b): 1×1 | 1×1→3×3 | 1×1→5×5 | 3×3 max-pool→1×1, concatenated."""
 
-    def __init__(self, in_channels: int, c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int, pool_proj: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        c1: int,
+        c3_reduce: int,
+        c3: int,
+        c5_reduce: int,
+        c5: int,
+        pool_proj: int,
+    ) -> None:
         super().__init__()
         self.branch1 = conv_bn_relu(in_channels, c1, 1)
-        self.branch3 = nn.Sequential(conv_bn_relu(in_channels, c3_reduce, 1), conv_bn_relu(c3_reduce, c3, 3))
-        self.branch5 = nn.Sequential(conv_bn_relu(in_channels, c5_reduce, 1), conv_bn_relu(c5_reduce, c5, 5))
-        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv_bn_relu(in_channels, pool_proj, 1))
+        self.branch3 = nn.Sequential(
+            conv_bn_relu(in_channels, c3_reduce, 1), conv_bn_relu(c3_reduce, c3, 3)
+        )
+        self.branch5 = nn.Sequential(
+            conv_bn_relu(in_channels, c5_reduce, 1), conv_bn_relu(c5_reduce, c5, 5)
+        )
+        self.branch_pool = nn.Sequential(
+            nn.MaxPool2d(3, 1, 1), conv_bn_relu(in_channels, pool_proj, 1)
+        )
         self.out_channels = c1 + c3 + c5 + pool_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1)
+        return torch.cat(
+            [self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1
+        )
 
 
 # Branch widths of GoogLeNet Table 1: (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj).
@@ -190,10 +236,19 @@ class GoogLeNet(nn.Module):
     pool after 3b, the pool after 4e.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, height: int, width: int, width_multiplier: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        height: int,
+        width: int,
+        width_multiplier: float = 1.0,
+    ) -> None:
         super().__init__()
         scale = lambda c: _scaled(c, width_multiplier)  # noqa: E731
-        conv_stride, pool1, pool2, pool3, pool4 = strided_points(5, downsampling_steps(height, width, 5))
+        conv_stride, pool1, pool2, pool3, pool4 = strided_points(
+            5, downsampling_steps(height, width, 5)
+        )
         self.stem = nn.Sequential(
             conv_bn_relu(in_channels, scale(64), 7 if conv_stride else 3, 2 if conv_stride else 1),
             nn.MaxPool2d(3, 2, 1) if pool1 else nn.Identity(),
@@ -218,7 +273,11 @@ class GoogLeNet(nn.Module):
 
 # -- mobilenet -----------------------------------------------------------------------------
 # MobileNet v1 Table 1 after the stem: (output channels, stride of the depthwise 3×3).
-MOBILENET_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+MOBILENET_BLOCKS = (
+    [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)]
+    + [(512, 1)] * 5
+    + [(1024, 2), (1024, 1)]
+)
 
 
 class MobileNet(nn.Module):
@@ -227,11 +286,22 @@ class MobileNet(nn.Module):
     Downsampling points (input → output): the stem and the four stride-2 blocks of the paper.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, height: int, width: int, width_multiplier: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        height: int,
+        width: int,
+        width_multiplier: float = 1.0,
+    ) -> None:
         super().__init__()
         scale = lambda c: _scaled(c, width_multiplier)  # noqa: E731
-        strided_blocks = [index for index, (_, stride) in enumerate(MOBILENET_BLOCKS) if stride == 2]
-        stem_stride, *block_strides = strided_points(1 + len(strided_blocks), downsampling_steps(height, width, 5))
+        strided_blocks = [
+            index for index, (_, stride) in enumerate(MOBILENET_BLOCKS) if stride == 2
+        ]
+        stem_stride, *block_strides = strided_points(
+            1 + len(strided_blocks), downsampling_steps(height, width, 5)
+        )
         stride_of = dict(zip(strided_blocks, block_strides))
         self.stem = conv_bn_relu(in_channels, scale(32), 3, 2 if stem_stride else 1)
         blocks = []
@@ -291,7 +361,9 @@ class MeasurementClassifier(StandardizedInput):
     ``forward(x) = body((x - mean[c]) / std[c])`` (see :class:`StandardizedInput`).
     """
 
-    def __init__(self, body: nn.Module, arch: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
+    def __init__(
+        self, body: nn.Module, arch: str, input_shape: tuple[int, int, int], num_classes: int
+    ) -> None:
         super().__init__(input_shape)
         self.body = body
         self.arch = arch
@@ -338,7 +410,11 @@ def build_classifier(
         raise ConfigError(f"width_multiplier must be in (0, 4]; got {width_multiplier}.")
     channels, height, width = shape
     if arch == "small-cnn":
-        body = SmallCNN(channels, int(num_classes), height, width, base_width=_scaled(16, width_multiplier))
+        body = SmallCNN(
+            channels, int(num_classes), height, width, base_width=_scaled(16, width_multiplier)
+        )
     else:
-        body = ARCHITECTURES[arch](channels, int(num_classes), height, width, width_multiplier=width_multiplier)
+        body = ARCHITECTURES[arch](
+            channels, int(num_classes), height, width, width_multiplier=width_multiplier
+        )
     return MeasurementClassifier(body, arch, shape, int(num_classes))

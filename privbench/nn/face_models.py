@@ -81,12 +81,15 @@ def haar_cascade_path(name: str = HAAR_CASCADE) -> Path:
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
     if folder is None:
         raise _missing(
-            "OpenCV's packaged Haar cascades (cv2.data.haarcascades, dropped in OpenCV 5)", "opencv-python-headless<5"
+            "OpenCV's packaged Haar cascades (cv2.data.haarcascades, dropped in OpenCV 5)",
+            "opencv-python-headless<5",
         )
     path = Path(folder) / name
     if not path.is_file():
         available = sorted(p.name for p in Path(folder).glob("haarcascade_*.xml"))
-        raise ConfigError(f"OpenCV has no Haar cascade {name!r}; packaged cascades: {', '.join(available)}.")
+        raise ConfigError(
+            f"OpenCV has no Haar cascade {name!r}; packaged cascades: {', '.join(available)}."
+        )
     return path
 
 
@@ -94,7 +97,10 @@ def dlib_model_path(key: str) -> Path:
     """Path of one of the ``face-recognition-models`` files (``cnn_detector``, ``recognition``, ``landmarks``)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise _missing("dlib's face model files (mmod detector, recognition ResNet, landmarks)", "face-recognition-models")
+        raise _missing(
+            "dlib's face model files (mmod detector, recognition ResNet, landmarks)",
+            "face-recognition-models",
+        )
     for folder in spec.submodule_search_locations:
         path = Path(folder) / "models" / DAT_FILES[key]
         if path.is_file():
@@ -112,7 +118,12 @@ def faces_extra_problem() -> str | None:
 
 
 def check_rgb(image: Any, who: str) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim != 3
+        or image.shape[2] != 3
+    ):
         raise InputError(
             f"{who} expects an RGB uint8 numpy array of shape (H, W, 3); got "
             f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}."
@@ -132,7 +143,9 @@ class FaceModels:
     files: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
-    def detect(self, detector: str, image: np.ndarray, face_px: int = DETECTOR_FACE_PX) -> np.ndarray:
+    def detect(
+        self, detector: str, image: np.ndarray, face_px: int = DETECTOR_FACE_PX
+    ) -> np.ndarray:
         """Boxes ``(k, 4)`` float ``x0, y0, x1, y1`` found by ``detector`` in an RGB uint8 image."""
         image = check_rgb(image, f"face detector {detector!r}")
         if detector == "opencv-haar":
@@ -141,15 +154,23 @@ class FaceModels:
             gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             smallest = max(8, face_px // 2)
             found = self.haar.detectMultiScale(
-                gray, scaleFactor=HAAR_SCALE_FACTOR, minNeighbors=HAAR_MIN_NEIGHBORS, minSize=(smallest, smallest)
+                gray,
+                scaleFactor=HAAR_SCALE_FACTOR,
+                minNeighbors=HAAR_MIN_NEIGHBORS,
+                minSize=(smallest, smallest),
             )
             boxes = [(x, y, x + w, y + h) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
         elif detector == "dlib-hog":
             boxes = [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in self.hog(image, 0)]
         elif detector == "dlib-cnn":
-            boxes = [(d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1) for d in self.cnn(image, 0)]
+            boxes = [
+                (d.rect.left(), d.rect.top(), d.rect.right() + 1, d.rect.bottom() + 1)
+                for d in self.cnn(image, 0)
+            ]
         else:
-            raise ConfigError(f"Unknown face detector {detector!r}; accepted: {', '.join(DETECTORS)}.")
+            raise ConfigError(
+                f"Unknown face detector {detector!r}; accepted: {', '.join(DETECTORS)}."
+            )
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
 
     def describe(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -195,7 +216,7 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def detector_view(image: "torch.Tensor", scale: float, pad_px: int = 0) -> np.ndarray:
+def detector_view(image: torch.Tensor, scale: float, pad_px: int = 0) -> np.ndarray:
     """How an attacker shows an image to the detectors: ``(3, H, W)`` float [0, 1] → RGB uint8.
 
     The image (a measurement already on the scene's grid) is resampled bilinearly by ``scale``
@@ -208,7 +229,9 @@ def detector_view(image: "torch.Tensor", scale: float, pad_px: int = 0) -> np.nd
     import torch.nn.functional as F
 
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise InputError(f"detector_view expects a (3, H, W) float tensor; got {getattr(image, 'shape', type(image).__name__)}.")
+        raise InputError(
+            f"detector_view expects a (3, H, W) float tensor; got {getattr(image, 'shape', type(image).__name__)}."
+        )
     height, width = image.shape[-2:]
     size = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
     view = image.detach().float().cpu().unsqueeze(0)
@@ -238,7 +261,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return (np.clip(array.astype(np.float64), 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
-def lfw_subset(count: int = 100, side: int = 64) -> tuple["torch.Tensor", "torch.Tensor"]:
+def lfw_subset(count: int = 100, side: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-image's ``lfw_subset``: the first ``count`` of its 100 real LFW faces and of its 100
     non-faces (25×25 grey crops), each upsampled bilinearly to ``side`` px and repeated to RGB.
 
@@ -249,26 +272,45 @@ def lfw_subset(count: int = 100, side: int = 64) -> tuple["torch.Tensor", "torch
     import torch.nn.functional as F
 
     if not 1 <= count <= 100:
-        raise ConfigError(f"lfw_subset holds 100 faces and 100 non-faces; asked for count={count} (accepted: 1 to 100).")
+        raise ConfigError(
+            f"lfw_subset holds 100 faces and 100 non-faces; asked for count={count} (accepted: 1 to 100)."
+        )
     crops = _to_uint8(np.asarray(_skimage_data().lfw_subset()))
     if crops.shape[0] != 200:
-        raise ConfigError(f"scikit-image's lfw_subset should hold 200 crops; this version has {crops.shape[0]}.")
-    grey = torch.from_numpy(np.concatenate([crops[:count], crops[100 : 100 + count]])).float().unsqueeze(1)
+        raise ConfigError(
+            f"scikit-image's lfw_subset should hold 200 crops; this version has {crops.shape[0]}."
+        )
+    grey = (
+        torch.from_numpy(np.concatenate([crops[:count], crops[100 : 100 + count]]))
+        .float()
+        .unsqueeze(1)
+    )
     resized = F.interpolate(grey, size=(side, side), mode="bilinear", align_corners=False)
     rgb = resized.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
     return rgb[:count], rgb[count:]
 
 
-def astronaut(side: int = 128) -> tuple["torch.Tensor", tuple[float, float, float, float]]:
+def astronaut(side: int = 128) -> tuple[torch.Tensor, tuple[float, float, float, float]]:
     """scikit-image's ``astronaut`` (Eileen Collins) resized (area-averaged) to ``side`` px, and
     her face box on that grid. Returns ``(uint8 (1, 3, side, side), box)``."""
     import torch
     import torch.nn.functional as F
 
-    picture = torch.from_numpy(_to_uint8(np.asarray(_skimage_data().astronaut()))).permute(2, 0, 1).float().unsqueeze(0)
+    picture = (
+        torch.from_numpy(_to_uint8(np.asarray(_skimage_data().astronaut())))
+        .permute(2, 0, 1)
+        .float()
+        .unsqueeze(0)
+    )
     if picture.shape[-2:] != (ASTRONAUT_SIDE, ASTRONAUT_SIDE):
-        raise ConfigError(f"scikit-image's astronaut should be {ASTRONAUT_SIDE}×{ASTRONAUT_SIDE}; got {tuple(picture.shape[-2:])}.")
-    resized = F.interpolate(picture, size=(side, side), mode="area") if side != ASTRONAUT_SIDE else picture
+        raise ConfigError(
+            f"scikit-image's astronaut should be {ASTRONAUT_SIDE}×{ASTRONAUT_SIDE}; got {tuple(picture.shape[-2:])}."
+        )
+    resized = (
+        F.interpolate(picture, size=(side, side), mode="area")
+        if side != ASTRONAUT_SIDE
+        else picture
+    )
     scale = side / ASTRONAUT_SIDE
     box = tuple(v * scale for v in ASTRONAUT_FACE_BOX)
     return resized.round().clamp(0, 255).to(torch.uint8), box

@@ -24,9 +24,10 @@ the paired-split check (:func:`check_same_encoder`) are the other pieces every t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -311,9 +312,17 @@ def fit(
     """
     started = time.perf_counter()
     state = TrainingState(
-        model, optimizer, scheduler, history, signature=signature,
-        path=ctx.checkpoint_path(name), ctx=ctx, name=name, worst_score=worst_score,
-        generator=generator, min_delta=min_delta,
+        model,
+        optimizer,
+        scheduler,
+        history,
+        signature=signature,
+        path=ctx.checkpoint_path(name),
+        ctx=ctx,
+        name=name,
+        worst_score=worst_score,
+        generator=generator,
+        min_delta=min_delta,
     )
     state.resume()
     history = state.history

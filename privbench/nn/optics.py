@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from privbench.api.errors import ConfigError
 
 
 # -- Zernike polynomials -------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def noll_to_nm(j: int) -> tuple[int, int]:
     """Radial order n and azimuthal frequency m of Noll index j ≥ 1 (m < 0: sine term).
 
@@ -51,8 +51,14 @@ def radial_polynomial(n: int, m: int, rho: torch.Tensor) -> torch.Tensor:
     m = abs(m)
     result = torch.zeros_like(rho)
     for k in range((n - m) // 2 + 1):
-        coefficient = (-1) ** k * math.factorial(n - k) / (
-            math.factorial(k) * math.factorial((n + m) // 2 - k) * math.factorial((n - m) // 2 - k)
+        coefficient = (
+            (-1) ** k
+            * math.factorial(n - k)
+            / (
+                math.factorial(k)
+                * math.factorial((n + m) // 2 - k)
+                * math.factorial((n - m) // 2 - k)
+            )
         )
         result = result + coefficient * rho ** (n - 2 * k)
     return result
@@ -92,7 +98,9 @@ def zernike_basis(samples: int, q: int, device=None, dtype=torch.float32) -> tor
 
 
 # -- FFT convolution -------------------------------------------------------------------------
-def fft_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate") -> torch.Tensor:
+def fft_convolve(
+    images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate"
+) -> torch.Tensor:
     """Linear 'same' convolution of (B, C, H, W) images with a (C, kh, kw) or (kh, kw) kernel.
 
     The image is padded (``replicate`` or ``zero``) by the kernel's half-size; the FFT runs on
@@ -121,14 +129,18 @@ def fft_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "rep
     return full[..., kh - 1 : kh - 1 + height, kw - 1 : kw - 1 + width]
 
 
-def _replicate_pad(images: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+def _replicate_pad(
+    images: torch.Tensor, top: int, bottom: int, left: int, right: int
+) -> torch.Tensor:
     height, width = images.shape[-2:]
     rows = torch.arange(-top, height + bottom, device=images.device).clamp_(0, height - 1)
     cols = torch.arange(-left, width + right, device=images.device).clamp_(0, width - 1)
     return images.index_select(-2, rows).index_select(-1, cols)
 
 
-def direct_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate") -> torch.Tensor:
+def direct_convolve(
+    images: torch.Tensor, kernel: torch.Tensor, padding: str = "replicate"
+) -> torch.Tensor:
     """Reference 'same' convolution with ``F.conv2d`` (used to test and benchmark the FFT path)."""
     if kernel.dim() == 2:
         kernel = kernel.unsqueeze(0)
@@ -137,25 +149,41 @@ def direct_convolve(images: torch.Tensor, kernel: torch.Tensor, padding: str = "
     kh, kw = kernel.shape[-2:]
     top, left = kh // 2, kw // 2
     pads = (top, kh - 1 - top, left, kw - 1 - left)
-    padded = _replicate_pad(images, *pads) if padding == "replicate" else F.pad(images, (pads[2], pads[3], pads[0], pads[1]))
+    padded = (
+        _replicate_pad(images, *pads)
+        if padding == "replicate"
+        else F.pad(images, (pads[2], pads[3], pads[0], pads[1]))
+    )
     weight = kernel.flip(-1, -2).unsqueeze(1).to(images.dtype)
     return F.conv2d(padded, weight, groups=channels)
 
 
 # -- PSF -------------------------------------------------------------------------------------
 @lru_cache(maxsize=32)
-def _geometry(aperture_samples: int, grid_samples: int, sample_pitch_m: float, wavelengths_m: tuple[float, ...],
-              sensor_distance_m: float, focal_length_m: float, device: str, dtype: torch.dtype):
+def _geometry(
+    aperture_samples: int,
+    grid_samples: int,
+    sample_pitch_m: float,
+    wavelengths_m: tuple[float, ...],
+    sensor_distance_m: float,
+    focal_length_m: float,
+    device: str,
+    dtype: torch.dtype,
+):
     """Everything of the PSF computation that does not depend on the height map (cached)."""
     complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     rho, _ = pupil_coordinates(aperture_samples, dtype=torch.float64)
     aperture = (rho <= 1.0).to(device=device, dtype=dtype)
-    axis = (torch.arange(aperture_samples, dtype=torch.float64) - (aperture_samples - 1) / 2) * sample_pitch_m
+    axis = (
+        torch.arange(aperture_samples, dtype=torch.float64) - (aperture_samples - 1) / 2
+    ) * sample_pitch_m
     yy, xx = torch.meshgrid(axis, axis, indexing="ij")
     radius2 = xx**2 + yy**2
     wavelengths = torch.tensor(wavelengths_m, dtype=torch.float64).view(-1, 1, 1)
     # Ideal focusing lens: phase −k r² / (2f) (wavelength-independent focal length).
-    lens_phase = (-(2 * math.pi / wavelengths) / (2 * focal_length_m) * radius2).to(device=device, dtype=dtype)
+    lens_phase = (-(2 * math.pi / wavelengths) / (2 * focal_length_m) * radius2).to(
+        device=device, dtype=dtype
+    )
     padded = 2 * grid_samples
     frequencies = torch.fft.fftfreq(padded, d=sample_pitch_m, dtype=torch.float64)
     fy, fx = torch.meshgrid(frequencies, frequencies, indexing="ij")
@@ -187,11 +215,21 @@ def fresnel_psf(
     device = height_map_m.device
     focal = focal_length_m if focal_length_m is not None else sensor_distance_m
     aperture, lens_phase, transfer = _geometry(
-        aperture_samples, grid_samples, float(sample_pitch_m), tuple(float(w) for w in wavelengths_m),
-        float(sensor_distance_m), float(focal), str(device), height_map_m.dtype,
+        aperture_samples,
+        grid_samples,
+        float(sample_pitch_m),
+        tuple(float(w) for w in wavelengths_m),
+        float(sensor_distance_m),
+        float(focal),
+        str(device),
+        height_map_m.dtype,
     )
-    wave_numbers = torch.tensor([2 * math.pi / w for w in wavelengths_m], device=device, dtype=height_map_m.dtype)
-    delta_n = torch.tensor([n - 1.0 for n in refractive_indices], device=device, dtype=height_map_m.dtype)
+    wave_numbers = torch.tensor(
+        [2 * math.pi / w for w in wavelengths_m], device=device, dtype=height_map_m.dtype
+    )
+    delta_n = torch.tensor(
+        [n - 1.0 for n in refractive_indices], device=device, dtype=height_map_m.dtype
+    )
     phase = (wave_numbers * delta_n).view(-1, 1, 1) * height_map_m + lens_phase
     field_small = torch.polar(aperture.expand_as(phase), phase)
     padded = 2 * grid_samples
@@ -202,7 +240,11 @@ def fresnel_psf(
     intensity = propagated.real**2 + propagated.imag**2
     start = (padded - grid_samples) // 2
     intensity = intensity[:, start : start + grid_samples, start : start + grid_samples]
-    sensor = F.avg_pool2d(intensity.unsqueeze(0), samples_per_pixel).squeeze(0) if samples_per_pixel > 1 else intensity
+    sensor = (
+        F.avg_pool2d(intensity.unsqueeze(0), samples_per_pixel).squeeze(0)
+        if samples_per_pixel > 1
+        else intensity
+    )
     psf = _crop_centre(sensor, output_size)
     return psf / psf.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
 

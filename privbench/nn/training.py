@@ -45,13 +45,19 @@ class TrainConfig(ComponentConfig):
     label smoothing 0.1, where batch 64 or no smoothing needs more epochs for the same accuracy.
     """
 
-    epochs: int = Field(10, ge=1, le=1000, description="maximum number of passes over the training split")
+    epochs: int = Field(
+        10, ge=1, le=1000, description="maximum number of passes over the training split"
+    )
     batch_size: int = Field(32, ge=2, le=4096, description="training mini-batch size")
-    lr: float = Field(3e-3, gt=0, le=1.0, description="peak learning rate of the one-cycle schedule (AdamW)")
+    lr: float = Field(
+        3e-3, gt=0, le=1.0, description="peak learning rate of the one-cycle schedule (AdamW)"
+    )
     weight_decay: float = Field(5e-2, ge=0, le=1.0, description="AdamW decoupled weight decay")
     label_smoothing: float = Field(0.1, ge=0, lt=1.0, description="cross-entropy label smoothing")
     patience: int | None = Field(
-        4, ge=1, description="stop after this many epochs without a better validation score (None: never)"
+        4,
+        ge=1,
+        description="stop after this many epochs without a better validation score (None: never)",
     )
     augment: Literal["none", "shift", "shift-flip"] = Field(
         "none",
@@ -64,8 +70,12 @@ class TrainConfig(ComponentConfig):
 class ClassifierConfig(EvaluationConfig):
     """Options of an evaluation that trains one classifier on measurements."""
 
-    model: str = Field("small-cnn", description=f"classifier architecture: {', '.join(ARCHITECTURES)}")
-    width_multiplier: float = Field(1.0, gt=0, le=4.0, description="scales every layer's channel count")
+    model: str = Field(
+        "small-cnn", description=f"classifier architecture: {', '.join(ARCHITECTURES)}"
+    )
+    width_multiplier: float = Field(
+        1.0, gt=0, le=4.0, description="scales every layer's channel count"
+    )
     training: TrainConfig = Field(default_factory=TrainConfig)
 
     @field_validator("model")
@@ -84,7 +94,6 @@ class TrainHistory(FitHistory):
     best_val_loss: float = float("nan")
 
 
-
 # -- helpers -------------------------------------------------------------------------------
 def channel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation of ``(N, C, H, W)``; constant channels get std 1."""
@@ -97,7 +106,9 @@ def channel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _check_split(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int) -> None:
     if x.dim() != 4 or x.shape[0] == 0:
-        raise DataError(f"{what} measurements must be a non-empty (N, C, H, W) tensor; got shape {tuple(x.shape)}.")
+        raise DataError(
+            f"{what} measurements must be a non-empty (N, C, H, W) tensor; got shape {tuple(x.shape)}."
+        )
     if y.shape != (x.shape[0],):
         raise DataError(f"{what} labels must have shape ({x.shape[0]},); got {tuple(y.shape)}.")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
@@ -114,8 +125,12 @@ def _fingerprint(x: torch.Tensor) -> list[Any]:
     flat = x.detach().reshape(-1)
     sample = flat[:: max(1, flat.numel() // 4096)].double()
     weights = torch.arange(1, sample.numel() + 1, dtype=torch.float64)
-    return [list(x.shape), str(x.dtype), round(float(flat.sum()), 2),
-            round(float((sample * weights).sum()), 6)]
+    return [
+        list(x.shape),
+        str(x.dtype),
+        round(float(flat.sum()), 2),
+        round(float((sample * weights).sum()), 6),
+    ]
 
 
 def _state_fingerprint(state: dict[str, torch.Tensor] | None) -> Any:
@@ -145,7 +160,12 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256, device: torch.device | str | None = None) -> torch.Tensor:
+def predict_logits(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Logits of ``model`` for ``x`` (evaluation mode, in batches), returned on the CPU."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
@@ -182,7 +202,7 @@ def train_classifier(
     recomputed from ``train_x``. Returns the model holding the best validation weights, and
     the history. See the module docstring for schedule, checkpoints and resume.
     """
-    num_classes = int(getattr(model, "num_classes"))
+    num_classes = int(model.num_classes)
     train_y = train_y.long()
     val_y = val_y.long()
     _check_split(train_x, train_y, f"{name}: training", num_classes)
@@ -199,14 +219,21 @@ def train_classifier(
     model.set_standardization(mean, std)
     model.to(device=device, memory_format=torch.channels_last)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = one_cycle(optimizer, config.lr, config.epochs * steps_per_epoch(train_x.shape[0], config.batch_size))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = one_cycle(
+        optimizer, config.lr, config.epochs * steps_per_epoch(train_x.shape[0], config.batch_size)
+    )
     signature = stable_hash(
         {
             "format": CHECKPOINT_FORMAT,
             "name": name,
             "config": config.model_dump(mode="json"),
-            "model": [type(model.body).__name__, [[k, list(v.shape)] for k, v in sorted(model.state_dict().items())]],
+            "model": [
+                type(model.body).__name__,
+                [[k, list(v.shape)] for k, v in sorted(model.state_dict().items())],
+            ],
             "train": [_fingerprint(train_x), _fingerprint(train_y)],
             "val": [_fingerprint(val_x), _fingerprint(val_y)],
             "init": _state_fingerprint(init_state),
@@ -231,7 +258,10 @@ def train_classifier(
             total_loss += float(loss.detach()) * y.shape[0]
             total_correct += int((logits.detach().argmax(1) == y).sum())
             seen += y.shape[0]
-        return {"train_loss": total_loss / max(seen, 1), "train_accuracy": total_correct / max(seen, 1)}
+        return {
+            "train_loss": total_loss / max(seen, 1),
+            "train_accuracy": total_correct / max(seen, 1),
+        }
 
     def validate() -> tuple[tuple[float, float], dict[str, float]]:
         val_loss, val_accuracy = _validation(model, val_x, val_y, config.eval_batch_size, device)
@@ -243,9 +273,19 @@ def train_classifier(
         history.best_val_loss = record["val_loss"]
 
     history = fit(
-        model, name=name, ctx=ctx, epochs=config.epochs, optimizer=optimizer, scheduler=scheduler,
-        train_epoch=train_epoch, validate=validate, signature=signature, history=TrainHistory(),
-        worst_score=(-1.0, float("-inf")), patience=config.patience, on_best=on_best,
+        model,
+        name=name,
+        ctx=ctx,
+        epochs=config.epochs,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_epoch=train_epoch,
+        validate=validate,
+        signature=signature,
+        history=TrainHistory(),
+        worst_score=(-1.0, float("-inf")),
+        patience=config.patience,
+        on_best=on_best,
         show=("train_loss", "val_accuracy"),
     )
     return model, history
@@ -265,5 +305,12 @@ def fit_new_classifier(
 ) -> tuple[MeasurementClassifier, TrainHistory]:
     """Build the configured architecture for ``train_x``'s shape (seeded) and train it."""
     torch.manual_seed(ctx.seed)
-    model = build_classifier(config.model, tuple(train_x.shape[1:]), num_classes, width_multiplier=config.width_multiplier)
-    return train_classifier(model, train_x, train_y, val_x, val_y, training or config.training, ctx, name, init_state)
+    model = build_classifier(
+        config.model,
+        tuple(train_x.shape[1:]),
+        num_classes,
+        width_multiplier=config.width_multiplier,
+    )
+    return train_classifier(
+        model, train_x, train_y, val_x, val_y, training or config.training, ctx, name, init_state
+    )

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ class FittedEncoder:
     history: Any = None
 
     @classmethod
-    def of(cls, label: str, encoder: Encoder, **fitting: Any) -> "FittedEncoder":
+    def of(cls, label: str, encoder: Encoder, **fitting: Any) -> FittedEncoder:
         encoder.eval()
         return cls(label, encoder, encoder.config_hash(), encoder.weights_hash(), **fitting)
 
@@ -69,14 +70,16 @@ class DatasetRef:
     @classmethod
     def of(
         cls, data: BenchmarkData, name: str, config: dict[str, Any], cache: ArtifactCache
-    ) -> "DatasetRef":
+    ) -> DatasetRef:
         _LOADED[data.fingerprint] = data
         return cls(name, dict(config), data.fingerprint, str(cache.root), data.name)
 
     def load(self) -> BenchmarkData:
         data = _LOADED.get(self.fingerprint)
         if data is None:
-            data = load_dataset(self.name, self.config, ArtifactCache(self.cache_root).root / "datasets")
+            data = load_dataset(
+                self.name, self.config, ArtifactCache(self.cache_root).root / "datasets"
+            )
             if data.fingerprint != self.fingerprint:
                 raise ConfigError(
                     f"Dataset {self.name!r} rebuilt with fingerprint {data.fingerprint}, but the cell "
@@ -156,9 +159,7 @@ def _encoded_or_cached(
     return encoded
 
 
-def encode_split_function(
-    cell: Cell, view: BenchmarkData
-) -> Callable[[str, str], torch.Tensor]:
+def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str], torch.Tensor]:
     """``(part, split) -> measurements`` of the cell's encoder, cached by encoder and data content."""
     cache, fitted = cell.cache, cell.fitted
 

@@ -93,14 +93,16 @@ class ResultRow:
     study: str | None = None
     trial: int | None = None
     source: str = "measured"
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
 
     def to_record(self) -> dict[str, Any]:
         """Column → value; JSON columns stay Python objects (the column type encodes them)."""
         return dict(self.__dict__)
 
     @classmethod
-    def from_cell(cls, cell: "Cell", outcome: "CellOutcome") -> "ResultRow":
+    def from_cell(cls, cell: Cell, outcome: CellOutcome) -> ResultRow:
         """The row of ``cell`` from what :func:`~privbench.runs.cells.evaluate_cell` measured."""
         evaluation, fitted, result = cell.evaluation, cell.fitted, outcome.result
         headline = evaluation.headline

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -165,7 +165,9 @@ class Runner:
                 fitted.append((entry, self.fit_encoder(entry, encoder, data)))
         return fitted
 
-    def fit_encoder(self, entry: ComponentSpec, encoder: Encoder, data: BenchmarkData) -> FittedEncoder:
+    def fit_encoder(
+        self, entry: ComponentSpec, encoder: Encoder, data: BenchmarkData
+    ) -> FittedEncoder:
         """Fit ``encoder`` with the entry's designer; fitted weights are cached by content."""
         if not encoder.learnable:
             raise ConfigError(
@@ -213,7 +215,9 @@ class Runner:
         evaluations = self.evaluations()
         check_requirements(evaluations, data)
         fitted = self.fit_encoders(data)
-        reference = DatasetRef.of(data, self.spec.dataset.name, self.spec.dataset.config, self.cache)
+        reference = DatasetRef.of(
+            data, self.spec.dataset.name, self.spec.dataset.config, self.cache
+        )
         cells = [
             Cell(
                 benchmark=self.spec.name,
@@ -247,7 +251,11 @@ class Runner:
         done = self.store.cell_keys()
         todo = [cell for cell in cells if cell.key not in done]
         report = RunReport(
-            spec=self.spec, results=pd.DataFrame(), data=data, fitted=fitted, cells=cells,
+            spec=self.spec,
+            results=pd.DataFrame(),
+            data=data,
+            fitted=fitted,
+            cells=cells,
             skipped=len(cells) - len(todo),
         )
         if report.skipped:

@@ -14,14 +14,22 @@ Definitions (docs/architecture.md; both are tested on hand-made numbers):
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 CLEAN_ENCODER = "identity"
 GROUP_COLUMNS = ["benchmark", "benchmark_version", "dataset_fingerprint"]
-ENCODER_COLUMNS = ["encoder_label", "encoder", "encoder_config_hash", "encoder_weights_hash", "alpha", "study", "trial"]
+ENCODER_COLUMNS = [
+    "encoder_label",
+    "encoder",
+    "encoder_config_hash",
+    "encoder_weights_hash",
+    "alpha",
+    "study",
+    "trial",
+]
 
 
 def normalized_utility(value: float, clean_value: float, higher_is_better: bool = True) -> float:
@@ -66,11 +74,15 @@ def evaluation_key(evaluation: str, protocol: str | None) -> str:
 def _with_keys(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.copy()
     rows["eval_key"] = [evaluation_key(e, p) for e, p in zip(rows["evaluation"], rows["protocol"])]
-    rows["eval_config_key"] = rows["evaluation_config"].map(lambda c: repr(sorted(c.items())) if isinstance(c, dict) else repr(c))
+    rows["eval_config_key"] = rows["evaluation_config"].map(
+        lambda c: repr(sorted(c.items())) if isinstance(c, dict) else repr(c)
+    )
     for column in ENCODER_COLUMNS:
         if column not in rows:
             rows[column] = None
-    rows[ENCODER_COLUMNS] = rows[ENCODER_COLUMNS].astype(object).where(rows[ENCODER_COLUMNS].notna(), None)
+    rows[ENCODER_COLUMNS] = (
+        rows[ENCODER_COLUMNS].astype(object).where(rows[ENCODER_COLUMNS].notna(), None)
+    )
     return rows
 
 
@@ -82,13 +94,18 @@ def score_rows(rows: pd.DataFrame) -> pd.DataFrame:
     clean = rows[rows["encoder"] == CLEAN_ENCODER]
     clean_key = GROUP_COLUMNS + ["eval_key", "evaluation_version", "eval_config_key", "seed"]
     reference = (
-        clean.groupby(clean_key, dropna=False)["headline_value"].mean().rename("clean_value").reset_index()
+        clean.groupby(clean_key, dropna=False)["headline_value"]
+        .mean()
+        .rename("clean_value")
+        .reset_index()
     )
     rows = rows.merge(reference, on=clean_key, how="left")
     normalized = []
     for row in rows.itertuples(index=False):
         if row.role == "utility":
-            normalized.append(normalized_utility(row.headline_value, row.clean_value, bool(row.higher_is_better)))
+            normalized.append(
+                normalized_utility(row.headline_value, row.clean_value, bool(row.higher_is_better))
+            )
         else:
             normalized.append(normalized_privacy(row.headline_value, row.clean_value, row.chance))
     rows["normalized"] = normalized
@@ -142,14 +159,19 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
         record["seeds"] = int(group["seed"].nunique())
         records.append(record)
     table = pd.DataFrame.from_records(records)
-    front = [table.index[i] for i in pareto_front_indices(table["utility"].to_numpy(), table["privacy"].to_numpy())]
+    front = [
+        table.index[i]
+        for i in pareto_front_indices(table["utility"].to_numpy(), table["privacy"].to_numpy())
+    ]
     table["pareto"] = table.index.isin(front)
     leading = ["encoder", "utility", "privacy", "worst_attack", "pareto"]
     rest = [c for c in table.columns if c not in leading]
     metric_columns = sorted(c for c in rest if "." in c)
     meta = [c for c in rest if c not in metric_columns]
     table = table[leading + metric_columns + meta]
-    return table.sort_values(["privacy", "utility"], ascending=False, na_position="last").reset_index(drop=True)
+    return table.sort_values(
+        ["privacy", "utility"], ascending=False, na_position="last"
+    ).reset_index(drop=True)
 
 
 def split_groups(rows: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
@@ -164,10 +186,16 @@ def pareto_front_indices(utility: np.ndarray, privacy: np.ndarray) -> list[int]:
 
     A point is dominated if another is at least as good in both and strictly better in one.
     """
-    points = [(i, u, p) for i, (u, p) in enumerate(zip(utility, privacy)) if not (math.isnan(u) or math.isnan(p))]
+    points = [
+        (i, u, p)
+        for i, (u, p) in enumerate(zip(utility, privacy))
+        if not (math.isnan(u) or math.isnan(p))
+    ]
     front = []
     for i, u, p in points:
-        dominated = any((u2 >= u and p2 >= p) and (u2 > u or p2 > p) for j, u2, p2 in points if j != i)
+        dominated = any(
+            (u2 >= u and p2 >= p) and (u2 > u or p2 > p) for j, u2, p2 in points if j != i
+        )
         if not dominated:
             front.append(i)
     return front

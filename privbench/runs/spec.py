@@ -8,8 +8,9 @@ repeating the rest, so one spec describes a benchmark at every scale.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,7 +33,7 @@ class ComponentSpec(_Strict):
     name: str
     config: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
-    designer: "ComponentSpec | None" = None
+    designer: ComponentSpec | None = None
     alphas: list[float] | None = None
     data: str | None = Field(
         None,
@@ -61,7 +62,9 @@ class PresetSpec(_Strict):
     description: str = ""
     dataset: dict[str, Any] = Field(default_factory=dict)
     evaluations: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    designers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="config merged into every entry's designer of that name")
+    designers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="config merged into every entry's designer of that name"
+    )
 
 
 class BenchmarkSpec(_Strict):
@@ -75,7 +78,9 @@ class BenchmarkSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     presets: dict[str, PresetSpec] = Field(default_factory=dict)
     default_preset: str | None = None
-    sample_encoder_inputs: int = Field(4, ge=0, le=64, description="face crops shown per encoder on the HTML page")
+    sample_encoder_inputs: int = Field(
+        4, ge=0, le=64, description="face crops shown per encoder on the HTML page"
+    )
     paths: dict[str, str] = Field(
         default_factory=dict,
         description="what each ${NAME} placeholder of the spec stands for (given at run time with --data NAME=PATH)",
@@ -101,13 +106,23 @@ class BenchmarkSpec(_Strict):
                 expanded.append(entry)
                 continue
             if entry.designer is None:
-                raise ValueError(f"encoder entry {entry.name!r} lists alphas but no designer to fit it with")
+                raise ValueError(
+                    f"encoder entry {entry.name!r} lists alphas but no designer to fit it with"
+                )
             if not entry.alphas:
                 raise ValueError(f"encoder entry {entry.name!r} has an empty alphas list")
             for alpha in entry.alphas:
-                designer = entry.designer.model_copy(update={"config": {**entry.designer.config, "alpha": alpha}})
+                designer = entry.designer.model_copy(
+                    update={"config": {**entry.designer.config, "alpha": alpha}}
+                )
                 expanded.append(
-                    entry.model_copy(update={"alphas": None, "designer": designer, "label": f"{entry.display_name} α={alpha:g}"})
+                    entry.model_copy(
+                        update={
+                            "alphas": None,
+                            "designer": designer,
+                            "label": f"{entry.display_name} α={alpha:g}",
+                        }
+                    )
                 )
         return expanded
 
@@ -121,7 +136,7 @@ class BenchmarkSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _evaluations_present(self) -> "BenchmarkSpec":
+    def _evaluations_present(self) -> BenchmarkSpec:
         if not self.tasks and not self.attacks:
             raise ValueError("a benchmark needs at least one task or attack")
         labels = [e.display_name for e in self.encoders]
@@ -133,7 +148,7 @@ class BenchmarkSpec(_Strict):
         return self
 
     # -- presets ------------------------------------------------------------------------
-    def resolve(self, preset: str | None) -> "BenchmarkSpec":
+    def resolve(self, preset: str | None) -> BenchmarkSpec:
         """This spec with ``preset``'s overrides merged into dataset and evaluation configs."""
         preset = preset or self.default_preset
         if preset is None:
@@ -148,14 +163,18 @@ class BenchmarkSpec(_Strict):
         data["dataset"]["config"] = deep_merge(data["dataset"]["config"], override.dataset)
         for group in ("tasks", "attacks"):
             for entry in data[group]:
-                extra = override.evaluations.get(entry["label"] or entry["name"]) or override.evaluations.get(entry["name"])
+                extra = override.evaluations.get(
+                    entry["label"] or entry["name"]
+                ) or override.evaluations.get(entry["name"])
                 if extra:
                     entry["config"] = deep_merge(entry["config"], extra)
         for entry in data["encoders"]:
             designer = entry.get("designer")
             if designer and override.designers.get(designer["name"]):
                 # The entry's own settings (its α above all) win over the preset's budget.
-                designer["config"] = deep_merge(override.designers[designer["name"]], designer["config"])
+                designer["config"] = deep_merge(
+                    override.designers[designer["name"]], designer["config"]
+                )
         data["presets"] = {}
         data["default_preset"] = None
         data["preset"] = preset
@@ -164,7 +183,7 @@ class BenchmarkSpec(_Strict):
     def fingerprint(self) -> str:
         return stable_hash(self.model_dump(mode="json"))
 
-    def with_encoders(self, names: list[str]) -> "BenchmarkSpec":
+    def with_encoders(self, names: list[str]) -> BenchmarkSpec:
         """Keep only the encoder entries named (by label or registered name), in the given order."""
         chosen = []
         for wanted in names:
@@ -203,7 +222,9 @@ def load_spec(source: str | Path | dict | BenchmarkSpec) -> BenchmarkSpec:
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise ConfigError(f"Spec file {str(path)!r} does not exist (expected a YAML benchmark spec).")
+            raise ConfigError(
+                f"Spec file {str(path)!r} does not exist (expected a YAML benchmark spec)."
+            )
         try:
             raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as error:
@@ -230,7 +251,11 @@ def _check_names(spec: BenchmarkSpec, where: str) -> None:
     """Fail early (before any training) on unknown component names, with suggestions."""
     from privbench.api.registry import ATTACKS, DATASETS, ENCODERS, TASKS
 
-    for registry, entries in ((ENCODERS, spec.encoders), (TASKS, spec.tasks), (ATTACKS, spec.attacks)):
+    for registry, entries in (
+        (ENCODERS, spec.encoders),
+        (TASKS, spec.tasks),
+        (ATTACKS, spec.attacks),
+    ):
         for entry in entries:
             try:
                 registry.get(entry.name)
@@ -254,7 +279,11 @@ def _check_names(spec: BenchmarkSpec, where: str) -> None:
 def _check_data_sources(spec: BenchmarkSpec, builder, where: str) -> None:
     """``data:`` of an evaluation or designer must name a source of a composite dataset."""
     routed = [(entry.display_name, entry.data) for entry in spec.tasks + spec.attacks if entry.data]
-    routed += [(f"designer of {e.display_name}", e.designer.data) for e in spec.encoders if e.designer and e.designer.data]
+    routed += [
+        (f"designer of {e.display_name}", e.designer.data)
+        for e in spec.encoders
+        if e.designer and e.designer.data
+    ]
     if not routed:
         return
     labels = builder.source_labels(spec.dataset.config)
@@ -311,7 +340,9 @@ def resolve_spec(
     from privbench.data.paths import unused_paths
 
     for name in unused_paths(spec.model_dump(), data_paths):
-        (log or (lambda message: None))(f"--data {name}: not used by {spec.name} ({preset or 'default'} preset); ignored.")
+        (log or (lambda message: None))(
+            f"--data {name}: not used by {spec.name} ({preset or 'default'} preset); ignored."
+        )
     spec = require_data_paths(spec, data_paths or {})
     if encoders:
         spec = spec.with_encoders(encoders)

@@ -21,9 +21,10 @@ reference cells (``identity`` encoder) are run once, untagged, and shared by eve
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -57,9 +58,13 @@ class TuneSettings:
 
     def validate(self) -> None:
         if self.sampler not in SAMPLERS:
-            raise ConfigError(f"Unknown sampler {self.sampler!r}; use one of {', '.join(SAMPLERS)}.")
+            raise ConfigError(
+                f"Unknown sampler {self.sampler!r}; use one of {', '.join(SAMPLERS)}."
+            )
         if not (0 < self.alpha_min < self.alpha_max):
-            raise ConfigError(f"Need 0 < alpha_min < alpha_max; got {self.alpha_min} and {self.alpha_max}.")
+            raise ConfigError(
+                f"Need 0 < alpha_min < alpha_max; got {self.alpha_min} and {self.alpha_max}."
+            )
         if self.trials < 1:
             raise ConfigError(f"trials must be at least 1; got {self.trials}.")
         if not ENCODERS.get(self.encoder).learnable:
@@ -89,14 +94,16 @@ def make_sampler(name: str, seed: int):
 
 
 def open_study(settings: TuneSettings):
-    import optuna
-
     import warnings
+
+    import optuna
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(settings.storage, heartbeat_interval=30, grace_period=90)
+            storage = optuna.storages.RDBStorage(
+                settings.storage, heartbeat_interval=30, grace_period=90
+            )
     except Exception as error:
         raise PrivbenchError(
             f"Cannot open the Optuna storage {settings.storage!r}: {error}. Use a SQLAlchemy URL such as sqlite:///study.db."
@@ -121,13 +128,19 @@ def sample_encoder_config(trial, encoder_class) -> dict[str, Any]:
     for name, spec in encoder_class.tunables.items():
         kind = spec.get("type", "float")
         if kind == "float":
-            config[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+            config[name] = trial.suggest_float(
+                name, spec["low"], spec["high"], log=spec.get("log", False)
+            )
         elif kind == "int":
-            config[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec.get("log", False))
+            config[name] = trial.suggest_int(
+                name, spec["low"], spec["high"], log=spec.get("log", False)
+            )
         elif kind == "categorical":
             config[name] = trial.suggest_categorical(name, spec["choices"])
         else:
-            raise ConfigError(f"{encoder_class.__name__}.tunables[{name!r}] has unknown type {kind!r}.")
+            raise ConfigError(
+                f"{encoder_class.__name__}.tunables[{name!r}] has unknown type {kind!r}."
+            )
     return config
 
 
@@ -151,19 +164,29 @@ def tune(
     settings.validate()
     base = load_spec(settings.benchmark).resolve(settings.preset)
     task, attack = _entry(base, "tasks", settings.task), _entry(base, "attacks", settings.attack)
-    reference = base.model_copy(update={"encoders": [ComponentSpec(name="identity")], "tasks": [task], "attacks": [attack],
-                                        "seeds": [settings.seed]})
+    reference = base.model_copy(
+        update={
+            "encoders": [ComponentSpec(name="identity")],
+            "tasks": [task],
+            "attacks": [attack],
+            "seeds": [settings.seed],
+        }
+    )
     out_path = prepare_output_dir(out_dir)
     result_store = ResultStore(store or default_store_url(out_path))
     torch_device = resolve_device(device)
     cache = ArtifactCache(cache_dir)
-    Runner(reference, store=result_store, device=torch_device, cache=cache, progress=progress, log=log).execute()
+    Runner(
+        reference, store=result_store, device=torch_device, cache=cache, progress=progress, log=log
+    ).execute()
 
     study = open_study(settings)
     encoder_class = ENCODERS.get(settings.encoder)
 
     def objective(trial) -> tuple[float, float]:
-        alpha = 10 ** trial.suggest_float("log10_alpha", math.log10(settings.alpha_min), math.log10(settings.alpha_max))
+        alpha = 10 ** trial.suggest_float(
+            "log10_alpha", math.log10(settings.alpha_min), math.log10(settings.alpha_max)
+        )
         trial.set_user_attr("alpha", alpha)
         encoder_config = sample_encoder_config(trial, encoder_class)
         label = f"{settings.encoder} [{settings.name} #{trial.number}]"
@@ -171,7 +194,9 @@ def tune(
             name=settings.encoder,
             config=encoder_config,
             label=label,
-            designer=ComponentSpec(name=settings.designer, config={**(settings.designer_config or {}), "alpha": alpha}),
+            designer=ComponentSpec(
+                name=settings.designer, config={**(settings.designer_config or {}), "alpha": alpha}
+            ),
         )
         trial_spec = reference.model_copy(update={"encoders": [entry]})
         intermediate: list[dict[str, float]] = []
@@ -180,17 +205,33 @@ def tune(
             intermediate.append({"step": step, **values})
             trial.set_user_attr("intermediate", intermediate)
             signal = next((values[k] for k in UTILITY_SIGNALS if k in values), None)
-            if settings.prune_below is not None and signal is not None and step >= settings.prune_after and signal < settings.prune_below:
+            if (
+                settings.prune_below is not None
+                and signal is not None
+                and step >= settings.prune_after
+                and signal < settings.prune_below
+            ):
                 reason = f"utility validation accuracy {signal:.3f} < {settings.prune_below} after {step} designer cycles"
                 trial.set_user_attr("prune_reason", reason)
                 raise optuna.TrialPruned(reason)
 
-        runner = Runner(trial_spec, store=result_store, device=torch_device, cache=cache, progress=progress, log=log,
-                        study=settings.name, trial=trial.number, design_report=report)
+        runner = Runner(
+            trial_spec,
+            store=result_store,
+            device=torch_device,
+            cache=cache,
+            progress=progress,
+            log=log,
+            study=settings.name,
+            trial=trial.number,
+            design_report=report,
+        )
         try:
             report_ = runner.execute()
             if report_.failures:
-                raise PrivbenchError("; ".join(f"{name}: {message}" for name, message in report_.failures))
+                raise PrivbenchError(
+                    "; ".join(f"{name}: {message}" for name, message in report_.failures)
+                )
             utility, privacy = trial_scores(report_.results, settings.name, trial.number)
         except optuna.TrialPruned:
             raise
@@ -201,21 +242,29 @@ def tune(
         trial.set_user_attr("privacy", privacy)
         return utility, privacy
 
-    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    finished_states = (
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.FAIL,
+    )
     done = sum(1 for t in study.trials if t.state in finished_states)
     remaining = max(0, settings.trials - done)
     if remaining:
         log(f"study {settings.name!r}: {done} trials finished, running {remaining} more")
         study.optimize(objective, n_trials=remaining, catch=(Exception,), gc_after_trial=True)
     else:
-        log(f"study {settings.name!r} already has {done} finished trials (asked for {settings.trials})")
+        log(
+            f"study {settings.name!r} already has {done} finished trials (asked for {settings.trials})"
+        )
     result_store.close()
     return study
 
 
 def trial_scores(rows: pd.DataFrame, study: str, trial: int) -> tuple[float, float]:
     """(utility, privacy) of one trial's encoder, normalized against the clean reference rows."""
-    relevant = rows[(rows["encoder"] == "identity") | ((rows["study"] == study) & (rows["trial"] == trial))]
+    relevant = rows[
+        (rows["encoder"] == "identity") | ((rows["study"] == study) & (rows["trial"] == trial))
+    ]
     table = leaderboard_table(relevant)
     mine = table[(table["study"] == study) & (table["trial"] == trial)]
     if mine.empty:
@@ -230,7 +279,11 @@ def trial_scores(rows: pd.DataFrame, study: str, trial: int) -> tuple[float, flo
 
 def trials_frame(study) -> pd.DataFrame:
     """One row per trial: number, state, α, utility, privacy, whether on Optuna's Pareto front, reason."""
-    best = {t.number for t in study.best_trials} if any(t.values for t in study.trials if t.values) else set()
+    best = (
+        {t.number for t in study.best_trials}
+        if any(t.values for t in study.trials if t.values)
+        else set()
+    )
     records = []
     for t in study.trials:
         records.append(

@@ -13,10 +13,15 @@ import torch
 
 from privbench.api.adapter import DatasetAdapter
 from privbench.api.config import ComponentConfig, stable_hash
-from privbench.data import BenchmarkData, LabeledImages, LabeledSplits
 from privbench.api.encoder import Encoder, EncoderConfig
 from privbench.api.evaluation import EvalResult, Evaluation, EvaluationConfig, MetricSpec
-from privbench.api.registry import register_attack, register_dataset, register_encoder, register_task
+from privbench.api.registry import (
+    register_attack,
+    register_dataset,
+    register_encoder,
+    register_task,
+)
+from privbench.data import BenchmarkData, LabeledImages, LabeledSplits
 
 CALLS = {"dataset": 0, "evaluate": 0}
 
@@ -26,15 +31,21 @@ def make_images(num_classes: int, per_class: int, seed: int, size: int = 64) -> 
     images, labels = [], []
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     for label in range(num_classes):
-        frequency = 1 + label  # class = stripe frequency + a colour tint: fine detail and coarse colour
+        frequency = (
+            1 + label
+        )  # class = stripe frequency + a colour tint: fine detail and coarse colour
         stripes = (torch.sin(xx * frequency * 3.1416 / 16) > 0).float()
         for _ in range(per_class):
-            tint = torch.tensor([0.2 + 0.1 * (label % 3), 0.5, 0.8 - 0.1 * (label % 2)]).view(3, 1, 1)
+            tint = torch.tensor([0.2 + 0.1 * (label % 3), 0.5, 0.8 - 0.1 * (label % 2)]).view(
+                3, 1, 1
+            )
             noise = torch.rand(3, size, size, generator=generator) * 0.3
             image = (0.5 * stripes + 0.3 * tint + noise).clamp(0, 1)
             images.append((image * 255).round().to(torch.uint8))
             labels.append(label)
-    return LabeledImages(torch.stack(images), torch.tensor(labels), [f"c{i}" for i in range(num_classes)])
+    return LabeledImages(
+        torch.stack(images), torch.tensor(labels), [f"c{i}" for i in range(num_classes)]
+    )
 
 
 class ToyConfig(ComponentConfig):
@@ -60,7 +71,9 @@ def build_toy(num_classes: int = 4, per_class: int = 6, seed: int = 0) -> Benchm
         make_images(num_classes, 2, seed + 1),
         make_images(num_classes, 3, seed + 2),
     )
-    binary = LabeledSplits(*(LabeledImages(s.images, (s.labels % 2), ["even", "odd"]) for _, s in splits.items()))
+    binary = LabeledSplits(
+        *(LabeledImages(s.images, (s.labels % 2), ["even", "odd"]) for _, s in splits.items())
+    )
     return BenchmarkData(
         name="toy-patterns",
         fingerprint=stable_hash({"toy": [num_classes, per_class, seed]}),
@@ -89,7 +102,9 @@ class _NearestCentroid(Evaluation):
         predicted = torch.cdist(test.flatten(1), centroids).argmin(1)
         if self.config.sleep_s or float(os.environ.get("TOY_SLEEP", "0")):
             time.sleep(self.config.sleep_s or float(os.environ["TOY_SLEEP"]))
-        return EvalResult({"accuracy": float((predicted == test_y).float().mean())}, chance=1.0 / classes)
+        return EvalResult(
+            {"accuracy": float((predicted == test_y).float().mean())}, chance=1.0 / classes
+        )
 
 
 @register_task("toy-utility", override=True)
