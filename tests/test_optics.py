@@ -1,6 +1,5 @@
 """Optics primitives against independent references (poppy, scipy/conv2d, analytic optics)."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -90,9 +89,9 @@ def _airy_fwhm(psf_row: np.ndarray) -> float:
     half = psf_row[peak] / 2
     right = peak + np.argmax(psf_row[peak:] < half)
     left = peak - np.argmax(psf_row[peak::-1] < half)
-    r = right - 1 + (psf_row[right - 1] - half) / (psf_row[right - 1] - psf_row[right])
-    l = left + 1 - (psf_row[left + 1] - half) / (psf_row[left + 1] - psf_row[left])
-    return r - l
+    right_crossing = right - 1 + (psf_row[right - 1] - half) / (psf_row[right - 1] - psf_row[right])
+    left_crossing = left + 1 - (psf_row[left + 1] - half) / (psf_row[left + 1] - psf_row[left])
+    return right_crossing - left_crossing
 
 
 def test_focused_spot_is_diffraction_limited():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from privbench.api.errors import ConfigError, InputError
 from privbench.api.evaluation import Progress, ProgressBar, RunContext
@@ -19,7 +20,8 @@ def pattern_classes(
     seed: int = 0,
     scale: float = 1.0,
 ):
-    """Noisy images whose class is a bright square at a class-specific place (separable, not trivial)."""
+    """Noisy images whose class is a bright square at a class-specific place
+    (separable, not trivial)."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(num_classes * per_class, channels, size, size, generator=generator) * 0.5
     y = torch.arange(num_classes).repeat_interleave(per_class)
@@ -204,7 +206,7 @@ def test_predict_logits_batches_and_returns_cpu():
 def test_train_config_validation():
     with pytest.raises(Exception, match="augment"):
         TrainConfig(augment="rotate")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         TrainConfig(unknown=1)
 
 

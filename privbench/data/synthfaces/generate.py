@@ -114,8 +114,8 @@ def generate_synthfaces(
             for index, rows in enumerate(_chunks(len(layouts[split]), SCENE_CHUNK)):
                 generator = stage_generator(config.seed, "scenes", split, index)
                 tasks.append(
-                    lambda rows=rows, l=layouts[split], g=generator: render_scenes(
-                        l[rows], traits, config, g
+                    lambda rows=rows, split_layouts=layouts[split], g=generator: render_scenes(
+                        split_layouts[rows], traits, config, g
                     )
                 )
                 plan.append(("scenes", split, rows))

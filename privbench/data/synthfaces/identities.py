@@ -83,7 +83,7 @@ def sample_identities(
         members = (group == g).nonzero().flatten().tolist()
         accepted: list[torch.Tensor] = []
         for _ in members:
-            for attempt in range(200):
+            for _attempt in range(200):
                 code = torch.cat(
                     [torch.randint(0, 3, (len(FINE_TRAIT_LEVELS),), generator=generator)]
                     + [choice(generator, 1, p) for p in FINE_TRAIT_CHOICES.values()]

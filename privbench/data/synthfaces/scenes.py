@@ -200,7 +200,7 @@ def render_scenes(
             {"head_width": traits["head_width"][identity]},
             {"cx": head[:, 0], "cy": head[:, 1], "radius": radius, "roll": pose["roll"]},
         ).clamp(0, size)
-        for i, (s, p) in enumerate(flat):
+        for i, (s, _) in enumerate(flat):
             identity_i = int(identity[i])
             annotations[s].append(
                 {
