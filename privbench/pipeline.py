@@ -74,7 +74,8 @@ def run(
 
 
 def render_report(run_report: RunReport, out_path: Path, **options: Any) -> dict[str, Path]:
-    """The leaderboard files of a finished run (see :func:`privbench.report.leaderboard.render_outputs`)."""
+    """The leaderboard files of a finished run (see
+    :func:`privbench.report.leaderboard.render_outputs`)."""
     from privbench.report.leaderboard import render_outputs
 
     spec = run_report.spec

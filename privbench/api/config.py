@@ -26,7 +26,8 @@ class ComponentConfig(BaseModel):
 
 
 def validate_config(model: type[C], values: dict[str, Any], *, what: str) -> C:
-    """Build ``model`` from ``values``; on failure raise a ConfigError naming ``what`` and the field."""
+    """Build ``model`` from ``values``; on failure raise a ConfigError naming
+    ``what`` and the field."""
     try:
         return model(**values)
     except ValidationError as error:

@@ -141,12 +141,13 @@ class EvalInputs:
         return self._memo[key]
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Measurements of an evaluation's own uint8 ``(N, 3, H, W)`` images through the cell's encoder."""
+        """Measurements of an evaluation's own uint8 ``(N, 3, H, W)`` images through
+        the cell's encoder."""
         if self._encode_images is None:
             raise ConfigError(
-                "This evaluation encodes images of its own (e.g. real faces shipped with a package), "
-                "but its inputs were built without an image encoder: pass encode_images= to EvalInputs "
-                "(the runner does)."
+                "This evaluation encodes images of its own (e.g. real faces shipped with a "
+                "package), but its inputs were built without an image "
+                "encoder: pass encode_images= to EvalInputs (the runner does)."
             )
         if (
             not isinstance(images, torch.Tensor)
@@ -156,7 +157,8 @@ class EvalInputs:
         ):
             raise InputError(
                 "encode_images expects a uint8 tensor of shape (N, 3, H, W); got "
-                f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}."
+                f"{getattr(images, 'dtype', type(images).__name__)} "
+                f"{tuple(getattr(images, 'shape', ()))}."
             )
         return self._encode_images(images)
 

@@ -140,9 +140,9 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         return (
-            f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(known) or 'none'}. "
-            f"(`privbench list {self.kind}s` shows them; plugins register more through the "
-            f"entry-point group {self.entry_point_group!r}.)"
+            f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: "
+            f"{', '.join(known) or 'none'}. (`privbench list {self.kind}s` shows them; plugins "
+            f"register more through the entry-point group {self.entry_point_group!r}.)"
         )
 
 
@@ -202,7 +202,8 @@ def register_attack(name: str, *, override: bool = False):
 
 
 def register_designer(name: str, *, override: bool = False):
-    """Register a :class:`~privbench.designers.Designer` (fits a learnable encoder) under ``name``."""
+    """Register a :class:`~privbench.designers.Designer` (fits a learnable
+    encoder) under ``name``."""
     return DESIGNERS.register(name, override=override)
 
 
@@ -236,7 +237,8 @@ def list_datasets() -> list[str]:
 
 
 def get_encoder(name: str, **config: Any):
-    """Construct the encoder registered as ``name`` with ``config`` (validated; defaults otherwise)."""
+    """Construct the encoder registered as ``name`` with ``config`` (validated;
+    defaults otherwise)."""
     return ENCODERS.get(name)(**config)
 
 

@@ -23,8 +23,8 @@ class CaptionModelConfig(ComponentConfig):
     )
     imagenet_weights: str | None = Field(
         None,
-        description="resnet101: path of a local torchvision ResNet-101 ImageNet state_dict (never downloaded); "
-        "none: random initialization",
+        description="resnet101: path of a local torchvision ResNet-101 ImageNet state_dict (never "
+        "downloaded); none: random initialization",
     )
     min_feature_side: int = Field(
         4,

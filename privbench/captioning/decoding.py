@@ -15,7 +15,8 @@ from privbench.captioning.vocabulary import END, PAD, START, UNK, Vocabulary
 
 
 def _banned_words(vocab_size: int, device: torch.device) -> torch.Tensor:
-    """Log-probability offsets that forbid ``<pad>``, ``<start>`` and ``<unk>`` in generated captions."""
+    """Log-probability offsets that forbid ``<pad>``, ``<start>`` and ``<unk>`` in
+    generated captions."""
     offsets = torch.zeros(vocab_size, device=device)
     offsets[[PAD, START, UNK]] = float("-inf")
     return offsets

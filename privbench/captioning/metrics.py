@@ -51,8 +51,8 @@ def _java() -> str:
     java = shutil.which("java")
     if java is None:
         raise CaptionMetricError(
-            "Caption metrics need a Java runtime on PATH (pycocoevalcap's PTB tokenizer and METEOR are "
-            "Java programs); install a JRE (e.g. openjdk-17-jre-headless)."
+            "Caption metrics need a Java runtime on PATH (pycocoevalcap's PTB tokenizer and METEOR "
+            "are Java programs); install a JRE (e.g. openjdk-17-jre-headless)."
         )
     return java
 
@@ -70,8 +70,8 @@ def spice_unavailable_reason() -> str | None:
     missing = [name for name in SPICE_CORENLP_JARS if not (folder / name).is_file()]
     if missing:
         return (
-            f"SPICE skipped: its Stanford CoreNLP models ({', '.join(missing)}) are not in {folder}, and "
-            "privbench never downloads them (copy them there to enable SPICE)."
+            f"SPICE skipped: its Stanford CoreNLP models ({', '.join(missing)}) are not in "
+            f"{folder}, and privbench never downloads them (copy them there to enable SPICE)."
         )
     return None
 
@@ -79,8 +79,8 @@ def spice_unavailable_reason() -> str | None:
 def _check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> None:
     if len(candidates) != len(references):
         raise DataError(
-            f"Caption scoring needs one candidate per image and one list of references per image; got "
-            f"{len(candidates)} candidates and {len(references)} reference lists."
+            "Caption scoring needs one candidate per image and one list of references per image; "
+            f"got {len(candidates)} candidates and {len(references)} reference lists."
         )
     if not candidates:
         raise DataError("Caption scoring needs at least one image; got none.")
@@ -96,7 +96,8 @@ def _check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]]
 
 
 def ptb_tokenize(captions: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
-    """pycocoevalcap's PTB tokenization of ``{image: [caption, ...]}`` (lower case, no punctuation)."""
+    """pycocoevalcap's PTB tokenization of ``{image: [caption, ...]}`` (lower
+    case, no punctuation)."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     _java()
@@ -172,7 +173,8 @@ def score_caption_sets(
     baseline), tokenizing the references once and all candidates in one call."""
     if len(scorers) != len(candidate_sets):
         raise ConfigError(
-            f"Give one list of scorers per candidate set; got {len(scorers)} for {len(candidate_sets)} sets."
+            "Give one list of scorers per candidate set; got "
+            f"{len(scorers)} for {len(candidate_sets)} sets."
         )
     chosen_sets = []
     for chosen in scorers:

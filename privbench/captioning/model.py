@@ -63,13 +63,15 @@ class SmallResNetTrunk(nn.Module):
 
 
 def load_imagenet_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """A torchvision ResNet-101 state_dict from a local file (raw, or under ``state_dict``/``model``)."""
+    """A torchvision ResNet-101 state_dict from a local file (raw, or under
+    ``state_dict``/``model``)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(
-            f"ImageNet weights for resnet101 not found at {str(file)!r}. Set the captioning model's "
-            "'imagenet_weights' to the path of a local torchvision ResNet-101 state_dict (.pth), or to "
-            "null to train from a random initialization; privbench never downloads weights."
+            f"ImageNet weights for resnet101 not found at {str(file)!r}. Set the captioning "
+            "model's 'imagenet_weights' to the path of a local torchvision ResNet-101 state_dict "
+            "(.pth), or to null to train from a random "
+            "initialization; privbench never downloads weights."
         )
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
@@ -137,8 +139,8 @@ def resnet101_trunk(
 
 class MeasurementFeatures(StandardizedInput):
     """Standardize each measurement channel (training-set mean/std, saved buffers: see
-    :class:`~privbench.nn.classifiers.StandardizedInput`), run the trunk, and read its last feature map
-    as L = h·w annotation vectors a_i ∈ R^D: ``(B, L, D)``."""
+    :class:`~privbench.nn.classifiers.StandardizedInput`), run the trunk, and read its last feature
+    map as L = h·w annotation vectors a_i ∈ R^D: ``(B, L, D)``."""
 
     def __init__(
         self, trunk: nn.Module, feature_dim: int, input_shape: tuple[int, int, int], name: str
@@ -321,7 +323,8 @@ def build_caption_model(
     trunk with ImageNet weights when ``config.imagenet_weights`` is set)."""
     if int(vocab_size) <= len(SPECIAL_TOKENS):
         raise DataError(
-            f"The caption vocabulary holds no word besides {SPECIAL_TOKENS}; lower min_word_count or provide captions."
+            "The caption vocabulary holds no word besides "
+            f"{SPECIAL_TOKENS}; lower min_word_count or provide captions."
         )
     features = build_feature_extractor(config, input_shape)
     decoder = AttentionLSTMDecoder(

@@ -134,7 +134,8 @@ class CaptionHistory(FitHistory):
 def _check_measurements(x: torch.Tensor, what: str) -> None:
     if x.dim() != 4 or x.shape[0] == 0:
         raise DataError(
-            f"{what} measurements must be a non-empty (N, C, H, W) tensor; got shape {tuple(x.shape)}."
+            f"{what} measurements must be a non-empty (N, C, H, W) tensor; "
+            f"got shape {tuple(x.shape)}."
         )
     if not torch.isfinite(x).all():
         raise DataError(f"{what} measurements contain NaN or infinite values.")
@@ -205,7 +206,8 @@ def train_captioner(
         or len(val_references) != val_x.shape[0]
     ):
         raise DataError(
-            f"{name}: the captions do not match the measurements (one list of references per image)."
+            f"{name}: the captions do not match the "
+            "measurements (one list of references per image)."
         )
     device = ctx.device
     train_x, val_x = train_x.float(), val_x.float()

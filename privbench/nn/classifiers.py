@@ -51,7 +51,8 @@ def downsampling_steps(
 
 
 def strided_points(count: int, steps: int) -> list[bool]:
-    """Which of ``count`` downsampling points (ordered input → output) stride: the deepest ``steps``."""
+    """Which of ``count`` downsampling points (ordered input → output) stride: the
+    deepest ``steps``."""
     return [index >= count - steps for index in range(count)]
 
 
@@ -184,7 +185,8 @@ class ResNet18(nn.Module):
 
 # -- googlenet -----------------------------------------------------------------------------
 class Inception(nn.Module):
-    """Inception module (GoogLeNet Fig. 2b): 1×1 | 1×1→3×3 | 1×1→5×5 | 3×3 max-pool→1×1, concatenated."""
+    """Inception module (GoogLeNet Fig. 2b): 1×1 | 1×1→3×3 | 1×1→5×5 | 3×3
+    max-pool→1×1, concatenated."""
 
     def __init__(
         self,
@@ -230,7 +232,8 @@ GOOGLENET_MODULES = {
 
 
 class GoogLeNet(nn.Module):
-    """GoogLeNet with BN: stem (conv, pool, 1×1, 3×3, pool), Inception 3a-3b, pool, 4a-4e, pool, 5a-5b.
+    """GoogLeNet with BN: stem (conv, pool, 1×1, 3×3, pool), Inception 3a-3b,
+    pool, 4a-4e, pool, 5a-5b.
 
     Downsampling points (input → output): stem conv, first stem pool, second stem pool, the
     pool after 3b, the pool after 4e.
@@ -343,7 +346,8 @@ class StandardizedInput(nn.Module):
         self.input_std.copy_(std.reshape(-1))
 
     def standardize(self, x: torch.Tensor, built_for: str) -> torch.Tensor:
-        """Check that ``x`` is a ``(B, C, H, W)`` batch of this network's channel count, then standardize it.
+        """Check that ``x`` is a ``(B, C, H, W)`` batch of this network's channel count,
+        then standardize it.
 
         ``built_for`` names the network in the error message (e.g. "small-cnn classifier").
         """

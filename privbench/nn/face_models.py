@@ -63,8 +63,9 @@ class MissingFaceModelsError(PrivbenchError, ImportError):
 def _missing(what: str, package: str, error: Exception | None = None) -> MissingFaceModelsError:
     detail = f" ({error})" if error is not None else ""
     return MissingFaceModelsError(
-        f"The real face models need {what}, from the package {package!r}, which is not installed{detail}. "
-        f"Install the optional extra: pip install '{EXTRA}' (or, in a source checkout, pip install -e '.[faces]')."
+        f"The real face models need {what}, from the package {package!r}, which is not "
+        f"installed{detail}. Install the optional extra: pip install "
+        f"'{EXTRA}' (or, in a source checkout, pip install -e '.[faces]')."
     )
 
 
@@ -94,7 +95,8 @@ def haar_cascade_path(name: str = HAAR_CASCADE) -> Path:
 
 
 def dlib_model_path(key: str) -> Path:
-    """Path of one of the ``face-recognition-models`` files (``cnn_detector``, ``recognition``, ``landmarks``)."""
+    """Path of one of the ``face-recognition-models`` files (``cnn_detector``,
+    ``recognition``, ``landmarks``)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise _missing(
@@ -174,7 +176,8 @@ class FaceModels:
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
 
     def describe(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """The 128-d dlib descriptor of the face in ``box`` (aligned with the 5 landmarks found in it)."""
+        """The 128-d dlib descriptor of the face in ``box`` (aligned with the 5
+        landmarks found in it)."""
         import dlib
 
         image = check_rgb(image, "face recognition model")
@@ -185,7 +188,8 @@ class FaceModels:
 
 @lru_cache(maxsize=1)
 def load_face_models() -> FaceModels:
-    """Load every packaged face model once per process (raises MissingFaceModelsError naming the extra)."""
+    """Load every packaged face model once per process (raises MissingFaceModelsError
+    naming the extra)."""
     cv2 = _import("cv2", "opencv-python-headless<5")
     dlib = _import("dlib", "dlib-bin")
     cascade = haar_cascade_path()
@@ -230,7 +234,8 @@ def detector_view(image: torch.Tensor, scale: float, pad_px: int = 0) -> np.ndar
 
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         raise InputError(
-            f"detector_view expects a (3, H, W) float tensor; got {getattr(image, 'shape', type(image).__name__)}."
+            "detector_view expects a (3, H, W) float tensor; got "
+            f"{getattr(image, 'shape', type(image).__name__)}."
         )
     height, width = image.shape[-2:]
     size = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
@@ -273,7 +278,8 @@ def lfw_subset(count: int = 100, side: int = 64) -> tuple[torch.Tensor, torch.Te
 
     if not 1 <= count <= 100:
         raise ConfigError(
-            f"lfw_subset holds 100 faces and 100 non-faces; asked for count={count} (accepted: 1 to 100)."
+            "lfw_subset holds 100 faces and 100 non-faces; "
+            f"asked for count={count} (accepted: 1 to 100)."
         )
     crops = _to_uint8(np.asarray(_skimage_data().lfw_subset()))
     if crops.shape[0] != 200:
@@ -304,7 +310,8 @@ def astronaut(side: int = 128) -> tuple[torch.Tensor, tuple[float, float, float,
     )
     if picture.shape[-2:] != (ASTRONAUT_SIDE, ASTRONAUT_SIDE):
         raise ConfigError(
-            f"scikit-image's astronaut should be {ASTRONAUT_SIDE}×{ASTRONAUT_SIDE}; got {tuple(picture.shape[-2:])}."
+            "scikit-image's astronaut should be "
+            f"{ASTRONAUT_SIDE}×{ASTRONAUT_SIDE}; got {tuple(picture.shape[-2:])}."
         )
     resized = (
         F.interpolate(picture, size=(side, side), mode="area")

@@ -142,7 +142,8 @@ def check_same_encoder(train_x: torch.Tensor, val_x: torch.Tensor, name: str) ->
     if val_x.shape[1:] != train_x.shape[1:]:
         raise DataError(
             f"{name}: validation measurements have shape {tuple(val_x.shape[1:])} but training "
-            f"measurements {tuple(train_x.shape[1:])}; both splits must go through the same encoder."
+            f"measurements {tuple(train_x.shape[1:])}; "
+            "both splits must go through the same encoder."
         )
 
 
@@ -295,7 +296,8 @@ def fit(
     generator: torch.Generator | None = None,
     min_delta: float = 0.0,
 ) -> FitHistory:
-    """Train ``model`` for up to ``epochs`` epochs; returns the history (the model is trained in place).
+    """Train ``model`` for up to ``epochs`` epochs; returns the history (the model
+    is trained in place).
 
     ``train_epoch(epoch, generator)`` runs one epoch of optimization steps (``model`` is in
     training mode, both generators seeded for the epoch) and returns its train metrics;

@@ -25,8 +25,8 @@ def to_common_grid(clean: torch.Tensor, measurement: torch.Tensor) -> torch.Tens
     if y.shape[1] != channels:
         if y.shape[1] % channels:
             raise InputError(
-                f"Cannot compare a {y.shape[1]}-channel measurement with a {channels}-channel scene "
-                f"(needs a multiple of {channels} channels)."
+                f"Cannot compare a {y.shape[1]}-channel measurement with a {channels}-channel "
+                f"scene (needs a multiple of {channels} channels)."
             )
         y = y.reshape(y.shape[0], -1, channels, *y.shape[-2:]).mean(dim=1)
     if y.shape[-2:] != clean.shape[-2:]:

@@ -91,7 +91,8 @@ def _cached_basis(samples: int, q: int) -> torch.Tensor:
 
 
 def zernike_basis(samples: int, q: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """The first ``q`` Noll Zernikes on a ``samples``² pupil grid, shape (q, samples, samples); cached."""
+    """The first ``q`` Noll Zernikes on a ``samples``² pupil grid, shape (q, samples,
+    samples); cached."""
     if q < 1:
         raise ConfigError(f"The number of Zernike terms must be at least 1; got {q}.")
     return _cached_basis(int(samples), int(q)).to(device=device, dtype=dtype)

@@ -1,15 +1,16 @@
-"""Classifiers trained on measurements: their config, their epoch step and validation, run by the one loop.
+"""Classifiers trained on measurements: their config, their epoch step and validation,
+run by the one loop.
 
-:func:`train_classifier` (through :func:`privbench.nn.fit.fit`) fits a :class:`~privbench.nn.classifiers.MeasurementClassifier` with
-cross-entropy, AdamW and a one-cycle learning-rate schedule (linear warm-up, cosine decay), on
-the device of the :class:`~privbench.api.evaluation.RunContext`, seeded by the context's seed. Before
-training it standardizes each input channel with the training set's mean and standard deviation
-(stored in the model). After each epoch it scores the validation split; early stopping keeps the
-weights of the best validation epoch (accuracy, ties broken by lower loss) and stops after
-``patience`` epochs without improvement. Every epoch is checkpointed to
-``ctx.checkpoint_path(name)`` (model, optimizer, schedule, best weights, history); a run that is
-killed resumes from the last completed epoch and reaches the same result as an uninterrupted
-one.
+:func:`train_classifier` (through :func:`privbench.nn.fit.fit`) fits a
+:class:`~privbench.nn.classifiers.MeasurementClassifier` with cross-entropy, AdamW and a one-cycle
+learning-rate schedule (linear warm-up, cosine decay), on the device of the
+:class:`~privbench.api.evaluation.RunContext`, seeded by the context's seed. Before training it
+standardizes each input channel with the training set's mean and standard deviation (stored in the
+model). After each epoch it scores the validation split; early stopping keeps the weights of the
+best validation epoch (accuracy, ties broken by lower loss) and stops after ``patience`` epochs
+without improvement. Every epoch is checkpointed to ``ctx.checkpoint_path(name)`` (model, optimizer,
+schedule, best weights, history); a run that is killed resumes from the last completed epoch and
+reaches the same result as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class TrainConfig(ComponentConfig):
     )
     augment: Literal["none", "shift", "shift-flip"] = Field(
         "none",
-        description="light augmentation: random shifts of up to 1/16 of the side, optionally horizontal "
-        "flips (off by default: measurements of learned optics are not flip-symmetric)",
+        description="light augmentation: random shifts of up to 1/16 of the side, optionally "
+        "horizontal flips (off by default: measurements of learned optics are not flip-symmetric)",
     )
     eval_batch_size: int = Field(256, ge=1, le=65536, description="batch size for scoring")
 
@@ -107,7 +108,8 @@ def channel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _check_split(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int) -> None:
     if x.dim() != 4 or x.shape[0] == 0:
         raise DataError(
-            f"{what} measurements must be a non-empty (N, C, H, W) tensor; got shape {tuple(x.shape)}."
+            f"{what} measurements must be a non-empty (N, C, H, W) tensor; "
+            f"got shape {tuple(x.shape)}."
         )
     if y.shape != (x.shape[0],):
         raise DataError(f"{what} labels must have shape ({x.shape[0]},); got {tuple(y.shape)}.")
@@ -121,7 +123,8 @@ def _check_split(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int) 
 
 
 def _fingerprint(x: torch.Tensor) -> list[Any]:
-    """Cheap content fingerprint of a tensor (shape, sum, and a strided sample) for checkpoint signatures."""
+    """Cheap content fingerprint of a tensor (shape, sum, and a strided sample) for
+    checkpoint signatures."""
     flat = x.detach().reshape(-1)
     sample = flat[:: max(1, flat.numel() // 4096)].double()
     weights = torch.arange(1, sample.numel() + 1, dtype=torch.float64)

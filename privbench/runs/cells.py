@@ -82,15 +82,17 @@ class DatasetRef:
             )
             if data.fingerprint != self.fingerprint:
                 raise ConfigError(
-                    f"Dataset {self.name!r} rebuilt with fingerprint {data.fingerprint}, but the cell "
-                    f"was planned on {self.fingerprint}: the data changed between planning and running."
+                    f"Dataset {self.name!r} rebuilt with fingerprint {data.fingerprint}, but the "
+                    f"cell was planned on {self.fingerprint}: the "
+                    "data changed between planning and running."
                 )
             _LOADED[data.fingerprint] = data
         return data
 
 
 def dataset_view(data: BenchmarkData, source: str | None) -> BenchmarkData:
-    """What an evaluation or designer reads: the dataset, or one source of a composite (``data:``)."""
+    """What an evaluation or designer reads: the dataset, or one source of a
+    composite (``data:``)."""
     if source is None:
         return data
     if not hasattr(data, "source"):
@@ -160,7 +162,8 @@ def _encoded_or_cached(
 
 
 def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str], torch.Tensor]:
-    """``(part, split) -> measurements`` of the cell's encoder, cached by encoder and data content."""
+    """``(part, split) -> measurements`` of the cell's encoder, cached by encoder
+    and data content."""
     cache, fitted = cell.cache, cell.fitted
 
     def encode(part: str, split: str) -> torch.Tensor:
@@ -179,7 +182,8 @@ def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str
 
 
 def encode_images_function(cell: Cell) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``uint8 images -> measurements`` for evaluations that bring their own images, cached by content."""
+    """``uint8 images -> measurements`` for evaluations that bring their own images,
+    cached by content."""
     cache, fitted = cell.cache, cell.fitted
 
     def encode_images(images: torch.Tensor) -> torch.Tensor:
@@ -199,7 +203,8 @@ def encode_images_function(cell: Cell) -> Callable[[torch.Tensor], torch.Tensor]
 def cell_inputs(
     cell: Cell, progress: Progress | None = None, log: Callable[[str], None] | None = None
 ) -> tuple[EvalInputs, RunContext]:
-    """What the cell's evaluation reads (measurements, cached) and its context (workdir keyed by the cell)."""
+    """What the cell's evaluation reads (measurements, cached) and its context (workdir
+    keyed by the cell)."""
     cache = cell.cache
     ctx = RunContext(
         device=torch.device(cell.device),

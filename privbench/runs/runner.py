@@ -172,7 +172,8 @@ class Runner:
         if not encoder.learnable:
             raise ConfigError(
                 f"Encoder entry {entry.display_name!r} names designer {entry.designer.name!r}, but "
-                f"encoder {entry.name!r} has no learnable parameters (fixed baselines are never fitted)."
+                f"encoder {entry.name!r} has no learnable "
+                "parameters (fixed baselines are never fitted)."
             )
         designer = construct_component(DESIGNERS, entry.designer)
         view = dataset_view(data, entry.designer.data)

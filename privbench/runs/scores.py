@@ -175,7 +175,8 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_groups(rows: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
-    """Rows split by (benchmark, version, dataset fingerprint): groups that may be ranked together."""
+    """Rows split by (benchmark, version, dataset fingerprint): groups that may
+    be ranked together."""
     if rows.empty:
         return []
     return [(key, group) for key, group in rows.groupby(GROUP_COLUMNS, sort=False)]

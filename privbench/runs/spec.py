@@ -37,8 +37,8 @@ class ComponentSpec(_Strict):
     alphas: list[float] | None = None
     data: str | None = Field(
         None,
-        description="composite datasets only: the source whose data this evaluation (or designer) reads "
-        "instead of the composite's assembled parts",
+        description="composite datasets only: the source whose data this evaluation (or designer) "
+        "reads instead of the composite's assembled parts",
     )
 
     @model_validator(mode="before")
@@ -83,7 +83,8 @@ class BenchmarkSpec(_Strict):
     )
     paths: dict[str, str] = Field(
         default_factory=dict,
-        description="what each ${NAME} placeholder of the spec stands for (given at run time with --data NAME=PATH)",
+        description="what each ${NAME} placeholder of the spec "
+        "stands for (given at run time with --data NAME=PATH)",
     )
     preset: str | None = Field(
         None,
@@ -231,8 +232,8 @@ def load_spec(source: str | Path | dict | BenchmarkSpec) -> BenchmarkSpec:
             raise ConfigError(f"Spec file {str(path)!r} is not valid YAML: {error}") from None
         if not isinstance(raw, dict):
             raise ConfigError(
-                f"Spec file {str(path)!r} must contain a YAML mapping with at least 'name' and 'encoders'; "
-                f"got {type(raw).__name__}."
+                f"Spec file {str(path)!r} must contain a YAML mapping with at least 'name' and "
+                f"'encoders'; got {type(raw).__name__}."
             )
         return _validate(raw, where=f"spec file {str(path)!r}")
     return builtin_benchmark(str(source))
@@ -289,14 +290,15 @@ def _check_data_sources(spec: BenchmarkSpec, builder, where: str) -> None:
     labels = builder.source_labels(spec.dataset.config)
     if labels is None:
         raise ConfigError(
-            f"In {where}: {routed[0][0]!r} reads 'data: {routed[0][1]}', but dataset {spec.dataset.name!r} has no "
-            f"sources to choose from; 'data' is for the composite dataset (dataset: {{name: composite, config: {{sources: ...}}}})."
+            f"In {where}: {routed[0][0]!r} reads 'data: {routed[0][1]}', but dataset "
+            f"{spec.dataset.name!r} has no sources to choose from; 'data' is for the composite "
+            "dataset (dataset: {name: composite, config: {sources: ...}})."
         )
     for owner, label in routed:
         if label not in labels:
             raise ConfigError(
-                f"In {where}: {owner!r} reads 'data: {label}', but the composite dataset has no source {label!r}; "
-                f"its sources are: {', '.join(labels) or 'none'}."
+                f"In {where}: {owner!r} reads 'data: {label}', but the composite dataset has no "
+                f"source {label!r}; its sources are: {', '.join(labels) or 'none'}."
             )
 
 
@@ -306,7 +308,8 @@ DEFAULT_PRESET = "quick"
 
 
 def require_data_paths(spec: BenchmarkSpec, data_paths: dict[str, str]) -> BenchmarkSpec:
-    """``spec`` with its ``${NAME}`` data paths filled from ``data_paths`` (see :mod:`privbench.data.paths`).
+    """``spec`` with its ``${NAME}`` data paths filled from ``data_paths`` (see
+    :mod:`privbench.data.paths`).
 
     Raises a MissingDataError naming every path still needed (and the layout each dataset
     expects), or naming ``data_paths`` entries the spec does not use.

@@ -69,8 +69,8 @@ class TuneSettings:
             raise ConfigError(f"trials must be at least 1; got {self.trials}.")
         if not ENCODERS.get(self.encoder).learnable:
             raise ConfigError(
-                f"Encoder {self.encoder!r} has no learnable parameters, so there is nothing to tune; "
-                f"choose a learnable encoder (e.g. zernike-lens or a canopic-* configuration)."
+                f"Encoder {self.encoder!r} has no learnable parameters, so there is nothing to "
+                "tune; choose a learnable encoder (e.g. zernike-lens or a canopic-* configuration)."
             )
 
     @property
@@ -106,7 +106,8 @@ def open_study(settings: TuneSettings):
             )
     except Exception as error:
         raise PrivbenchError(
-            f"Cannot open the Optuna storage {settings.storage!r}: {error}. Use a SQLAlchemy URL such as sqlite:///study.db."
+            f"Cannot open the Optuna storage {settings.storage!r}: "
+            f"{error}. Use a SQLAlchemy URL such as sqlite:///study.db."
         ) from None
     study = optuna.create_study(
         study_name=settings.name,
@@ -211,7 +212,10 @@ def tune(
                 and step >= settings.prune_after
                 and signal < settings.prune_below
             ):
-                reason = f"utility validation accuracy {signal:.3f} < {settings.prune_below} after {step} designer cycles"
+                reason = (
+                    f"utility validation accuracy {signal:.3f} < {settings.prune_below} "
+                    f"after {step} designer cycles"
+                )
                 trial.set_user_attr("prune_reason", reason)
                 raise optuna.TrialPruned(reason)
 
@@ -254,7 +258,8 @@ def tune(
         study.optimize(objective, n_trials=remaining, catch=(Exception,), gc_after_trial=True)
     else:
         log(
-            f"study {settings.name!r} already has {done} finished trials (asked for {settings.trials})"
+            f"study {settings.name!r} already has {done} "
+            f"finished trials (asked for {settings.trials})"
         )
     result_store.close()
     return study
@@ -272,13 +277,15 @@ def trial_scores(rows: pd.DataFrame, study: str, trial: int) -> tuple[float, flo
     utility, privacy = float(mine["utility"].iloc[0]), float(mine["privacy"].iloc[0])
     if math.isnan(utility) or math.isnan(privacy):
         raise PrivbenchError(
-            "the trial's normalized scores are undefined (no clean reference, or the attack does not beat chance on clean data)"
+            "the trial's normalized scores are undefined (no clean "
+            "reference, or the attack does not beat chance on clean data)"
         )
     return utility, privacy
 
 
 def trials_frame(study) -> pd.DataFrame:
-    """One row per trial: number, state, α, utility, privacy, whether on Optuna's Pareto front, reason."""
+    """One row per trial: number, state, α, utility, privacy, whether on Optuna's
+    Pareto front, reason."""
     best = (
         {t.number for t in study.best_trials}
         if any(t.values for t in study.trials if t.values)
