@@ -119,9 +119,11 @@ class FaceDetectionAttack(Evaluation):
             measured_channels = int(sets["train"].images.shape[1])
             if measured_channels != clean_channels:
                 raise ConfigError(
-                    f"face-detection-attack protocol {protocol!r} applies a detector trained on clean {clean_channels}-channel "
-                    f"scenes to the measurements, but encoder {inputs.encoder_name or '?'!r} produces {measured_channels} "
-                    f"channels. Use protocol 'retrained' for encoders that change the channel count (filter banks)."
+                    f"face-detection-attack protocol {protocol!r} applies a detector trained on "
+                    f"clean {clean_channels}-channel scenes to the measurements, but encoder "
+                    f"{inputs.encoder_name or '?'!r} produces {measured_channels} channels. Use "
+                    "protocol 'retrained' for encoders that "
+                    "change the channel count (filter banks)."
                 )
             model, details["clean_training"] = self.clean_detector(inputs, ctx)
             if protocol == "finetuned":

@@ -10,10 +10,10 @@ protocol says what the attacker trains on:
 - ``finetuned``: fit on clean crops, then fine-tuned on the measurements (same shape rule).
 
 A privacy claim is only as strong as the strongest attacker tried, so the attack trains an
-**attacker zoo** (``zoo``): several architectures of different families, each on the same
-split with the same budget and protocol. The row keeps every member's ``top1_<arch>`` and
-``top5_<arch>``; the headline ``top1`` is the best member's top-1 (the worst case for the camera)
-and ``top5`` the best top-5 of any member. The default zoo is one net per family at widths that keep the quick preset
+**attacker zoo** (``zoo``): several architectures of different families, each on the same split with
+the same budget and protocol. The row keeps every member's ``top1_<arch>`` and ``top5_<arch>``; the
+headline ``top1`` is the best member's top-1 (the worst case for the camera) and ``top5`` the best
+top-5 of any member. The default zoo is one net per family at widths that keep the quick preset
 affordable on 2 CPU cores: ``small-cnn`` (residual, ResNet-style), ``googlenet`` at width 1/8
 (Inception modules, the classifier CAnOPIC evaluates with) and ``mobilenet`` at width 1/8
 (depthwise-separable convolutions). ``model: <arch>`` (optionally with ``width_multiplier``) is
@@ -80,8 +80,8 @@ class FaceIdConfig(EvaluationConfig):
     zoo: list[ZooMember] = Field(
         default_factory=lambda: list(DEFAULT_ZOO),
         min_length=1,
-        description="attacker architectures, each trained on the same split; an entry is an architecture "
-        "name or {model, width_multiplier}",
+        description="attacker architectures, each trained on the same split; an entry is an "
+        "architecture name or {model, width_multiplier}",
     )
     training: TrainConfig = Field(default_factory=TrainConfig)
     finetune_lr_scale: float = Field(
@@ -120,7 +120,8 @@ class FaceIdConfig(EvaluationConfig):
         names = [member.model for member in zoo]
         if len(set(names)) != len(names):
             raise ValueError(
-                f"each architecture may appear once in the zoo (its metrics are named after it); got {names}"
+                "each architecture may appear once in the zoo "
+                f"(its metrics are named after it); got {names}"
             )
         return zoo
 
@@ -144,7 +145,8 @@ def identification_scores(
 
 @register_attack("face-id")
 class FaceIdentification(Evaluation):
-    """Who is it? An attacker zoo of CNNs identifying the person in the measurement of a face crop."""
+    # Kept on one line: `privbench list attacks` shows a component's first docstring line.
+    """Who is it? An attacker zoo of CNNs identifying the person in the measurement of a face crop."""  # noqa: E501
 
     Config = FaceIdConfig
     role = "privacy"
@@ -180,7 +182,8 @@ class FaceIdentification(Evaluation):
         num_classes = inputs.num_classes(PART)
         if num_classes < 2:
             raise DataError(
-                f"face-id needs at least 2 identities in part {PART!r}; the dataset has {num_classes}."
+                "face-id needs at least 2 identities in part "
+                f"{PART!r}; the dataset has {num_classes}."
             )
         labels = {split: inputs.labels(PART, split) for split in ("train", "val", "test")}
         encoded = {split: inputs.encoded(PART, split) for split in ("train", "val", "test")}
@@ -194,10 +197,11 @@ class FaceIdentification(Evaluation):
             )
             if clean_shape != encoded_shape:
                 raise ConfigError(
-                    f"face-id protocol {protocol!r} trains the attacker on clean crops of shape {clean_shape} "
-                    f"and applies it to measurements, but encoder {inputs.encoder_name or '?'!r} produces "
-                    f"measurements of shape {encoded_shape}. Use protocol 'retrained' for encoders that change "
-                    f"the shape (pooling, low resolution, filter banks)."
+                    f"face-id protocol {protocol!r} trains the attacker on clean crops of shape "
+                    f"{clean_shape} and applies it to measurements, but encoder "
+                    f"{inputs.encoder_name or '?'!r} produces measurements of shape "
+                    f"{encoded_shape}. Use protocol 'retrained' for encoders that change the shape "
+                    "(pooling, low resolution, filter banks)."
                 )
         metrics: dict[str, float] = {}
         details: dict = {"protocol": protocol, "zoo": {}}
@@ -229,7 +233,8 @@ class FaceIdentification(Evaluation):
         clean,
         num_classes,
     ):
-        """Train one zoo member under the protocol; its test scores on the measurements and a summary."""
+        """Train one zoo member under the protocol; its test scores on the
+        measurements and a summary."""
         config = self.config.member_config(member)
         protocol = self.config.protocol
         details: dict = {}

@@ -103,7 +103,8 @@ class OffTheShelfFaceConfig(EvaluationConfig):
     folder_center_crop_px: int | None = Field(
         None,
         ge=16,
-        description="keep the central square of this side of each folder picture (LFW's 250-px pictures: 150)",
+        description="keep the central square of this side of "
+        "each folder picture (LFW's 250-px pictures: 150)",
     )
     folder_gallery_per_identity: int = Field(
         1, ge=1, le=100, description="gallery pictures per person (the rest are probes)"
@@ -134,7 +135,8 @@ def _digest(images: torch.Tensor) -> str:
 
 @register_attack("offtheshelf-face")
 class OffTheShelfFace(Evaluation):
-    """Real packaged face detectors and a real face-recognition network, never fit, on real faces."""
+    # Kept on one line: `privbench list attacks` shows a component's first docstring line.
+    """Real packaged face detectors and a real face-recognition network, never fit, on real faces."""  # noqa: E501
 
     Config = OffTheShelfFaceConfig
     role = "privacy"
@@ -177,7 +179,8 @@ class OffTheShelfFace(Evaluation):
     def _crop_views(
         self, clean: torch.Tensor, measured: torch.Tensor
     ) -> tuple[list[np.ndarray], tuple[float, ...]]:
-        """Detector views of face crops (clean or encoded, on the clean grid) and the face box in them."""
+        """Detector views of face crops (clean or encoded, on the clean grid) and the
+        face box in them."""
         on_grid = to_common_grid(clean.float() / 255.0, measured).clamp(0, 1)
         side = clean.shape[-1]
         scale = face_models.DETECTOR_FACE_PX / side
@@ -204,7 +207,8 @@ class OffTheShelfFace(Evaluation):
         return np.stack([models.describe(view, face_box) for view in views])
 
     def _clean_descriptors(self, models, clean: torch.Tensor, ctx: RunContext) -> np.ndarray:
-        """Descriptors of the attacker's clean gallery (shared by every encoder's cell via the cache)."""
+        """Descriptors of the attacker's clean gallery (shared by every encoder's
+        cell via the cache)."""
         key = stable_hash(
             {
                 "images": _digest(clean),
@@ -231,7 +235,7 @@ class OffTheShelfFace(Evaluation):
         index = scan_image_folder(Path(cfg.folder).expanduser())
         paths, labels = [], []
         for label in range(len(index.classes)):
-            mine = [p for p, l in zip(index.paths, index.labels) if l == label]
+            mine = [p for p, person in zip(index.paths, index.labels) if person == label]
             if cfg.folder_max_per_identity is not None:
                 mine = mine[: cfg.folder_max_per_identity]
             paths += mine
@@ -252,8 +256,8 @@ class OffTheShelfFace(Evaluation):
             probes += mine[per_person:].tolist()
         if len(set(labels[gallery].tolist())) < 2:
             raise DataError(
-                f"offtheshelf-face: the folder {self.config.folder!r} needs at least 2 people with more than "
-                f"{per_person} picture(s) each (gallery + probes) for identification."
+                f"offtheshelf-face: the folder {self.config.folder!r} needs at least 2 people with "
+                f"more than {per_person} picture(s) each (gallery + probes) for identification."
             )
         return np.asarray(gallery), np.asarray(probes)
 
@@ -320,7 +324,8 @@ class OffTheShelfFace(Evaluation):
             encoded_gallery = self._descriptors(models, [folder_views[i] for i in gallery], box)
             probe_descriptors = self._descriptors(models, [folder_views[i] for i in probes], box)
             details["identification_set"] = (
-                f"folder {cfg.folder} ({len(set(gallery_ids.tolist()))} of {len(people)} people, {len(probes)} probes)"
+                f"folder {cfg.folder} ({len(set(gallery_ids.tolist()))} "
+                f"of {len(people)} people, {len(probes)} probes)"
             )
         clean_gallery = self._clean_descriptors(models, gallery_images, ctx)
         metrics["id_top1_clean_gallery"] = nearest_neighbour_top1(

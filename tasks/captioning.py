@@ -147,8 +147,8 @@ class Captioning(Evaluation):
         for split, refs in (("train", train_refs), ("val", val_refs), ("test", test_refs)):
             if len(refs) != len(scenes[split]) or not len(refs):
                 raise DataError(
-                    f"captioning needs reference captions for every scene of the {split} split; it has "
-                    f"{len(scenes[split])} scenes and {len(refs)} caption lists."
+                    f"captioning needs reference captions for every scene of the {split} split; it "
+                    f"has {len(scenes[split])} scenes and {len(refs)} caption lists."
                 )
         vocabulary = Vocabulary.build(
             (text for texts in train_refs for text in texts), config.min_word_count

@@ -80,8 +80,8 @@ def detection_splits(
             )
         if tuple(part.images.shape[-2:]) != clean_hw:
             raise DataError(
-                f"all scenes must have one size for detection; split {split!r} has {tuple(part.images.shape[-2:])}, "
-                f"train has {clean_hw}."
+                f"all scenes must have one size for detection; split {split!r} has "
+                f"{tuple(part.images.shape[-2:])}, train has {clean_hw}."
             )
         boxes = face_boxes(part, category)
         measurements = inputs.clean(PART, split) if clean else inputs.encoded(PART, split)
@@ -95,7 +95,8 @@ def detection_splits(
 
 
 def score_detector(model, test: dict, clean_hw, config, device) -> tuple[dict[str, float], dict]:
-    """Predictions on the test measurements, mapped back to clean pixels, and their metrics and curves."""
+    """Predictions on the test measurements, mapped back to clean pixels, and their
+    metrics and curves."""
     batch_size = config.detector.training.eval_batch_size
     predictions = detect_in_clean_coordinates(model, test["images"], clean_hw, batch_size, device)
     return detection_report(
