@@ -98,7 +98,7 @@ def cache(tmp_path):
 VGG_OPTIONS = {"n_identities": 3, "test_per_identity": 2, "val_per_identity": 2}
 
 
-# -- shared readers ---------------------------------------------------------------------------------
+# -- shared readers ------------------------------------------------------------------------
 def _picture(path: Path, width: int, height: int, box: tuple[int, int, int, int]) -> None:
     array = np.zeros((height, width, 3), dtype=np.uint8)
     array[:] = fx.BACKGROUND_RGB
@@ -138,7 +138,8 @@ def test_crops_outside_the_picture_are_zero_and_max_scale_caps_the_letterbox(tmp
     loaded = formats.load_images(
         [formats.ImageRequest(path, crop=(-40.0, 0.0, 40.0, 80.0))], size=16, workers=1
     )
-    # only the top-right quarter is inside the picture (bicubic resampling blurs one pixel across the edge)
+    # only the top-right quarter is inside the picture (bicubic resampling blurs one
+    # pixel across the edge)
     assert loaded.images[0, :, :, :7].sum() == 0 and loaded.images[0, :, 9:, :].sum() == 0
     assert _is_face_colour(_colour_at(loaded.images, 0, 12, 4))
     capped = formats.load_images(
@@ -247,7 +248,7 @@ def test_image_folder_and_coco_json_readers(tmp_path):
         formats.read_coco_captions(bad)
 
 
-# -- registry and CLI ----------------------------------------------------------------------------------
+# -- registry and CLI ----------------------------------------------------------------------
 def test_every_adapter_is_registered_and_listed(capsys):
     names = privbench.list_datasets()
     for name in ("coco", "vggface2", "widerface", "fddb", "imagenet", "lfw"):
@@ -390,7 +391,7 @@ def test_data_check_reports_missing_files_and_malformed_lines(tmp_path, capsys):
     )
 
 
-# -- VGGFace2 ---------------------------------------------------------------------------------------------
+# -- VGGFace2 ------------------------------------------------------------------------------
 def test_vggface2_canopic_protocol(roots, cache):
     base, _ = roots
     data = load_dataset("vggface2", dict(path=base / "vggface2", **VGG_OPTIONS), cache)
@@ -552,7 +553,7 @@ def test_vggface2_errors(roots, tmp_path):
     assert not report.ok and report.missing == ["test/n000002/0003_01.jpg"]
 
 
-# -- ImageNet ------------------------------------------------------------------------------------------------
+# -- ImageNet ------------------------------------------------------------------------------
 def test_imagenet_nonfaces_and_face_free_list(roots, cache, tmp_path):
     base, written = roots
     data = load_dataset(
@@ -609,7 +610,7 @@ def test_imagenet_nonfaces_and_face_free_list(roots, cache, tmp_path):
     listing.unlink()
 
 
-# -- WIDER FACE ---------------------------------------------------------------------------------------------
+# -- WIDER FACE ----------------------------------------------------------------------------
 def test_widerface_parsing_flags_and_filter(roots):
     base, written = roots
     records = widerface.parse_wider_annotations(
@@ -711,7 +712,7 @@ def test_widerface_malformed_lines(tmp_path):
         load_dataset("widerface", {"path": root, "cache": False})
 
 
-# -- FDDB ------------------------------------------------------------------------------------------------------
+# -- FDDB ----------------------------------------------------------------------------------
 def test_fddb_ellipse_box_rule_matches_the_drawn_ellipse():
     for a, b, theta in (
         (50.0, 30.0, 0.0),
@@ -770,7 +771,7 @@ def test_fddb_rescale_and_boxes(roots, cache):
     assert "≤ 40 px" in data.description and config.max_face_px == 40.0
 
 
-# -- COCO --------------------------------------------------------------------------------------------------------
+# -- COCO ----------------------------------------------------------------------------------
 def test_coco_karpathy_split(roots, cache):
     base, written = roots
     data = load_dataset(
@@ -844,7 +845,7 @@ def test_coco_errors(tmp_path):
     assert report.missing == ["val2014/COCO_val2014_000000000042.jpg"]
 
 
-# -- LFW ---------------------------------------------------------------------------------------------------------
+# -- LFW -----------------------------------------------------------------------------------
 def test_lfw_identities_and_pairs(roots, cache):
     base, written = roots
     data = load_dataset(
@@ -930,7 +931,7 @@ def test_lfw_malformed_pairs(tmp_path):
         )
 
 
-# -- end to end ----------------------------------------------------------------------------------------------------
+# -- end to end ----------------------------------------------------------------------------
 def test_a_benchmark_runs_on_a_real_format_dataset(tmp_path):
     """The runner builds a registered adapter from the spec's dataset config (path and options)."""
     from privbench.pipeline import run

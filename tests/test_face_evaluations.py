@@ -48,8 +48,8 @@ def _faces(per_class: int, seed: int) -> LabeledImages:
 
 
 def squares_data() -> BenchmarkData:
-    """6 identities × 24 training crops: with 12, the clean-trained small-cnn scored 0.44-0.86 on the
-    clean test crops depending on the seed; with 24, 0.94-1.0 (seeds 0-3)."""
+    """6 identities × 24 training crops: with 12, the clean-trained small-cnn scored 0.44-0.86 on
+    the clean test crops depending on the seed; with 24, 0.94-1.0 (seeds 0-3)."""
     identities = [f"id{i}" for i in range(6)]
     return BenchmarkData(
         name="squares",

@@ -28,7 +28,8 @@ SMALL = {"lfw_faces": 6}
 
 
 def through(transform, name: str = "test-encoder") -> EvalInputs:
-    """Inputs whose encoder is ``transform`` on [0, 1] floats and whose dataset parts must never be read."""
+    """Inputs whose encoder is ``transform`` on [0, 1] floats and whose dataset parts
+    must never be read."""
 
     def no_dataset_part(part: str, split: str):
         raise AssertionError(f"the off-the-shelf attack read dataset part {part}/{split}")
@@ -51,7 +52,7 @@ def pool4(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 4)
 
 
-# -- the real models on real faces ------------------------------------------------------------------
+# -- the real models on real faces ---------------------------------------------------------
 @needs_faces
 def test_real_detectors_find_the_astronaut_at_full_resolution():
     models = face_models.load_face_models()
@@ -120,7 +121,7 @@ def test_shape_changing_cameras_are_compared_on_the_scene_grid():
     assert "astronaut_dlib-hog" not in result.metrics and "detect_opencv-haar" not in result.metrics
 
 
-# -- never fit ------------------------------------------------------------------------------------------
+# -- never fit -----------------------------------------------------------------------------
 def _model_file_digests() -> dict[str, str]:
     files = face_models.load_face_models().files
     return {key: hashlib.sha256(Path(path).read_bytes()).hexdigest() for key, path in files.items()}
@@ -128,8 +129,8 @@ def _model_file_digests() -> dict[str, str]:
 
 @needs_faces
 def test_offtheshelf_attack_never_fits_anything(monkeypatch, tmp_path):
-    """No optimizer step, no backward pass, no training loop, no dataset part, model files untouched,
-    and no state carried from one camera to the next (same answers in any order)."""
+    """No optimizer step, no backward pass, no training loop, no dataset part, model files
+    untouched, and no state carried from one camera to the next (same answers in any order)."""
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the off-the-shelf attack tried to train something")
@@ -155,7 +156,7 @@ def test_offtheshelf_attack_never_fits_anything(monkeypatch, tmp_path):
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # no checkpoint of anything
 
 
-# -- the folder of the user's real faces ----------------------------------------------------------------
+# -- the folder of the user's real faces ---------------------------------------------------
 @needs_faces
 def test_folder_identification_agrees_with_the_packaged_protocol(tmp_path):
     """A folder with one person per LFW face (the face and its mirror image) gives the same
@@ -201,7 +202,7 @@ def test_folder_needs_two_people_with_probes(tmp_path):
         attack.evaluate(through(identity), RunContext())
 
 
-# -- contracts that hold without the extra -----------------------------------------------------------------
+# -- contracts that hold without the extra -------------------------------------------------
 def test_missing_models_name_the_extra(monkeypatch):
     import importlib.util
 
@@ -273,7 +274,7 @@ def test_runner_encodes_the_attack_images_and_stores_the_row(toy, tmp_path):
     )  # the runner encoded (and cached) the real faces
 
 
-# -- the attacker zoo ------------------------------------------------------------------------------------
+# -- the attacker zoo ----------------------------------------------------------------------
 def test_face_id_headline_is_the_best_of_the_zoo(tmp_path):
     from test_face_evaluations import FAST, blur, inputs_through, squares_data
 
@@ -298,7 +299,7 @@ def test_face_id_headline_is_the_best_of_the_zoo(tmp_path):
         assert result.details["zoo"][member]["training"]["epochs_run"] == 8
 
 
-# -- the Fig. 3-like figure ------------------------------------------------------------------------------
+# -- the Fig. 3-like figure ----------------------------------------------------------------
 @needs_faces
 def test_figure_boxes_land_on_the_astronaut_face_in_scene_coordinates():
     from privbench.report.figures import figure_images, find_faces

@@ -177,7 +177,7 @@ TWOPSC_FIXTURE = {
 }
 
 
-# -- data paths -----------------------------------------------------------------------------------------------
+# -- data paths ----------------------------------------------------------------------------
 def test_run_without_data_lists_every_needed_path_before_any_work(tmp_path, capsys):
     out = tmp_path / "out"
     code, text = _cli(
@@ -206,8 +206,8 @@ def test_run_without_data_lists_every_needed_path_before_any_work(tmp_path, caps
     assert "dataset.config.sources.faces.config.nonfaces.path" in text
     assert "encoders[canopic-conv1-mp-q α=1].designer" not in text  # designers read no path here
     assert (
-        "--data vggface2=/path/to/vggface2,imagenet=/path/to/imagenet,widerface=/path/to/widerface,fddb=/path/to/fddb"
-        in text
+        "--data vggface2=/path/to/vggface2,imagenet=/path/to/imagenet,"
+        "widerface=/path/to/widerface,fddb=/path/to/fddb" in text
     )
     assert not out.exists()  # nothing was written: the check comes first
 
@@ -252,8 +252,8 @@ def test_2psc_needs_the_resnet_weights_file_unless_the_preset_does_not_use_them(
         code == 2 and "still needs 2 path(s)" in text and "resnet101-imagenet" not in text
     )  # smoke uses no weights
     assert (
-        "privbench run --benchmark 2psc-paper --preset smoke --data coco=/path/to/coco,widerface=/path/to/widerface"
-        in text
+        "privbench run --benchmark 2psc-paper --preset smoke --data "
+        "coco=/path/to/coco,widerface=/path/to/widerface" in text
     )
     code, text = _cli(["run", "--benchmark", "2psc-paper", "--out", str(tmp_path / "out")], capsys)
     assert (
@@ -288,7 +288,7 @@ def test_spec_data_routing_is_validated():
         load_spec(plain)
 
 
-# -- composite data ---------------------------------------------------------------------------------------------
+# -- composite data ------------------------------------------------------------------------
 def test_composite_assembles_wider_train_and_fddb_test(roots, tmp_path):
     sources = {
         "wider": {"name": "widerface", "config": {"path": roots["widerface"], "image_size": 96}},
@@ -325,7 +325,7 @@ def test_composite_assembles_wider_train_and_fddb_test(roots, tmp_path):
         load_dataset("composite", dict(sources=sources, parts={"scenes": "coco"}), tmp_path)
 
 
-# -- reported rows ------------------------------------------------------------------------------------------------
+# -- reported rows -------------------------------------------------------------------------
 def test_reported_rows_are_the_papers_numbers_and_match_the_presets_encoders():
     canopic = reported_rows("canopic-paper").set_index("encoder")
     # CAnOPIC Table 1, as printed (percent → fraction)
@@ -445,7 +445,7 @@ def test_rendered_outputs_show_reported_rows_beside_measured_ones(tmp_path):
     assert "Reported by the paper" not in other["markdown"].read_text()
 
 
-# -- end to end on fixtures ---------------------------------------------------------------------------------------
+# -- end to end on fixtures ----------------------------------------------------------------
 def test_canopic_paper_runs_end_to_end_on_fixture_data(roots, tmp_path):
     spec = _with_fixture_preset(_builtin("canopic-paper"), CANOPIC_FIXTURE)
     paths = {name: roots[name] for name in CANOPIC_ALL_PATHS}

@@ -83,7 +83,8 @@ def test_encoded_data_is_cached_on_disk(toy, tmp_path):
     _run(toy, tmp_path)
     cache = ArtifactCache(tmp_path / "cache")
     files = list((tmp_path / "cache" / "encoded").glob("*.pt"))
-    # 3 encoders × (identities, face_vs_noface) × (train, test) splits that the toy evaluations read.
+    # 3 encoders × (identities, face_vs_noface) × (train, test) splits that the
+    # toy evaluations read.
     assert len(files) == 12
     assert cache.root.exists()
 

@@ -82,7 +82,7 @@ def write_vggface2(
     return written
 
 
-# -- ImageNet ------------------------------------------------------------------------------------------
+# -- ImageNet ------------------------------------------------------------------------------
 def write_imagenet(
     root: Path,
     synsets: list[str],
@@ -91,7 +91,8 @@ def write_imagenet(
     flat_val: bool = True,
     seed: int = 0,
 ) -> dict:
-    """``ROOT/train/<wnid>/<wnid>_<n>.JPEG`` and ``ROOT/val/ILSVRC2012_val_<8 digits>.JPEG`` (flat, as published)."""
+    """``ROOT/train/<wnid>/<wnid>_<n>.JPEG`` and ``ROOT/val/ILSVRC2012_val_<8 digits>.JPEG``
+    (flat, as published)."""
     rng = np.random.default_rng(seed)
     files = {"train": [], "val": []}
     for synset in synsets:
@@ -122,16 +123,18 @@ def _save_jpeg(image: Image.Image, path: Path) -> None:
     image.save(path, format="JPEG", quality=90)
 
 
-# -- WIDER FACE -------------------------------------------------------------------------------------------
+# -- WIDER FACE ----------------------------------------------------------------------------
 WIDER_EVENTS = ("0--Parade", "12--Group")
 
 
 def write_widerface(root: Path, train_images: int = 6, val_images: int = 4, seed: int = 0) -> dict:
-    """``ROOT/wider_face_split/wider_face_{train,val}_bbx_gt.txt`` and ``ROOT/WIDER_{train,val}/images/<event>/<file>.jpg``.
+    """``ROOT/wider_face_split/wider_face_{train,val}_bbx_gt.txt`` and
+    ``ROOT/WIDER_{train,val}/images/<event>/<file>.jpg``.
 
     Faces are drawn as face-coloured rectangles. The first picture of each set has a tiny face
-    (6 px), the second an invalid-flagged face and a heavily blurred one, the third no face at
-    all (the published 0-count + all-zero placeholder syntax). Returns ``{set: [(file, [face fields])]}``.
+    (6 px), the second an invalid-flagged face and a heavily blurred one, the third no face at all
+    (the published 0-count + all-zero placeholder syntax). Returns
+    ``{set: [(file, [face fields])]}``.
     """
     rng = np.random.default_rng(seed)
     written = {}
@@ -173,7 +176,7 @@ def write_widerface(root: Path, train_images: int = 6, val_images: int = 4, seed
     return written
 
 
-# -- FDDB ----------------------------------------------------------------------------------------------
+# -- FDDB ----------------------------------------------------------------------------------
 def ellipse_polygon(
     a: float, b: float, theta: float, cx: float, cy: float, points: int = 64
 ) -> list[tuple[float, float]]:
@@ -237,7 +240,7 @@ def write_fddb(
     return written
 
 
-# -- COCO ---------------------------------------------------------------------------------------------------
+# -- COCO ----------------------------------------------------------------------------------
 COCO_CATEGORIES = [
     {"supercategory": "person", "id": 1, "name": "person"},
     {"supercategory": "vehicle", "id": 3, "name": "car"},
@@ -260,8 +263,9 @@ def write_coco(
     karpathy_splits: dict[int, str] | None = None,
     seed: int = 0,
 ) -> dict:
-    """``ROOT/{train2014,val2014}/COCO_<set>_<12 digits>.jpg``, ``ROOT/annotations/{captions,instances}_{train,val}2014.json``
-    and (with ``karpathy_splits``: coco id → train/val/test/restval) Karpathy's ``ROOT/dataset_coco.json``.
+    """``ROOT/{train2014,val2014}/COCO_<set>_<12 digits>.jpg``,
+    ``ROOT/annotations/{captions,instances}_{train,val}2014.json`` and (with ``karpathy_splits``:
+    coco id → train/val/test/restval) Karpathy's ``ROOT/dataset_coco.json``.
 
     Each picture gets 5 captions (6 for the first) and 0-2 boxes (drawn filled). Returns
     ``{"captions": {id: [...]}, "boxes": {id: [(bbox, category_id)]}, "sizes": {id: (w, h)}}``.
@@ -382,13 +386,13 @@ def write_coco(
     return written
 
 
-# -- LFW ------------------------------------------------------------------------------------------------------
+# -- LFW -----------------------------------------------------------------------------------
 def write_lfw(
     root: Path, people: dict[str, int], pairs_sets: int = 2, pairs_per_class: int = 3, seed: int = 0
 ) -> dict:
-    """``ROOT/lfw/<Name>/<Name>_%04d.jpg`` (250x250, a face-coloured square in the centre whose colour
-    identifies the person) and ``ROOT/pairs.txt`` (header ``<sets>\\t<n>``, per set n matched then n
-    mismatched pairs, tab-separated). Returns ``{"pairs": [(name1, i, name2, j, same)]}``."""
+    """``ROOT/lfw/<Name>/<Name>_%04d.jpg`` (250x250, a face-coloured square in the centre whose
+    colour identifies the person) and ``ROOT/pairs.txt`` (header ``<sets>\\t<n>``, per set n matched
+    then n mismatched pairs, tab-separated). Returns ``{"pairs": [(name1, i, name2, j, same)]}``."""
     rng = np.random.default_rng(seed)
     names = list(people)
     for index, (name, count) in enumerate(people.items()):
