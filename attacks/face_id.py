@@ -30,7 +30,6 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from privbench.api.config import ComponentConfig
 from privbench.api.errors import ConfigError, DataError
 from privbench.api.evaluation import (
     EvalInputs,
@@ -43,25 +42,21 @@ from privbench.api.evaluation import (
 )
 from privbench.api.registry import register_attack
 from privbench.nn.classifiers import ARCHITECTURES
-from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
+from privbench.nn.training import (
+    ClassifierArchitecture,
+    ClassifierConfig,
+    TrainConfig,
+    fit_new_classifier,
+    predict_logits,
+)
 
 PART = "identities"
 
 
-class ZooMember(ComponentConfig):
-    """One attacker of the zoo: an architecture and its width multiplier."""
+class ZooMember(ClassifierArchitecture):
+    """One attacker of the zoo: an architecture (required here) and its width multiplier."""
 
     model: str = Field(description=f"classifier architecture: {', '.join(ARCHITECTURES)}")
-    width_multiplier: float = Field(
-        1.0, gt=0, le=4.0, description="scales every layer's channel count"
-    )
-
-    @field_validator("model")
-    @classmethod
-    def _known_architecture(cls, value: str) -> str:
-        if value not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture; accepted: {', '.join(ARCHITECTURES)}")
-        return value
 
 
 DEFAULT_ZOO = (

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from privbench.api.encoder import Encoder, EncoderConfig
 from privbench.api.registry import register_encoder
+from privbench.nn.optics import replicate_pad
 
 
 class GaussianBlurConfig(EncoderConfig):
@@ -53,8 +54,7 @@ class GaussianBlurEncoder(Encoder):
         kernel = self.kernel_1d.to(images.dtype)
         radius = kernel.numel() // 2
         channels = images.shape[1]
-        # Replicate padding larger than the image is done in steps (F.pad limits it to the size).
-        padded = _replicate_pad(images, radius)
+        padded = replicate_pad(images, radius, radius, radius, radius)
         horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
         vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
         out = F.conv2d(padded, horizontal, groups=channels)
@@ -67,13 +67,3 @@ class GaussianBlurEncoder(Encoder):
             "kernel_px": 2 * (self.kernel_1d.numel() // 2) + 1,
             "padding": "replicate",
         }
-
-
-def _replicate_pad(images: torch.Tensor, radius: int) -> torch.Tensor:
-    """Replicate-pad by ``radius`` on every side, even when radius exceeds the image size."""
-    height, width = images.shape[-2:]
-    if radius < min(height, width):
-        return F.pad(images, (radius, radius, radius, radius), mode="replicate")
-    rows = torch.arange(-radius, height + radius, device=images.device).clamp_(0, height - 1)
-    cols = torch.arange(-radius, width + radius, device=images.device).clamp_(0, width - 1)
-    return images[..., rows, :][..., :, cols]

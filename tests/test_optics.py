@@ -162,3 +162,13 @@ def test_gradcheck_in_float64():
     )
     assert formation(coefficients).dtype == torch.float64
     assert torch.autograd.gradcheck(formation, (coefficients,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("pads", [(1, 2, 3, 0), (9, 12, 0, 20), (40, 1, 1, 40)])
+def test_replicate_pad_is_numpy_edge_padding_also_beyond_the_image_size(pads):
+    from privbench.nn.optics import replicate_pad
+
+    top, bottom, left, right = pads
+    images = torch.rand(2, 3, 8, 10, dtype=torch.float64)
+    expected = np.pad(images.numpy(), ((0, 0), (0, 0), (top, bottom), (left, right)), mode="edge")
+    assert np.array_equal(replicate_pad(images, top, bottom, left, right).numpy(), expected)

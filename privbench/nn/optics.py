@@ -118,7 +118,7 @@ def fft_convolve(
     bottom, right = kh - 1 - top, kw - 1 - left
     height, width = images.shape[-2:]
     if padding == "replicate":
-        padded = _replicate_pad(images, top, bottom, left, right)
+        padded = replicate_pad(images, top, bottom, left, right)
     else:
         padded = F.pad(images, (left, right, top, bottom))
     # A circular convolution on the padded grid is exact on its 'valid' part (indices ≥ k − 1):
@@ -130,10 +130,14 @@ def fft_convolve(
     return full[..., kh - 1 : kh - 1 + height, kw - 1 : kw - 1 + width]
 
 
-def _replicate_pad(
+def replicate_pad(
     images: torch.Tensor, top: int, bottom: int, left: int, right: int
 ) -> torch.Tensor:
+    """Replicate-pad the last two dimensions, also by more than the image size (which
+    ``F.pad`` refuses): edge pixels are repeated outward, a pure copy."""
     height, width = images.shape[-2:]
+    if max(top, bottom) < height and max(left, right) < width:
+        return F.pad(images, (left, right, top, bottom), mode="replicate")
     rows = torch.arange(-top, height + bottom, device=images.device).clamp_(0, height - 1)
     cols = torch.arange(-left, width + right, device=images.device).clamp_(0, width - 1)
     return images.index_select(-2, rows).index_select(-1, cols)
@@ -151,7 +155,7 @@ def direct_convolve(
     top, left = kh // 2, kw // 2
     pads = (top, kh - 1 - top, left, kw - 1 - left)
     padded = (
-        _replicate_pad(images, *pads)
+        replicate_pad(images, *pads)
         if padding == "replicate"
         else F.pad(images, (pads[2], pads[3], pads[0], pads[1]))
     )

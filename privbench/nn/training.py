@@ -68,8 +68,8 @@ class TrainConfig(ComponentConfig):
     eval_batch_size: int = Field(256, ge=1, le=65536, description="batch size for scoring")
 
 
-class ClassifierConfig(EvaluationConfig):
-    """Options of an evaluation that trains one classifier on measurements."""
+class ClassifierArchitecture(ComponentConfig):
+    """An architecture and its width: what a classifier's config and a face-ID zoo member share."""
 
     model: str = Field(
         "small-cnn", description=f"classifier architecture: {', '.join(ARCHITECTURES)}"
@@ -77,7 +77,6 @@ class ClassifierConfig(EvaluationConfig):
     width_multiplier: float = Field(
         1.0, gt=0, le=4.0, description="scales every layer's channel count"
     )
-    training: TrainConfig = Field(default_factory=TrainConfig)
 
     @field_validator("model")
     @classmethod
@@ -85,6 +84,12 @@ class ClassifierConfig(EvaluationConfig):
         if value not in ARCHITECTURES:
             raise ValueError(f"unknown architecture; accepted: {', '.join(ARCHITECTURES)}")
         return value
+
+
+class ClassifierConfig(EvaluationConfig, ClassifierArchitecture):
+    """Options of an evaluation that trains one classifier on measurements."""
+
+    training: TrainConfig = Field(default_factory=TrainConfig)
 
 
 @dataclass
