@@ -100,3 +100,12 @@ def test_protocols_are_one_enum():
     for name in privbench.list_attacks():
         attack = privbench.get_attack(name)
         assert attack.protocol_name in values
+
+
+def test_a_data_source_on_a_plain_dataset_is_a_clear_error(toy, tmp_path):
+    from privbench.runs.cells import dataset_view
+
+    data = toy.build_toy()
+    assert dataset_view(data, None) is data
+    with pytest.raises(ConfigError, match="'data: faces'.*'toy-patterns' is not a composite"):
+        dataset_view(data, "faces")

@@ -120,6 +120,15 @@ class BenchmarkData:
     def has_part(self, name: str) -> bool:
         return name in self.available_parts()
 
+    def source(self, label: str) -> BenchmarkData:
+        """One named source of a composite dataset (``data: LABEL`` in a spec); a plain dataset
+        has none."""
+        from privbench.api.errors import ConfigError
+
+        raise ConfigError(
+            f"'data: {label}' names a source, but dataset {self.name!r} is not a composite."
+        )
+
     def part(self, name: str):
         value = getattr(self, name, None)
         if value is None:

@@ -95,10 +95,6 @@ def dataset_view(data: BenchmarkData, source: str | None) -> BenchmarkData:
     composite (``data:``)."""
     if source is None:
         return data
-    if not hasattr(data, "source"):
-        raise ConfigError(
-            f"'data: {source}' names a source, but dataset {data.name!r} is not a composite."
-        )
     return data.source(source)
 
 
