@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from privbench.api.encoder import Encoder, encode_batches
 from privbench.api.errors import ConfigError
 from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, Progress, RunContext
 from privbench.data.containers import BenchmarkData
+from privbench.runs.rows import ResultRow
 from privbench.runs.spec import ComponentSpec
 
 
@@ -49,9 +51,10 @@ class FittedEncoder:
         return cls(label, encoder, encoder.config_hash(), encoder.weights_hash(), **fitting)
 
 
-#: Datasets already loaded in this process, by fingerprint: a cell resolves its reference here
-#: first (the in-process runner registers what it loaded), else it rebuilds from the cache.
-_LOADED: dict[str, BenchmarkData] = {}
+#: Datasets loaded in this process and still in use, by fingerprint: a cell resolves its
+#: reference here first (the in-process runner registers what it loaded), else it rebuilds from
+#: the cache. Weak values: a finished run's data is not kept alive by the memo.
+_LOADED: weakref.WeakValueDictionary[str, BenchmarkData] = weakref.WeakValueDictionary()
 
 
 @dataclass(frozen=True)
@@ -231,13 +234,11 @@ class CellOutcome:
 
 def evaluate_cell(
     cell: Cell, progress: Progress | None = None, log: Callable[[str], None] | None = None
-):
+) -> ResultRow:
     """Run one cell: its evaluation on its encoder's measurements; returns its result row.
 
     ``progress`` and ``log`` only report; the row depends on the cell alone.
     """
-    from privbench.runs.rows import ResultRow
-
     inputs, ctx = cell_inputs(cell, progress, log)
     torch.manual_seed(cell.seed)
     started = time.perf_counter()
