@@ -218,14 +218,22 @@ class OffTheShelfFace(Evaluation):
             }
         )
         key = f"clean-descriptors-{key}"
-        cached = ctx.cache.load("offtheshelf", key) if ctx.cache is not None else None
-        if cached is not None:
-            return cached.numpy()
-        views, box = self._crop_views(clean, clean.float() / 255.0)
-        descriptors = self._descriptors(models, views, box)
-        if ctx.cache is not None:
-            ctx.cache.save("offtheshelf", key, torch.from_numpy(descriptors))
-        return descriptors
+
+        def describe() -> np.ndarray:
+            views, box = self._crop_views(clean, clean.float() / 255.0)
+            return self._descriptors(models, views, box)
+
+        if ctx.cache is None:
+            return describe()
+        # under the key's lock: concurrent cells compute the gallery once and share it
+        built = []
+
+        def build() -> torch.Tensor:
+            built.append(describe())
+            return torch.from_numpy(built[0])
+
+        obtained = ctx.cache.obtain("offtheshelf", key, build)
+        return obtained.value.numpy() if obtained.from_cache else built[0]
 
     # -- real faces of the user ----------------------------------------------------------------
     def _folder_faces(self) -> tuple[torch.Tensor, np.ndarray, list[str]]:

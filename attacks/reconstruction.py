@@ -170,30 +170,37 @@ class Reconstruction(Evaluation):
             }
         )
         shape = tuple(inputs.data.part(PART).train.images.shape[1:])
-        cached = ctx.cache.load("models", f"clean-face-id-{key}") if ctx.cache is not None else None
-        if cached is not None:
-            model = build_classifier(
-                cfg.model, shape, num_classes, width_multiplier=cfg.width_multiplier
+
+        def train_new():
+            model, _ = fit_new_classifier(
+                cfg,
+                num_classes,
+                inputs.clean(PART, "train"),
+                inputs.labels(PART, "train"),
+                inputs.clean(PART, "val"),
+                inputs.labels(PART, "val"),
+                RunContext(device=ctx.device, seed=ctx.seed, progress=ctx.progress, log=ctx.log),
+                "clean face-ID classifier",
             )
-            model.load_state_dict(cached)
-            return model.to(ctx.device).eval()
-        model, _ = fit_new_classifier(
-            cfg,
-            num_classes,
-            inputs.clean(PART, "train"),
-            inputs.labels(PART, "train"),
-            inputs.clean(PART, "val"),
-            inputs.labels(PART, "val"),
-            RunContext(device=ctx.device, seed=ctx.seed, progress=ctx.progress, log=ctx.log),
-            "clean face-ID classifier",
+            return model
+
+        if ctx.cache is None:
+            return train_new().eval()
+        trained = []
+
+        def build() -> dict[str, torch.Tensor]:
+            trained.append(train_new())
+            return {k: v.cpu() for k, v in trained[0].state_dict().items()}
+
+        # built under the key's lock: concurrent cells wait for one training and load its weights
+        obtained = ctx.cache.obtain("models", f"clean-face-id-{key}", build)
+        if not obtained.from_cache:
+            return trained[0].eval()
+        model = build_classifier(
+            cfg.model, shape, num_classes, width_multiplier=cfg.width_multiplier
         )
-        if ctx.cache is not None:
-            ctx.cache.save(
-                "models",
-                f"clean-face-id-{key}",
-                {k: v.cpu() for k, v in model.state_dict().items()},
-            )
-        return model.eval()
+        model.load_state_dict(obtained.value)
+        return model.to(ctx.device).eval()
 
     # -- the decoder ------------------------------------------------------------------------
     def fit_decoder(self, inputs: EvalInputs, ctx: RunContext) -> UNetDecoder:

@@ -3,23 +3,49 @@
 Artifacts are stored under ``<root>/<kind>/<key>.pt`` where ``key`` hashes everything the
 artifact depends on, so a rerun finds what it computed before and a changed config misses
 exactly the artifacts it touches. Writes are atomic (temp file + rename): a killed process
-never leaves a half-written artifact behind.
+never leaves a half-written artifact behind, and a reader that opens the file while a writer
+replaces it keeps reading the complete old file.
+
+Several processes (Ray workers of one run, or several runs) may share one cache. An artifact
+that many cells need (the clean detector, the clean face-ID model, ...) is built through
+:meth:`ArtifactCache.get_or_build`, which holds a per-key file lock while it builds, so it is
+built once: the other processes wait for the lock, then load what the first one saved.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from privbench.api.errors import PrivbenchError
+
+
+class CacheLockError(PrivbenchError):
+    """The file system of the artifact cache refuses file locks."""
+
 
 def default_cache_root() -> Path:
     return Path(os.environ.get("PRIVBENCH_CACHE") or Path.home() / ".cache" / "privbench")
+
+
+@dataclass(frozen=True)
+class Obtained:
+    """What :meth:`ArtifactCache.obtain` returns: the value, and whether it was loaded from the
+    cache (``True``) or built by this call (``False``): a built value is the object ``build``
+    returned, not a reload of the file, so a call site can keep using what it built."""
+
+    value: Any
+    from_cache: bool
 
 
 class ArtifactCache:
@@ -32,6 +58,8 @@ class ArtifactCache:
         return self.root / kind / f"{key}{suffix}"
 
     def load(self, kind: str, key: str) -> Any | None:
+        """The stored value, or ``None`` (a miss) when there is none or it is corrupt (then it
+        is deleted: a corrupt artifact is recomputed, never trusted)."""
         path = self.path(kind, key)
         if not path.is_file():
             self.misses += 1
@@ -49,6 +77,79 @@ class ArtifactCache:
         path = self.path(kind, key)
         atomic_torch_save(value, path)
         return path
+
+    @contextmanager
+    def lock(self, kind: str, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on ``(kind, key)`` for the ``with`` block: ``fcntl.flock`` on
+        ``<root>/<kind>/<key>.lock``, blocking until every other holder (another process, or
+        another thread of this one) has left its block. Only callers that take the lock are
+        excluded; plain :meth:`load` and :meth:`save` never wait for it.
+
+        Scope: across processes of one machine always. Across machines only where the file
+        system implements ``flock`` cluster-wide: Linux NFS clients (2.6.12 on) map it onto NFS
+        byte-range locks, so it holds across NFS clients; Lustre needs the ``flock`` mount
+        option (``localflock`` locks one node only) and some FUSE or SMB mounts lock one node
+        only, where two nodes may build the same artifact twice (the writes stay atomic, so
+        the cache stays valid: the cost is duplicated work). Lock files are left in place
+        (deleting one would let a waiting process lock a file a newcomer no longer sees).
+        """
+        path = self.path(kind, key, ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # RDWR: NFS write locks need it
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError as error:
+                if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+                raise CacheLockError(
+                    f"cannot lock {path}: the file system of the artifact cache refuses file "
+                    f"locks ({os.strerror(error.errno)}). Put the cache on a file system with "
+                    "flock support (a local disk, NFS with lockd, Lustre mounted with -o flock) "
+                    "by setting PRIVBENCH_CACHE or --cache-dir."
+                ) from error
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            os.close(handle)
+
+    def obtain(self, kind: str, key: str, build: Callable[[], Any]) -> Obtained:
+        """Load ``(kind, key)``, or build, save and return it, building at most once across
+        every process that shares this cache: on a miss it takes :meth:`lock`, looks again
+        (another process may have built it while this one waited), and only then calls
+        ``build``. A missing or corrupt file is rebuilt (the atomic save replaces it). Counts
+        one hit or one miss per call. ``build`` must not return ``None`` (``None`` reads as a
+        miss) and must not take the same key's lock (it would wait for itself)."""
+        path = self.path(kind, key)
+        value = _read(path)  # fast path: no lock once the artifact exists
+        if value is None:
+            with self.lock(kind, key):
+                value = _read(path)
+                if value is None:
+                    value = build()
+                    if value is None:
+                        raise TypeError(f"the build of cached artifact {kind}/{key} returned None")
+                    atomic_torch_save(value, path)
+                    self.misses += 1
+                    return Obtained(value, from_cache=False)
+        self.hits += 1
+        return Obtained(value, from_cache=True)
+
+    def get_or_build(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
+        """:meth:`obtain`'s value: the stored artifact, or the one ``build`` returned."""
+        return self.obtain(kind, key, build).value
+
+
+def _read(path: Path) -> Any | None:
+    """The value stored at ``path``; ``None`` when there is no file or it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a corrupt artifact is recomputed, never trusted
+        return None
 
 
 def atomic_torch_save(value: Any, path: Path) -> None:

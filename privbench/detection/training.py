@@ -306,37 +306,46 @@ def fit_detector(
     """
     training = training or config.training
     in_channels = int(train.images.shape[1])
-    key = None
-    if shared and ctx.cache is not None:
-        init = tensor_content_digest(list(init_state.values())) if init_state is not None else None
-        key = stable_hash(
-            {
-                "version": DETECTOR_VERSION,
-                "model": config.model_key(),
-                "training": training.model_dump(mode="json"),
-                "train": tensor_content_digest(train.images, train.boxes),
-                "val": tensor_content_digest(val.images, val.boxes),
-                "init": init,
-                "seed": ctx.seed,
-            },
-            length=24,
+
+    def train_new() -> tuple[FaceDetector, dict[str, Any]]:
+        torch.manual_seed(ctx.seed)
+        model = build_detector(config, in_channels)
+        if init_state is not None:
+            model.load_state_dict(init_state)
+        model, history = train_detector(
+            model, train, val, training, ctx, name, signature_extra=config.model_key()
         )
-        cached = ctx.cache.load("models", f"face-detector-{key}")
-        if cached is not None:
-            torch.manual_seed(ctx.seed)
-            model = build_detector(config, in_channels)
-            model.load_state_dict(cached["state"])
-            return model.to(ctx.device).eval(), {**cached["summary"], "from_cache": True}
+        return model, history.summary()
+
+    if not (shared and ctx.cache is not None):
+        model, summary = train_new()
+        return model, {**summary, "from_cache": False}
+    init = tensor_content_digest(list(init_state.values())) if init_state is not None else None
+    key = stable_hash(
+        {
+            "version": DETECTOR_VERSION,
+            "model": config.model_key(),
+            "training": training.model_dump(mode="json"),
+            "train": tensor_content_digest(train.images, train.boxes),
+            "val": tensor_content_digest(val.images, val.boxes),
+            "init": init,
+            "seed": ctx.seed,
+        },
+        length=24,
+    )
+    trained: list[FaceDetector] = []
+
+    def build() -> dict[str, Any]:
+        model, summary = train_new()
+        trained.append(model)
+        return {"state": cpu_state(model), "summary": summary}
+
+    # under the key's lock: a worker that finds another one training this detector waits for it
+    # and loads its weights, so the shared detector is trained once however many cells run
+    obtained = ctx.cache.obtain("models", f"face-detector-{key}", build)
+    if not obtained.from_cache:
+        return trained[0], {**obtained.value["summary"], "from_cache": False}
     torch.manual_seed(ctx.seed)
     model = build_detector(config, in_channels)
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    model, history = train_detector(
-        model, train, val, training, ctx, name, signature_extra=config.model_key()
-    )
-    summary = history.summary()
-    if key is not None:
-        ctx.cache.save(
-            "models", f"face-detector-{key}", {"state": cpu_state(model), "summary": summary}
-        )
-    return model, {**summary, "from_cache": False}
+    model.load_state_dict(obtained.value["state"])
+    return model.to(ctx.device).eval(), {**obtained.value["summary"], "from_cache": True}
