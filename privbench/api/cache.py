@@ -9,7 +9,8 @@ replaces it keeps reading the complete old file.
 Several processes (Ray workers of one run, or several runs) may share one cache. An artifact
 that many cells need (the clean detector, the clean face-ID model, ...) is built through
 :meth:`ArtifactCache.get_or_build`, which holds a per-key file lock while it builds, so it is
-built once: the other processes wait for the lock, then load what the first one saved.
+built once: the other processes wait for the lock, then load what the first one saved. A build
+runs on a fork of the caller's random state, so a hit and a miss leave the caller's stream alike.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ class ArtifactCache:
             with self.lock(kind, key):
                 value = _read(path)
                 if value is None:
-                    value = build()
+                    with _forked_random_state():
+                        value = build()
                     if value is None:
                         raise TypeError(f"the build of cached artifact {kind}/{key} returned None")
                     atomic_torch_save(value, path)
@@ -140,6 +142,16 @@ class ArtifactCache:
     def get_or_build(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
         """:meth:`obtain`'s value: the stored artifact, or the one ``build`` returned."""
         return self.obtain(kind, key, build).value
+
+
+@contextmanager
+def _forked_random_state() -> Iterator[None]:
+    """A build draws from a fork of the caller's random state: whether an artifact came from
+    the cache or was built by this call, the caller's random stream continues the same, so a
+    cell's numbers do not depend on which cell (or worker) happened to build a shared artifact."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
 
 
 def _read(path: Path) -> Any | None:
