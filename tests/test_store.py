@@ -1,8 +1,12 @@
-"""The results store: rows round-trip, the cell key stays unique, the schema is versioned, and a
-store written before the schema was versioned is upgraded on open with its rows unchanged."""
+"""The results store on SQLite: rows round-trip, the cell key stays unique (also between two
+processes writing at once), failures are recorded and cleared, readers read while a writer
+writes (WAL), the schema is versioned, and a store written before the schema was versioned is
+upgraded on open with its rows unchanged. tests/test_store_postgres.py runs the same on a real
+PostgreSQL server."""
 
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,10 +14,19 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from support.postgres import add_rows_worker, record_failure_worker, run_concurrently
+from support.postgres import sample_row as _row
 
 from privbench.api.errors import StoreError
 from privbench.runs.migrations import UNVERSIONED_REVISION, alembic_config, head_revision
-from privbench.runs.store import JSON_COLUMNS, ResultRow, ResultStore, metadata, results_table
+from privbench.runs.store import (
+    JSON_COLUMNS,
+    ResultStore,
+    engine_url,
+    failures_table,
+    metadata,
+    results_table,
+)
 
 #: The table exactly as the unversioned privbench (≤ 0.1) created it: copied from the
 #: ``sqlite_master`` of a results.db that version wrote.
@@ -33,47 +46,20 @@ UNVERSIONED_DDL = """CREATE TABLE results (
 )"""
 
 
-def _row(index: int, **overrides) -> ResultRow:
-    values = {
-        "cell_key": f"cell{index:02d}",
-        "benchmark": "b",
-        "benchmark_version": "1",
-        "dataset": "d",
-        "dataset_fingerprint": "f" * 16,
-        "encoder": "gaussian-blur",
-        "encoder_label": f"gaussian-blur σ={index}",
-        "encoder_config": {"sigma_px": float(index), "kernel": [3, 5]},
-        "encoder_config_hash": "h" * 16,
-        "evaluation": "face-id",
-        "evaluation_version": "2",
-        "evaluation_config": {"epochs": 2, "classifier": {"width": 16}},
-        "role": "privacy",
-        "protocol": "retrained",
-        "seed": index,
-        "metrics": {"top1": 0.25 * index, "top5": 0.5},
-        "headline_metric": "top1",
-        "headline_value": 0.25 * index,
-        "chance": 0.025,
-        "encoder_weights_hash": None,
-        "encoder_description": {"name": "blur <&>"},
-        "details": {"training": {"epochs": [1, 2]}, "checkpoint": Path("/tmp/x.pt")},
-        "wall_time_s": 1.5,
-        "device": "cpu",
-        "package_versions": {"torch": "2.1"},
-        "created_at": "2026-12-01T00:00:00+00:00",
-    }
-    return ResultRow(**{**values, **overrides})
+#: Columns that later revisions added (absent from the unversioned layout).
+ADDED_COLUMNS = ("execution",)
 
 
-def _legacy_record(row: ResultRow) -> dict:
+def _legacy_record(row) -> dict:
     """``row`` as the unversioned store wrote it: JSON columns as sorted ``json.dumps`` text."""
-    record = dict(row.__dict__)
+    record = {k: v for k, v in row.__dict__.items() if k not in ADDED_COLUMNS}
     for column in JSON_COLUMNS:
-        record[column] = json.dumps(record[column], sort_keys=True, default=str)
+        if column in record:
+            record[column] = json.dumps(record[column], sort_keys=True, default=str)
     return record
 
 
-def _write_unversioned_store(path: Path, rows: list[ResultRow]) -> None:
+def _write_unversioned_store(path: Path, rows: list) -> None:
     connection = sqlite3.connect(path)
     connection.execute(UNVERSIONED_DDL)
     for row in rows:
@@ -102,8 +88,16 @@ def test_rows_round_trip_with_json_columns_decoded(tmp_path):
     # A value JSON does not know is stored as its string, as the store always did.
     assert first["details"] == {"training": {"epochs": [1, 2]}, "checkpoint": "/tmp/x.pt"}
     assert first["encoder_weights_hash"] is None and first["higher_is_better"]
+    assert first["execution"] == {}  # a row that does not say what ran it
     assert store.dataframe(benchmark="other").empty
     assert list(store.dataframe(study=None)["cell_key"]) == ["cell01", "cell02"]
+
+
+def test_execution_says_what_ran_the_cell(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'results.db'}")
+    execution = {"threads": 1, "worker": "123@node-2", "engine": "ray"}
+    store.add(_row(1, execution=execution))
+    assert store.dataframe()["execution"].iloc[0] == execution
 
 
 def test_cell_key_is_unique(tmp_path):
@@ -137,8 +131,13 @@ def test_new_store_is_at_the_newest_revision_and_matches_the_table(tmp_path):
     assert {column: _column_types(path)[column] for column in JSON_COLUMNS} == dict.fromkeys(
         JSON_COLUMNS, "JSON"
     )
-    # The migrations build exactly the table the store declares: nothing left to autogenerate.
+    # The migrations build exactly the tables the store declares: nothing left to autogenerate.
     with store.engine.connect() as connection:
+        assert set(sa.inspect(connection).get_table_names()) == {
+            "alembic_version",
+            "results",
+            "failures",
+        }
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
     assert ResultStore(f"sqlite:///{path}").schema_revision == head_revision()  # reopen: no-op
 
@@ -187,9 +186,24 @@ def test_store_from_a_newer_privbench_is_refused_by_name(tmp_path):
         ResultStore(f"sqlite:///{path}")
 
 
+def test_downgrade_from_the_head_drops_the_failures_table_and_keeps_the_rows(tmp_path):
+    path = tmp_path / "results.db"
+    store = ResultStore(f"sqlite:///{path}")
+    store.add(_row(1, execution={"engine": "ray"}))
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0002")
+    with store.engine.connect() as connection:
+        assert "failures" not in sa.inspect(connection).get_table_names()
+    assert "execution" not in _column_types(path) and "metrics" in _column_types(path)
+    reopened = ResultStore(f"sqlite:///{path}")  # upgraded again on open
+    assert reopened.dataframe()["execution"].iloc[0] == {} and len(reopened) == 1
+
+
 def test_bad_store_urls_name_the_problem(tmp_path):
     with pytest.raises(StoreError, match="SQLAlchemy URL"):
         ResultStore("nosuchdb://x")
+    with pytest.raises(StoreError, match="SQLAlchemy URL"):
+        ResultStore("not a url")
     with pytest.raises(StoreError, match="does not exist"):
         ResultStore(f"sqlite:///{tmp_path / 'missing' / 'results.db'}")
 
@@ -197,7 +211,7 @@ def test_bad_store_urls_name_the_problem(tmp_path):
 def test_failed_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "old.db"
     _write_unversioned_store(path, [_row(1), _row(2)])
-    before = path.read_bytes()
+    before = list(sqlite3.connect(path).iterdump())  # every table and row (not the WAL header)
     real_upgrade = command.upgrade
 
     def upgrade_then_fail(config, revision):
@@ -207,7 +221,7 @@ def test_failed_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     monkeypatch.setattr(command, "upgrade", upgrade_then_fail)
     with pytest.raises(StoreError, match="Cannot open the results store"):
         ResultStore(f"sqlite:///{path}")
-    assert path.read_bytes() == before
+    assert list(sqlite3.connect(path).iterdump()) == before
     monkeypatch.setattr(command, "upgrade", real_upgrade)
     assert len(ResultStore(f"sqlite:///{path}")) == 2
 
@@ -216,3 +230,100 @@ def test_in_memory_store(tmp_path):
     store = ResultStore("sqlite://")
     assert store.schema_revision == head_revision()
     assert store.add(_row(1)) and len(store) == 1
+
+
+# -- WAL: readers read while a writer writes -----------------------------------------------------
+def test_sqlite_store_is_in_wal_mode_with_a_busy_timeout(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'results.db'}")
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    # WAL belongs to the file: a plain connection (another program) finds it too.
+    mode = sqlite3.connect(tmp_path / "results.db").execute("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)
+
+
+def test_a_reader_reads_while_another_connection_holds_a_write_transaction(tmp_path):
+    path = tmp_path / "results.db"
+    ResultStore(f"sqlite:///{path}").add(_row(1))
+    # The writer (a run) holds an exclusive write transaction: in the rollback-journal mode this
+    # locks readers out; in WAL they read the last committed state.
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("UPDATE results SET seed = 99")
+    writer.execute("DELETE FROM results WHERE cell_key = 'nothing'")
+    reader = ResultStore(f"sqlite:///{path}")  # privbench leaderboard, opened meanwhile
+    assert len(reader) == 1 and int(reader.dataframe()["seed"].iloc[0]) == 1
+    assert reader.failures().empty
+    writer.execute("COMMIT")
+    assert int(reader.dataframe()["seed"].iloc[0]) == 99
+    writer.close()
+
+
+# -- failures -----------------------------------------------------------------------------------
+def test_failures_are_upserted_counted_and_cleared_by_the_result(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'results.db'}")
+    assert store.failures().empty
+    store.record_failure("cell01", "blur × face-id", "b", "1", "RuntimeError: NaN loss")
+    store.record_failure("cell01", "blur × face-id", "b", "1", "RuntimeError: out of memory")
+    store.record_failure("cell02", "blur × detection", "other", "3", "ValueError: bad box")
+    failures = store.failures()
+    assert list(failures["cell_key"]) == ["cell01", "cell02"]
+    first = failures.iloc[0]
+    assert (first["attempts"], first["reason"]) == (2, "RuntimeError: out of memory")
+    assert (first["cell_name"], first["benchmark"], first["benchmark_version"]) == (
+        "blur × face-id",
+        "b",
+        "1",
+    )
+    assert list(store.failures(benchmark="other")["cell_key"]) == ["cell02"]
+    # A failed cell is not a stored one: a rerun retries it.
+    assert store.cell_keys() == set() and not store.has("cell01")
+
+    assert store.add(_row(1))
+    assert list(store.failures()["cell_key"]) == ["cell02"]
+    with store.engine.connect() as connection:
+        keys = connection.execute(sa.select(failures_table.c.cell_key)).scalars().all()
+    assert keys == ["cell02"]  # deleted, not only hidden
+    # A duplicate add changes nothing, and a failure of a stored cell is not listed as one.
+    store.record_failure("cell01", "blur × face-id", "b", "1", "late report of another driver")
+    assert not store.add(_row(1)) and list(store.failures()["cell_key"]) == ["cell02"]
+    assert store.cell_keys() == {"cell01"}
+
+
+# -- two processes on one store -----------------------------------------------------------------
+def test_two_processes_adding_the_same_rows_store_each_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    inserted = run_concurrently(add_rows_worker, url, list(range(50)))
+    assert sum(inserted) == 50
+    store = ResultStore(url)
+    assert len(store) == 50 and store.cell_keys() == {f"cell{i:02d}" for i in range(50)}
+
+
+def test_two_processes_recording_the_same_failure_count_every_attempt(tmp_path):
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    assert run_concurrently(record_failure_worker, url, 25) == [25, 25]
+    failures = ResultStore(url).failures()
+    assert len(failures) == 1 and int(failures["attempts"].iloc[0]) == 50
+
+
+# -- PostgreSQL URLs (the server itself: tests/test_store_postgres.py) --------------------------
+def test_postgresql_urls_name_psycopg_3():
+    assert engine_url("postgresql://u:pw@db.example/results").drivername == "postgresql+psycopg"
+    assert engine_url("postgres://u@db.example/results").drivername == "postgresql+psycopg"
+    assert engine_url("postgresql+psycopg2://u@h/r").drivername == "postgresql+psycopg2"
+    assert engine_url("sqlite:///results.db").drivername == "sqlite"
+
+
+def test_a_missing_postgresql_driver_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what Python does when it is not installed
+    with pytest.raises(StoreError, match=r'pip install "privbench\[postgres\]"') as error:
+        ResultStore("postgresql://someone:secret@127.0.0.1:1/results")
+    assert "secret" not in str(error.value)
+
+
+def test_a_row_the_table_refuses_is_an_error_not_a_duplicate(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'results.db'}")
+    with pytest.raises(StoreError, match="Could not write the result of cell cell01.*NOT NULL"):
+        store.add(_row(1, dataset=None))
+    assert len(store) == 0

@@ -26,6 +26,7 @@ JSON_COLUMNS = (
     "metrics",
     "details",
     "package_versions",
+    "execution",
 )
 
 
@@ -93,6 +94,8 @@ class ResultRow:
     study: str | None = None
     trial: int | None = None
     source: str = "measured"
+    #: What ran the cell, e.g. ``{"threads": 1, "worker": "pid@host", "engine": "ray"}``.
+    execution: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )

@@ -1,6 +1,6 @@
 """Schema migrations of the results store, with Alembic.
 
-Each file under ``versions/`` is one revision of the ``results`` table; the revision a store is
+Each file under ``versions/`` is one revision of the store's tables; the revision a store is
 at lives in its ``alembic_version`` table. :func:`upgrade` brings a store to the newest revision
 when :class:`~privbench.runs.store.ResultStore` opens it. A store written before the schema was
 versioned (no ``alembic_version``, JSON as text) has the layout of :data:`UNVERSIONED_REVISION`
@@ -9,7 +9,7 @@ and is stamped with it first.
 To change the schema, edit :data:`privbench.runs.store.results_table` and add a revision::
 
     alembic -c privbench/runs/migrations/alembic.ini -x url=sqlite:///some/results.db \\
-        revision --autogenerate --rev-id 0003 -m "what changes"
+        revision --autogenerate --rev-id 0004 -m "what changes"
 
 (review the generated file: on SQLite a column change needs the batch mode the template uses).
 """
@@ -30,6 +30,9 @@ MIGRATIONS_DIR = Path(__file__).parent
 
 #: The layout of every store an unversioned privbench (≤ 0.1) wrote.
 UNVERSIONED_REVISION = "0001"
+
+#: The PostgreSQL advisory lock (a 64-bit key, per database) that a migration holds.
+POSTGRES_MIGRATION_LOCK = 0x70726976_62656E63  # "privbenc"
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -55,8 +58,11 @@ def current_revision(connection: sa.Connection) -> str | None:
 def upgrade(engine: sa.Engine) -> str:
     """Bring the store to the newest revision and return it; a no-op when it is there already.
 
-    On a SQLite file the migration holds an exclusive lock, so two processes opening one file at
-    once migrate it once, and a failed migration leaves the file as it was."""
+    The migration holds a lock that makes two processes opening one store at once (two drivers
+    starting together) migrate it once: an exclusive transaction on a SQLite file, a
+    transaction-level advisory lock on PostgreSQL. Alembic reads the revision after taking it,
+    so the second process finds the store at the head. A failed migration leaves the store as
+    it was (one transaction: SQLite's and PostgreSQL's DDL are transactional)."""
     head = head_revision()
     with engine.connect() as connection:
         revision = current_revision(connection)
@@ -66,6 +72,9 @@ def upgrade(engine: sa.Engine) -> str:
     migration_engine = _exclusive_sqlite_engine(engine) if _sqlite_file(engine) else engine
     try:
         with migration_engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
+                connection.execute(lock, {"key": POSTGRES_MIGRATION_LOCK})
             config = alembic_config(connection)
             if current_revision(connection) is None and sa.inspect(connection).has_table("results"):
                 command.stamp(config, UNVERSIONED_REVISION)
@@ -100,8 +109,11 @@ def _sqlite_file(engine: sa.Engine) -> bool:
 
 def _exclusive_sqlite_engine(engine: sa.Engine) -> sa.Engine:
     """An engine on the same SQLite file whose transactions are real ones (``BEGIN EXCLUSIVE``):
-    Python's sqlite3 driver otherwise commits before every DDL statement."""
-    exclusive = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    Python's sqlite3 driver otherwise commits before every DDL statement. It waits up to 30 s
+    for another process's migration (the driver's ``timeout``: SQLite's busy timeout)."""
+    exclusive = sa.create_engine(
+        engine.url, poolclass=sa.pool.NullPool, connect_args={"timeout": 30}
+    )
 
     @sa.event.listens_for(exclusive, "connect")
     def _no_driver_transactions(dbapi_connection, record) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from privbench.runs.store import metadata
+from privbench.runs.store import engine_url, metadata
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -27,7 +27,7 @@ else:
         with context.begin_transaction():
             context.run_migrations()
     else:
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(engine_url(url), poolclass=sa.pool.NullPool)
         with engine.connect() as cli_connection:
             context.configure(
                 connection=cli_connection, target_metadata=metadata, render_as_batch=True

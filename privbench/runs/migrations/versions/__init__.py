@@ -1,1 +1,1 @@
-"""The revisions of the results table, oldest first (``0001_...``, ``0002_...``)."""
+"""The revisions of the store's schema, oldest first (``0001_...``, ``0002_...``, ...)."""
