@@ -14,6 +14,7 @@ from typing import Any
 
 from privbench.api.cache import ArtifactCache
 from privbench.api.errors import ConfigError
+from privbench.engine import ExecutionConfig
 from privbench.runs.progress import ProgressFactory
 from privbench.runs.runner import DEFAULT_OUT, Runner, RunReport, prepare_output_dir, resolve_device
 from privbench.runs.spec import resolve_spec
@@ -35,6 +36,11 @@ def run(
     render: bool = True,
     report: bool = False,
     data_paths: dict[str, str] | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    cpus_per_cell: int | None = None,
+    gpus_per_cell: float | None = None,
+    execution: ExecutionConfig | dict | None = None,
 ):
     """Run a benchmark and return its results as a DataFrame (or the full RunReport).
 
@@ -45,7 +51,20 @@ def run(
     ``data_paths``: name → path of the datasets (and files) the spec reads from disk, filling its
     ``${NAME}`` placeholders (the paper presets: ``{"vggface2": "/data/vggface2", ...}``); a
     MissingDataError lists what is still needed before any work starts.
+
+    Execution (:class:`~privbench.engine.ExecutionConfig`, or these shortcuts): ``workers`` (1:
+    in this process; more: a local Ray instance; default: from the machine or
+    ``$PRIVBENCH_WORKERS``), ``address`` (join a Ray cluster: ``"auto"``, ``"ray://HOST:PORT"``),
+    ``cpus_per_cell`` (torch threads per task, part of the numerical recipe: default 1),
+    ``gpus_per_cell`` (GPU share per cell on CUDA, e.g. 0.25).
     """
+    execution = ExecutionConfig.of(
+        execution,
+        workers=workers,
+        address=address,
+        cpus_per_cell=cpus_per_cell,
+        gpus_per_cell=gpus_per_cell,
+    )
     spec = resolve_spec(
         spec, preset=preset, encoders=encoders, seed=seed, data_paths=data_paths, log=log
     )
@@ -63,6 +82,7 @@ def run(
         cache=ArtifactCache(cache_dir),
         progress=progress,
         log=log or (lambda message: None),
+        execution=execution,
     )
     try:
         run_report = runner.execute()

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Runs execute in the test's own process unless a test asks for Ray workers (tests/test_engine.py).
+os.environ.setdefault("PRIVBENCH_WORKERS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -39,3 +39,7 @@ class OutputError(PrivbenchError):
 
 class DataError(PrivbenchError):
     """A dataset folder is missing, incomplete or malformed."""
+
+
+class TaskError(PrivbenchError):
+    """A designer fit or a cell failed (its reason is the message); the run's other tasks went on."""

@@ -94,3 +94,42 @@ def parse_settings(
         key, value = item.split("=", 1)
         config[key.strip()] = yaml.safe_load(value)
     return config
+
+
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        help="Tasks run in parallel: 1 runs in this process (no Ray); more start a local Ray "
+        "instance. Default: the machine's cores ÷ --cpus-per-cell (GPUs ÷ --gpus-per-cell on "
+        "cuda), or $PRIVBENCH_WORKERS.",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Join a running Ray cluster instead: 'auto' (the one `ray start` started here), "
+        "HOST:PORT or ray://HOST:PORT (docs/cluster.md).",
+    ),
+]
+CpusPerCellOption = Annotated[
+    int | None,
+    typer.Option(
+        "--cpus-per-cell",
+        min=1,
+        help="CPU cores (= torch threads) each cell and fit reserves. Part of the numbers: "
+        "CPU results are bit-identical between runs with the same value (default 1).",
+    ),
+]
+GpusPerCellOption = Annotated[
+    float | None,
+    typer.Option(
+        "--gpus-per-cell",
+        min=0.0,
+        help="GPU share of each cell on --device cuda: 0.25 packs four cells on one GPU "
+        "(default 1; a spec entry's resources: {gpus: N} overrides it).",
+    ),
+]

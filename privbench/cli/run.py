@@ -9,13 +9,17 @@ import typer
 
 from privbench.cli.console import console, error_console, interruptible, print_outputs
 from privbench.cli.options import (
+    AddressOption,
     BenchmarkOption,
     CacheDirOption,
+    CpusPerCellOption,
     DeviceOption,
     EncodersOption,
+    GpusPerCellOption,
     PresetOption,
     RunStoreOption,
     SpecOption,
+    WorkersOption,
     benchmark_source,
     split_names,
 )
@@ -52,6 +56,10 @@ def run_command(
             "benchmarks; run without it to see what is needed).",
         ),
     ] = None,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    cpus_per_cell: CpusPerCellOption = None,
+    gpus_per_cell: GpusPerCellOption = None,
 ):
     """Run a benchmark end to end: data, encoders, tasks, attacks, store, leaderboard, Pareto plot.
 
@@ -80,14 +88,21 @@ def run_command(
             log=progress.console.print,
             report=True,
             data_paths=data_paths,
+            workers=workers,
+            address=address,
+            cpus_per_cell=cpus_per_cell,
+            gpus_per_cell=gpus_per_cell,
         )
     for key, rows in split_groups(report.results):
         table = leaderboard_table(rows)
         print_table(table, f"{key[0]} v{key[1]}", console)
         print_reported_table(key[0], table, console)
+    duplicates = (
+        f", {report.duplicates} stored first by another driver" if report.duplicates else ""
+    )
     console.print(
-        f"\n{report.ran} cells run, {report.skipped} reused from the store, "
-        f"{len(report.failures)} failed ({report.wall_time_s:.0f} s)."
+        f"\n{report.ran} cells run, {report.skipped} reused from the store{duplicates}, "
+        f"{len(report.failures)} failed ({report.wall_time_s:.0f} s on {report.engine})."
     )
     print_outputs(report.outputs)
     if report.failures:

@@ -151,13 +151,16 @@ class Cell:
 def _encoded_or_cached(
     cache: ArtifactCache, key: str, fitted: FittedEncoder, images: torch.Tensor, device: str
 ) -> torch.Tensor:
-    cached = cache.load("encoded", key)
-    if cached is not None:
-        return cached
-    torch.manual_seed(0)  # encoders with sensor noise draw it reproducibly
-    encoded = encode_batches(fitted.encoder, images, device=device)
-    cache.save("encoded", key, encoded)
-    return encoded
+    """The encoder's measurements of ``images``, built once per key (the cache's lock) with the
+    random stream of seed 0 (sensor noise) on a fork of the cell's random state
+    (:meth:`~privbench.api.cache.ArtifactCache.get_or_build`), so the cell's stream is the same
+    whether the measurements came from the cache or were computed here."""
+
+    def encode() -> torch.Tensor:
+        torch.manual_seed(0)
+        return encode_batches(fitted.encoder, images, device=device)
+
+    return cache.get_or_build("encoded", key, encode)
 
 
 def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str], torch.Tensor]:
@@ -200,10 +203,14 @@ def encode_images_function(cell: Cell) -> Callable[[torch.Tensor], torch.Tensor]
 
 
 def cell_inputs(
-    cell: Cell, progress: Progress | None = None, log: Callable[[str], None] | None = None
+    cell: Cell,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    data: BenchmarkData | None = None,
 ) -> tuple[EvalInputs, RunContext]:
     """What the cell's evaluation reads (measurements, cached) and its context (workdir
-    keyed by the cell)."""
+    keyed by the cell). ``data``: the cell's dataset where the caller has it (a worker got it
+    from the object store); else the cell's reference resolves it."""
     cache = cell.cache
     ctx = RunContext(
         device=torch.device(cell.device),
@@ -213,7 +220,14 @@ def cell_inputs(
         log=log or (lambda message: None),
         cache=cache,
     )
-    view = dataset_view(cell.data.load(), cell.evaluation_entry.data)
+    if data is None:
+        data = cell.data.load()
+    elif data.fingerprint != cell.data.fingerprint:
+        raise ConfigError(
+            f"Cell {cell.name} was planned on dataset {cell.data.fingerprint} but was given "
+            f"{data.fingerprint}."
+        )
+    view = dataset_view(data, cell.evaluation_entry.data)
     inputs = EvalInputs(
         view,
         encode_split_function(cell, view),
@@ -233,13 +247,18 @@ class CellOutcome:
 
 
 def evaluate_cell(
-    cell: Cell, progress: Progress | None = None, log: Callable[[str], None] | None = None
+    cell: Cell,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    data: BenchmarkData | None = None,
 ) -> ResultRow:
     """Run one cell: its evaluation on its encoder's measurements; returns its result row.
 
-    ``progress`` and ``log`` only report; the row depends on the cell alone.
+    ``progress`` and ``log`` only report; the row depends on the cell alone (and the torch
+    threads it ran with: :func:`privbench.runs.tasks.run_cell` fixes them and forks the random
+    state around this call).
     """
-    inputs, ctx = cell_inputs(cell, progress, log)
+    inputs, ctx = cell_inputs(cell, progress, log, data)
     torch.manual_seed(cell.seed)
     started = time.perf_counter()
     result = cell.evaluation.evaluate(inputs, ctx)

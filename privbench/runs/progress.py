@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from privbench.api.evaluation import Progress, ProgressBar
+from privbench.engine.events import Reporter
 
 
 class ProgressFactory(Progress):
@@ -22,7 +23,13 @@ class RichProgressFactory(ProgressFactory):
     """Progress bars on a rich console: one per stage, one per training run (transient)."""
 
     def __init__(self, console=None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.progress import Progress as RichProgress
 
         self._progress = RichProgress(
@@ -30,6 +37,8 @@ class RichProgressFactory(ProgressFactory):
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
             console=console,
         )
@@ -71,3 +80,40 @@ class _RichBar(ProgressBar):
     def close(self) -> None:
         if self._transient:
             self._progress.remove_task(self._task)
+
+
+class RunDisplay(Reporter):
+    """The driver's live view of tasks running in workers: one row per running cell or fit,
+    with its worker and its current training bar; log lines prefixed with their task."""
+
+    def __init__(self, progress: ProgressFactory, log) -> None:
+        self._progress = progress
+        self._log = log
+        self._names: dict[str, str] = {}
+        self._rows: dict[str, ProgressBar] = {}
+        self._workers: dict[str, str] = {}
+
+    def expect(self, task: str, name: str) -> None:
+        """``task`` (a cell key, ``fit:KEY``) will run under ``name``."""
+        self._names[task] = name
+
+    def started(self, task: str, worker: str) -> None:
+        self.finished(task)
+        self._workers[task] = worker
+        self._rows[task] = self._progress(1, f"{self._names.get(task, task)} [{worker}]")
+
+    def bar(self, task: str, description: str, completed: int, total: int, info: str) -> None:
+        row = self._rows.get(task)
+        if row is not None:
+            row.update(0, step=f"{description} {completed}/{total} {info}".rstrip())
+
+    def log(self, task: str, message: str) -> None:
+        self._log(f"[{self._names.get(task, task)}] {message}")
+
+    def finished(self, task: str) -> None:
+        row = self._rows.pop(task, None)
+        if row is not None:
+            row.close()
+
+    def worker(self, task: str) -> str | None:
+        return self._workers.get(task)

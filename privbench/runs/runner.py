@@ -1,22 +1,23 @@
 """The runner: plans a benchmark's cells and executes them into the store.
 
 Data flows one way: dataset → encoder → evaluation model → metrics → result row → store →
-leaderboard. :meth:`Runner.plan` loads the dataset, builds and checks every evaluation (before
-any encoder is fitted), fits the learned encoders with their designers (fitted weights are
-cached by content) and returns one self-contained :class:`~privbench.runs.cells.Cell` per
-encoder × evaluation × seed; :meth:`Runner.execute` runs the cells the store does not hold yet
-with :func:`~privbench.runs.cells.evaluate_cell` and writes each row the moment it returns, so
-a rerun recomputes nothing and an interrupted run resumes where it stopped. Rendering is not
-the runner's business: :func:`privbench.pipeline.run` hands the report to :mod:`privbench.report`.
+leaderboard. The runner knows how to make each piece — the dataset, the evaluations (built and
+checked before any encoder is fitted), each learned encoder's designer fit (cached by content),
+one self-contained :class:`~privbench.runs.cells.Cell` per encoder × evaluation × seed.
+:meth:`Runner.execute` runs them as a task graph on the run's engine (:mod:`privbench.runs.graph`,
+:mod:`privbench.engine`: in process, or on Ray workers) and writes each row the moment it returns,
+so a rerun recomputes nothing and an interrupted run resumes where it stopped; :meth:`Runner.plan`
+makes every cell here and now (figures, tests). Rendering is not the runner's business:
+:func:`privbench.pipeline.run` hands the report to :mod:`privbench.report`.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -25,14 +26,22 @@ from privbench.api.adapter import load_dataset
 from privbench.api.cache import ArtifactCache
 from privbench.api.config import stable_hash
 from privbench.api.encoder import Encoder
-from privbench.api.errors import ConfigError, OutputError, PrivbenchError
-from privbench.api.evaluation import Evaluation, RunContext
+from privbench.api.errors import ConfigError, OutputError, PrivbenchError, TaskError
+from privbench.api.evaluation import Evaluation
 from privbench.api.registry import ATTACKS, DESIGNERS, ENCODERS, TASKS, Registry
 from privbench.data.containers import BenchmarkData
-from privbench.runs.cells import Cell, DatasetRef, FittedEncoder, dataset_view, evaluate_cell
-from privbench.runs.progress import ProgressFactory, RichProgressFactory  # noqa: F401 (re-exported)
+from privbench.engine import ExecutionConfig, TaskResources, open_engine
+from privbench.engine.events import DirectReporter
+from privbench.runs.cells import Cell, DatasetRef, FittedEncoder, dataset_view
+from privbench.runs.graph import RunGraph, resources_of
+from privbench.runs.progress import (
+    ProgressFactory,
+    RichProgressFactory,  # noqa: F401 (re-exported)
+    RunDisplay,
+)
 from privbench.runs.spec import BenchmarkSpec, ComponentSpec, require_data_paths
 from privbench.runs.store import ResultStore
+from privbench.runs.tasks import FitJob, run_fit
 
 DEFAULT_OUT = "privbench-out"
 
@@ -50,6 +59,10 @@ class RunReport:
     ran: int = 0
     skipped: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: Rows another driver stored first (two drivers on one store): not written twice.
+    duplicates: int = 0
+    #: What executed the tasks (engine, workers, nodes).
+    engine: str = ""
     outputs: dict[str, Path] = field(default_factory=dict)
     wall_time_s: float = 0.0
 
@@ -126,6 +139,7 @@ class Runner:
         study: str | None = None,
         trial: int | None = None,
         design_report: Callable[[int, dict], None] | None = None,
+        execution: ExecutionConfig | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -137,6 +151,7 @@ class Runner:
         self.trial = trial
         #: Receives the designer's per-cycle metrics (the tuner prunes hopeless trials here).
         self.design_report = design_report or (lambda step, values: None)
+        self.execution = execution or ExecutionConfig(workers=1)
 
     # -- planning -----------------------------------------------------------------------
     def load_data(self) -> BenchmarkData:
@@ -154,27 +169,20 @@ class Runner:
         built = [(e, construct_component(TASKS, e)) for e in self.spec.tasks]
         return built + [(e, construct_component(ATTACKS, e)) for e in self.spec.attacks]
 
-    def fit_encoders(self, data: BenchmarkData) -> list[tuple[ComponentSpec, FittedEncoder]]:
-        """Each encoder entry with its encoder, fitted by its designer (or taken from the cache)."""
-        fitted = []
-        for entry in self.spec.encoders:
-            encoder = construct_component(ENCODERS, entry)
-            if entry.designer is None:
-                fitted.append((entry, FittedEncoder.of(entry.display_name, encoder)))
-            else:
-                fitted.append((entry, self.fit_encoder(entry, encoder, data)))
-        return fitted
-
-    def fit_encoder(
-        self, entry: ComponentSpec, encoder: Encoder, data: BenchmarkData
-    ) -> FittedEncoder:
-        """Fit ``encoder`` with the entry's designer; fitted weights are cached by content."""
-        if not encoder.learnable:
+    def construct_encoder(self, entry: ComponentSpec) -> Encoder:
+        """The entry's encoder at its initial weights (a designer on a fixed one: ConfigError)."""
+        encoder = construct_component(ENCODERS, entry)
+        if entry.designer is not None and not encoder.learnable:
             raise ConfigError(
                 f"Encoder entry {entry.display_name!r} names designer {entry.designer.name!r}, but "
                 f"encoder {entry.name!r} has no learnable "
                 "parameters (fixed baselines are never fitted)."
             )
+        return encoder
+
+    def fit_job(self, entry: ComponentSpec, encoder: Encoder, data: BenchmarkData) -> FitJob:
+        """The designer fit of a learned encoder entry, keyed by everything the fitted weights
+        depend on (encoder config and initial weights, designer config, the data it reads)."""
         designer = construct_component(DESIGNERS, entry.designer)
         view = dataset_view(data, entry.designer.data)
         key = stable_hash(
@@ -185,103 +193,151 @@ class Runner:
                 "dataset": view.fingerprint,
             }
         )
-        cached = self.cache.load("fitted", key)
-        if cached is None:
-            ctx = RunContext(
-                device=self.device,
-                seed=designer.config.seed,
-                workdir=self.cache.root / "checkpoints" / f"design-{key}",
-                progress=self.progress,
-                log=self.log,
-                report=self.design_report,
-            )
-            with self.progress.stage(f"fit {entry.display_name}", total=1) as bar:
-                history = designer.fit(encoder, view, ctx)
-                bar.update(1)
-            state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-            self.cache.save("fitted", key, {"state": state, "history": history})
-        else:
-            encoder.load_state_dict(cached["state"])
-            history = cached["history"]
+        return FitJob(
+            label=entry.display_name,
+            encoder=encoder,
+            designer=designer,
+            key=key,
+            data_source=entry.designer.data,
+            device=str(self.device),
+            cache_root=str(self.cache.root),
+            report=self.design_report,
+        )
+
+    def fitted_encoder(
+        self, entry: ComponentSpec, job: FitJob, fitted: dict[str, Any]
+    ) -> FittedEncoder:
+        """The entry's encoder with the fitted weights a fit task (or the cache) returned."""
+        job.encoder.load_state_dict(fitted["state"])
         return FittedEncoder.of(
             entry.display_name,
-            encoder,
-            alpha=float(designer.config.alpha),
-            designer=designer.name,
-            history=history,
+            job.encoder,
+            alpha=float(job.designer.config.alpha),
+            designer=job.designer.name,
+            history=fitted["history"],
+        )
+
+    def fit_encoder(
+        self, entry: ComponentSpec, encoder: Encoder, data: BenchmarkData
+    ) -> FittedEncoder:
+        """Fit ``encoder`` with the entry's designer here and now (cached by content)."""
+        job = self.fit_job(entry, encoder, data)
+        fitted = self.cache.load("fitted", job.key)
+        if fitted is None:
+            reporter = DirectReporter(self.progress, self.log)
+            with self.progress.stage(f"fit {entry.display_name}", total=1) as bar:
+                report = run_fit(job, data, self.task_resources(entry.designer), reporter, "local")
+                bar.update(1)
+            if report.failure is not None:
+                raise TaskError(f"The fit of {entry.display_name!r} failed: {report.failure}")
+            fitted = {"state": report.state, "history": report.history}
+        return self.fitted_encoder(entry, job, fitted)
+
+    def task_resources(self, entry: ComponentSpec | None) -> TaskResources:
+        """What a cell (or a designer fit) of ``entry`` reserves on its worker."""
+        return resources_of(entry, self.execution.cell_resources(str(self.device)))
+
+    def make_cell(
+        self,
+        encoder_entry: ComponentSpec,
+        fitted: FittedEncoder,
+        evaluation_entry: ComponentSpec,
+        evaluation: Evaluation,
+        seed: int,
+        reference: DatasetRef,
+    ) -> Cell:
+        return Cell(
+            benchmark=self.spec.name,
+            benchmark_version=self.spec.version,
+            preset=self.spec.preset,
+            encoder_entry=encoder_entry,
+            fitted=fitted,
+            evaluation_entry=evaluation_entry,
+            evaluation=evaluation,
+            seed=seed,
+            data=reference,
+            device=str(self.device),
+            cache_root=str(self.cache.root),
+            study=self.study,
+            trial=self.trial,
         )
 
     def plan(self, data: BenchmarkData) -> tuple[list[Cell], dict[str, FittedEncoder]]:
-        """The run's cells (and its fitted encoders by label), every evaluation checked first."""
+        """Every cell of the run, its learned encoders fitted here and now (for figures and
+        tests; :meth:`execute` fits them as tasks of the run's graph instead)."""
         evaluations = self.evaluations()
         check_requirements(evaluations, data)
-        fitted = self.fit_encoders(data)
-        reference = DatasetRef.of(
-            data, self.spec.dataset.name, self.spec.dataset.config, self.cache
-        )
-        cells = [
-            Cell(
-                benchmark=self.spec.name,
-                benchmark_version=self.spec.version,
-                preset=self.spec.preset,
-                encoder_entry=encoder_entry,
-                fitted=encoder,
-                evaluation_entry=evaluation_entry,
-                evaluation=evaluation,
-                seed=seed,
-                data=reference,
-                device=str(self.device),
-                cache_root=str(self.cache.root),
-                study=self.study,
-                trial=self.trial,
-            )
-            for encoder_entry, encoder in fitted
-            for evaluation_entry, evaluation in evaluations
-            for seed in self.spec.seeds
-        ]
-        return cells, {encoder.label: encoder for _, encoder in fitted}
+        reference = self.dataset_reference(data)
+        cells, fitted = [], {}
+        for entry in self.spec.encoders:
+            encoder = self.construct_encoder(entry)
+            if entry.designer is None:
+                record = FittedEncoder.of(entry.display_name, encoder)
+            else:
+                record = self.fit_encoder(entry, encoder, data)
+            fitted[record.label] = record
+            cells += [
+                self.make_cell(entry, record, evaluation_entry, evaluation, seed, reference)
+                for evaluation_entry, evaluation in evaluations
+                for seed in self.spec.seeds
+            ]
+        return cells, fitted
+
+    def dataset_reference(self, data: BenchmarkData) -> DatasetRef:
+        return DatasetRef.of(data, self.spec.dataset.name, self.spec.dataset.config, self.cache)
 
     # -- execution ----------------------------------------------------------------------
     def execute(self) -> RunReport:
-        """Plan, run every cell not yet in the store, and report (see module docstring)."""
+        """Run every cell the store does not hold yet on the run's engine (see
+        :mod:`privbench.runs.graph`) and report."""
         if self.store is None:
             raise ConfigError("Runner.execute needs a results store to write the rows to.")
         started = time.perf_counter()
         data = self.load_data()
-        cells, fitted = self.plan(data)
-        done = self.store.cell_keys()
-        todo = [cell for cell in cells if cell.key not in done]
-        report = RunReport(
-            spec=self.spec,
-            results=pd.DataFrame(),
-            data=data,
-            fitted=fitted,
-            cells=cells,
-            skipped=len(cells) - len(todo),
+        evaluations = self.evaluations()
+        check_requirements(evaluations, data)
+        for entry in self.spec.encoders:  # a bad encoder config fails before any work
+            self.construct_encoder(entry)
+        report = RunReport(spec=self.spec, results=pd.DataFrame(), data=data)
+        stored = self.store.cell_keys()
+        display = RunDisplay(self.progress, self.log)
+        engine = open_engine(
+            self.execution,
+            device=str(self.device),
+            cache_root=self.cache.root,
+            progress=self.progress,
+            log=self.log,
+            sink=display,
         )
+        engine.check_device(str(self.device))
+        with engine:
+            report.engine = engine.description
+            self.log(f"running on {engine.description}")
+            shared = engine.share(data, data.fingerprint)
+            graph = RunGraph(self, engine, display, report, stored)
+            graph.run(evaluations, self.dataset_reference(data), shared)
         if report.skipped:
-            self.log(f"{report.skipped} of {len(cells)} cells already in the store: skipped.")
-        with self.progress.stage("cells", total=len(todo)) as bar:
-            for cell in todo:
-                bar.update(0, cell=cell.name)
-                try:
-                    row = evaluate_cell(cell, self.progress, self.log)
-                except PrivbenchError as error:
-                    report.failures.append((cell.name, str(error)))
-                    self.log(f"cell {cell.name} failed: {error}")
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except Exception as error:  # keep the other cells' results; report this one
-                    report.failures.append((cell.name, f"{type(error).__name__}: {error}"))
-                    self.log(f"cell {cell.name} failed:\n{traceback.format_exc()}")
-                else:
-                    self.store.add(row)
-                    report.ran += 1
-                bar.update(1)
-        results = self.store.dataframe(benchmark=self.spec.name)
-        report.results = results[
-            (results["benchmark_version"] == self.spec.version)
-            & (results["dataset_fingerprint"] == data.fingerprint)
-        ].reset_index(drop=True)
+            self.log(
+                f"{report.skipped} of {len(report.cells)} cells already in the store: skipped."
+            )
+        report.results = self.run_results(report)
         report.wall_time_s = time.perf_counter() - started
         return report
+
+    def run_results(self, report: RunReport) -> pd.DataFrame:
+        """The store's rows of this benchmark version on this data: this run's cells in plan
+        order (encoder entry × evaluation × seed, whichever worker finished first), then rows
+        earlier runs left for other encoders, in the order they were stored."""
+        results = self.store.dataframe(benchmark=self.spec.name)
+        results = results[
+            (results["benchmark_version"] == self.spec.version)
+            & (results["dataset_fingerprint"] == report.data.fingerprint)
+        ]
+        order = {cell.key: index for index, cell in enumerate(report.cells)}
+        rank = results["cell_key"].map(lambda key: order.get(key, len(order)))
+        return (
+            results.assign(_rank=rank)
+            .sort_values("_rank", kind="stable")
+            .drop(columns="_rank")
+            .reset_index(drop=True)
+        )

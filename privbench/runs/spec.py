@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from privbench.api.config import format_validation_error, stable_hash
 from privbench.api.errors import ConfigError, UnknownNameError
+from privbench.engine.config import TaskResources
 
 
 class _Strict(BaseModel):
@@ -39,6 +40,11 @@ class ComponentSpec(_Strict):
         None,
         description="composite datasets only: the source whose data this evaluation (or designer) "
         "reads instead of the composite's assembled parts",
+    )
+    resources: TaskResources | None = Field(
+        None,
+        description="what this evaluation's cells (or this designer's fit) reserve on a worker, "
+        "e.g. {gpus: 1} for a paper-scale fit (default: --cpus-per-cell, --gpus-per-cell)",
     )
 
     @model_validator(mode="before")

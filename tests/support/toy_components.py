@@ -165,3 +165,88 @@ class LearnableBlur(Encoder):
     def project_(self):
         self.kernel.clamp_(min=0)
         self.kernel.div_(self.kernel.sum())
+
+
+class TrainedConfig(EvaluationConfig):
+    epochs: int = 4
+    #: Fault injection for the engine's tests: a file path; while it does not exist, the process
+    #: writes it and kills itself (SIGKILL) after epoch ``crash_after`` is checkpointed.
+    crash_marker: str | None = None
+    crash_after: int = 2
+    #: Fault injection: raise an exception / report a NaN metric instead of a result.
+    fail: str | None = None
+
+
+@register_attack("toy-trained-attack", override=True)
+class ToyTrainedAttack(Evaluation):
+    """Toy attack trained with privbench's one training loop (epoch checkpoints, resume): a
+    linear identity classifier on the flattened measurements."""
+
+    Config = TrainedConfig
+    role = "privacy"
+    protocol = "retrained"
+    requires = ("identities",)
+    metrics = {"accuracy": MetricSpec(True, "linear classifier accuracy on test")}
+    headline = "accuracy"
+
+    def evaluate(self, inputs, ctx) -> EvalResult:
+        import signal
+
+        from privbench.nn.fit import FitHistory, fit, shuffled_batches
+
+        cfg = self.config
+        if cfg.fail == "exception":
+            raise RuntimeError("injected failure")
+        x, y = (
+            inputs.encoded("identities", "train").flatten(1),
+            inputs.labels("identities", "train"),
+        )
+        vx, vy = inputs.encoded("identities", "val").flatten(1), inputs.labels("identities", "val")
+        classes = int(y.max()) + 1
+        model = torch.nn.Linear(x.shape[1], classes)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+        def train_epoch(epoch, generator):
+            for batch in shuffled_batches(x.shape[0], 8, generator):
+                loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            return {"loss": float(loss)}
+
+        def validate():
+            with torch.no_grad():
+                accuracy = float((model(vx).argmax(1) == vy).float().mean())
+            return accuracy, {"val_accuracy": accuracy}
+
+        def on_epoch(epoch, record):
+            marker = cfg.crash_marker
+            if marker and epoch >= cfg.crash_after and not os.path.exists(marker):
+                with open(marker, "w") as handle:
+                    handle.write(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        history = fit(
+            model,
+            name="toy-trained-attack",
+            ctx=ctx,
+            epochs=cfg.epochs,
+            optimizer=optimizer,
+            train_epoch=train_epoch,
+            validate=validate,
+            signature=stable_hash({"toy-trained": cfg.epochs, "n": x.shape[0]}),
+            history=FitHistory(),
+            worst_score=-1.0,
+            keep_best=False,
+            on_epoch=on_epoch,
+        )
+        tx, ty = (
+            inputs.encoded("identities", "test").flatten(1),
+            inputs.labels("identities", "test"),
+        )
+        with torch.no_grad():
+            accuracy = float((model(tx).argmax(1) == ty).float().mean())
+        if cfg.fail == "nan":
+            accuracy = float("nan")
+        details = {"resumed_from_epoch": history.resumed_from_epoch, "pid": os.getpid()}
+        return EvalResult({"accuracy": accuracy}, chance=1.0 / classes, details=details)
