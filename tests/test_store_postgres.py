@@ -122,3 +122,62 @@ def test_two_drivers_recording_the_same_failure_count_every_attempt(postgres_db)
     assert run_concurrently(record_failure_worker, postgres_db, 25) == [25, 25]
     failures = ResultStore(postgres_db).failures()
     assert len(failures) == 1 and int(failures["attempts"].iloc[0]) == 50
+
+
+TWO_DRIVERS = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from support import toy_components as toy
+import privbench
+spec = toy.toy_spec(tasks=[{{"name": "toy-utility", "config": {{"sleep_s": 0.5}}}}])
+report = privbench.run(spec, out_dir={out!r}, store={url!r}, cache_dir={cache!r}, workers=1,
+                       render=False, report=True)
+print(json.dumps({{"ran": report.ran, "skipped": report.skipped,
+                   "duplicates": report.duplicates, "failures": report.failures}}))
+"""
+
+
+def test_two_concurrent_drivers_on_one_store_leave_one_row_per_cell(postgres_db, tmp_path):
+    """Two real driver processes run the same benchmark against one PostgreSQL store at once:
+    every cell ends up stored exactly once, and each driver accounts for every cell (run, found
+    stored at its start, or stored first by the other driver: its insert was a no-op)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).parent)
+    drivers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                TWO_DRIVERS.format(
+                    tests=tests,
+                    out=str(tmp_path / f"out{index}"),
+                    url=postgres_db,
+                    cache=str(tmp_path / f"cache{index}"),
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PRIVBENCH_WORKERS": "1"},
+        )
+        for index in range(2)
+    ]
+    reports = []
+    for driver in drivers:
+        output, _ = driver.communicate(timeout=300)
+        assert driver.returncode == 0
+        reports.append(json.loads(output.strip().splitlines()[-1]))
+    cells = 6
+    for report in reports:
+        assert report["failures"] == []
+        assert report["ran"] + report["skipped"] + report["duplicates"] == cells
+    assert sum(report["ran"] for report in reports) == cells
+    store = ResultStore(postgres_db)
+    keys = list(store.dataframe()["cell_key"])
+    assert len(keys) == len(set(keys)) == cells
+    assert sum(r["duplicates"] for r in reports) > 0 or any(r["skipped"] for r in reports)
+    store.close()
