@@ -83,6 +83,10 @@ def test_two_workers_store_the_same_bits_as_one_process(toy, tmp_path, ray_worke
     assert one.failures == [] and two.failures == []
     assert len(one.results) == 9 and one.ran == 9 and two.ran == 9
     assert _metrics(two) == _metrics(one)  # same cells, same order, same floats
+    assert [c.key for c in two.cells] == [c.key for c in one.cells]  # the spec's order
+    assert (
+        list(two.fitted) == list(one.fitted) == ["identity", "gaussian-blur", "toy-learnable-blur"]
+    )
     assert two.engine.startswith("Ray") and one.engine.startswith("1 worker")
     executions = list(two.results["execution"])
     assert {e["engine"] for e in executions} == {"ray"} and {e["threads"] for e in executions} == {

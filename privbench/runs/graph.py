@@ -74,6 +74,27 @@ class RunGraph:
             self._cell_bar.close()
             if self._fit_bar is not None:
                 self._fit_bar.close()
+        self._in_plan_order()
+
+    def _in_plan_order(self) -> None:
+        """Cells and fitted encoders in the spec's order (encoder entry × evaluation × seed),
+        whichever task finished first, so that the report and what is rendered from it are the
+        same for any number of workers."""
+        spec = self.runner.spec
+        encoders = {entry.display_name: index for index, entry in enumerate(spec.encoders)}
+        evaluations = {id(entry): index for index, (entry, _) in enumerate(self._evaluations)}
+        seeds = {seed: index for index, seed in enumerate(spec.seeds)}
+        self.report.cells.sort(
+            key=lambda cell: (
+                encoders[cell.encoder_entry.display_name],
+                evaluations[id(cell.evaluation_entry)],
+                seeds[cell.seed],
+            )
+        )
+        fitted = self.report.fitted
+        self.report.fitted = {
+            label: fitted[label] for label in sorted(fitted, key=lambda label: encoders[label])
+        }
 
     # -- fits -----------------------------------------------------------------------------------
     def _add_fit(self, entry: ComponentSpec, encoder) -> None:

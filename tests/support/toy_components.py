@@ -212,7 +212,7 @@ class ToyTrainedAttack(Evaluation):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            return {"loss": float(loss)}
+            return {"loss": float(loss.detach())}
 
         def validate():
             with torch.no_grad():
