@@ -96,3 +96,103 @@ def test_tpe_sampler_and_bad_settings(toy, tmp_path):
         tune(_settings(toy, tmp_path, sampler="grid"), out_dir=tmp_path / "o")
     with pytest.raises(ConfigError, match="nothing to tune"):
         tune(_settings(toy, tmp_path, encoder="pixelate"), out_dir=tmp_path / "o")
+
+
+def test_a_trial_left_running_by_a_stopped_driver_is_failed_at_the_next_start(toy, tmp_path):
+    import sqlalchemy as sa
+
+    from privbench.runs.tuning import LEFT_RUNNING, open_storage, open_study
+
+    settings = _settings(toy, tmp_path, trials=2)
+    storage = open_storage(settings)
+    study = open_study(settings, storage)
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        stale, live = study.ask(), study.ask()
+    storage.record_heartbeat(stale._trial_id)
+    storage.record_heartbeat(live._trial_id)  # another driver, still beating
+    engine = sa.create_engine(settings.storage)
+    with engine.begin() as connection:  # the stopped driver's last heartbeat, long ago
+        connection.execute(
+            sa.text(
+                "UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00' WHERE trial_id = :id"
+            ),
+            {"id": stale._trial_id},
+        )
+    engine.dispose()
+
+    resumed = tune(settings, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    states = {t.number: t.state for t in resumed.trials}
+    assert states[stale.number] == optuna.trial.TrialState.FAIL
+    assert resumed.trials[stale.number].user_attrs["fail_reason"] == LEFT_RUNNING
+    assert states[live.number] == optuna.trial.TrialState.RUNNING  # left to its driver
+    # The failed one counts as finished: one new trial makes the two asked for.
+    assert [t.state for t in resumed.trials[2:]] == [optuna.trial.TrialState.COMPLETE]
+
+
+# -- trials as Ray tasks --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_workers():
+    """A local Ray instance with two 1-CPU worker slots, shared by this module's studies."""
+    ray = pytest.importorskip("ray")
+    from privbench.engine.ray_engine import worker_pythonpath
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
+    )
+    yield
+    ray.shutdown()
+
+
+def test_two_workers_run_trials_as_tasks_and_the_driver_stores_and_scores_them(
+    toy, tmp_path, ray_workers
+):
+    import os
+
+    from privbench.engine import ExecutionConfig
+    from privbench.runs.tuning import trial_scores
+
+    settings = _settings(toy, tmp_path, trials=4)
+    study = tune(
+        settings,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        execution=ExecutionConfig(workers=2),
+    )
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+
+    rows = ResultStore(f"sqlite:///{tmp_path / 'out' / 'results.db'}").dataframe()
+    assert rows["cell_key"].is_unique
+    tagged = rows[rows["study"] == settings.name]
+    # Each trial's two cells are stored once, tagged with its study and trial.
+    assert tagged.groupby("trial")["evaluation"].apply(sorted).to_dict() == {
+        t.number: ["toy-attack", "toy-utility"] for t in study.trials
+    }
+    for t in study.trials:
+        assert t.values == list(trial_scores(rows, settings.name, t.number))
+        assert [t.user_attrs["utility"], t.user_attrs["privacy"]] == t.values
+        assert t.user_attrs["alpha"] == pytest.approx(10 ** t.params["log10_alpha"])
+    # The trials ran in Ray worker processes, two at a time, not in the driver.
+    workers = {e["worker"] for e in tagged["execution"]}
+    assert len(workers) >= 2 and all(not w.startswith(f"{os.getpid()}@") for w in workers)
+
+
+def test_the_pruning_rule_applies_in_the_trial_task(toy, tmp_path, ray_workers):
+    from privbench.engine import ExecutionConfig
+
+    settings = _settings(toy, tmp_path, trials=2, prune_below=1.01, prune_after=1)
+    study = tune(
+        settings,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        execution=ExecutionConfig(workers=2),
+    )
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all("validation accuracy" in t.user_attrs["prune_reason"] for t in study.trials)
+    assert all(t.user_attrs["intermediate"][0]["step"] == 1 for t in study.trials)
+    rows = ResultStore(f"sqlite:///{tmp_path / 'out' / 'results.db'}").dataframe()
+    assert set(rows["encoder"]) == {"identity"}  # a pruned trial stores no cells

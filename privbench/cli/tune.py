@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from privbench.cli.console import console, interruptible
-from privbench.cli.options import DeviceOption, RunStoreOption, parse_settings
+from privbench.cli.options import (
+    AddressOption,
+    CpusPerCellOption,
+    DeviceOption,
+    GpusPerCellOption,
+    RunStoreOption,
+    WorkersOption,
+    parse_settings,
+)
 
 
 def tune_command(
@@ -81,12 +89,19 @@ def tune_command(
     store: RunStoreOption = None,
     device: DeviceOption = "cpu",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of training.")] = 0,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    cpus_per_cell: CpusPerCellOption = None,
+    gpus_per_cell: GpusPerCellOption = None,
 ):
     """Tune the privacy weight α (and declared knobs) with a multi-objective Optuna study.
 
     Each trial fits the encoder with the designer, runs the task and the attack, and stores its
     rows (tagged with study and trial) in the same results store as `privbench run`.
+    With --workers N, N trials run at once (one Ray task each; --workers 1: in this process);
+    each trial's α is sampled when a worker frees, from the trials finished so far.
     """
+    from privbench.engine import ExecutionConfig
     from privbench.report.leaderboard import render_outputs
     from privbench.report.pareto import hypervolume, plot_fronts
     from privbench.runs.progress import RichProgressFactory
@@ -114,6 +129,13 @@ def tune_command(
         prune_after=prune_after,
         seed=seed,
     )
+    execution = ExecutionConfig.of(
+        None,
+        workers=workers,
+        address=address,
+        cpus_per_cell=cpus_per_cell,
+        gpus_per_cell=gpus_per_cell,
+    )
     progress = RichProgressFactory(console=console)
     with progress, interruptible():
         result = tune(
@@ -122,7 +144,9 @@ def tune_command(
             store=store,
             device=device,
             progress=progress,
-            log=progress.console.print,
+            # Not markup: worker lines are prefixed with their task in brackets ("[trial #0]").
+            log=lambda message: progress.console.print(message, markup=False),
+            execution=execution,
         )
     console.print(trials_frame(result).to_string(index=False))
     rows = ResultStore(store or default_store_url(out)).dataframe()
