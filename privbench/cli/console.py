@@ -30,3 +30,10 @@ def print_outputs(outputs: dict[str, Path]) -> None:
     """One line per written file: ``  markdown  out/leaderboard.md``."""
     for name, path in outputs.items():
         console.print(f"  {name:9s} {path}")
+
+
+def plain_log(target: Console):
+    """A log function printing text as is on ``target`` (no rich markup: log lines carry
+    bracketed prefixes such as ``[identity × face-id (seed 0)]`` and names like
+    ``face-id[retrained]``, which rich would read as markup tags and swallow)."""
+    return lambda message: target.print(message, markup=False, highlight=False)

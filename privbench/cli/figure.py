@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privbench.cli.console import console, interruptible
+from privbench.cli.console import console, interruptible, plain_log
 from privbench.cli.options import (
     BenchmarkOption,
     CacheDirOption,
@@ -99,7 +99,7 @@ def figure_command(
             reconstruction=reconstruction,
             detectors=DETECTORS if detectors else None,
             progress=progress,
-            log=progress.console.print,
+            log=plain_log(progress.console),
         )
     console.print(f"  figure    {path}")
     if (out / "results.db").is_file():

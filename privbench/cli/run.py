@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privbench.cli.console import console, error_console, interruptible, print_outputs
+from privbench.cli.console import console, error_console, interruptible, plain_log, print_outputs
 from privbench.cli.options import (
     AddressOption,
     BenchmarkOption,
@@ -65,6 +65,8 @@ def run_command(
 
     Cells already in the store are skipped, so rerunning after an interruption resumes.
     """
+    from rich.markup import escape
+
     from privbench.data.paths import parse_data_option
     from privbench.pipeline import run
     from privbench.report.leaderboard import print_reported_table, print_table
@@ -85,7 +87,7 @@ def run_command(
             seed=seed,
             cache_dir=cache_dir,
             progress=progress,
-            log=progress.console.print,
+            log=plain_log(progress.console),
             report=True,
             data_paths=data_paths,
             workers=workers,
@@ -107,5 +109,5 @@ def run_command(
     print_outputs(report.outputs)
     if report.failures:
         for name, message in report.failures:
-            error_console.print(f"[red]failed:[/red] {name}: {message}")
+            error_console.print(f"[red]failed:[/red] {escape(name)}: {escape(message)}")
         raise typer.Exit(code=1)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privbench.cli.console import console, interruptible
+from privbench.cli.console import console, interruptible, plain_log
 from privbench.cli.options import (
     AddressOption,
     CpusPerCellOption,
@@ -144,8 +144,7 @@ def tune_command(
             store=store,
             device=device,
             progress=progress,
-            # Not markup: worker lines are prefixed with their task in brackets ("[trial #0]").
-            log=lambda message: progress.console.print(message, markup=False),
+            log=plain_log(progress.console),
             execution=execution,
         )
     console.print(trials_frame(result).to_string(index=False))
