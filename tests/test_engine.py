@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
+from support.isolated_runs import run_isolated
 
 import privbench
 from privbench.runs.store import ResultStore
-
-ray = pytest.importorskip("ray")
 
 TESTS = Path(__file__).parent
 
@@ -61,25 +61,14 @@ def _training_spec(toy, **attack_config) -> dict:
     )
 
 
-def _run(spec, tmp_path: Path, name: str, **options):
-    return privbench.run(
-        spec,
-        out_dir=tmp_path / name,
-        cache_dir=tmp_path / f"cache-{name}",
-        report=True,
-        render=False,
-        **options,
-    )
-
-
 def _metrics(report) -> list[tuple[str, dict]]:
     return [(row.cell_key, row.metrics) for row in report.results.itertuples()]
 
 
 def test_two_workers_store_the_same_bits_as_one_process(toy, tmp_path, ray_workers):
     spec = _training_spec(toy)
-    one = _run(spec, tmp_path, "one", workers=1)
-    two = _run(spec, tmp_path, "two", workers=2)
+    one = run_isolated(spec, tmp_path, "one", workers=1)
+    two = run_isolated(spec, tmp_path, "two", workers=2)
     assert one.failures == [] and two.failures == []
     assert len(one.results) == 9 and one.ran == 9 and two.ran == 9
     assert _metrics(two) == _metrics(one)  # same cells, same order, same floats
@@ -95,7 +84,7 @@ def test_two_workers_store_the_same_bits_as_one_process(toy, tmp_path, ray_worke
     assert len({e["worker"] for e in executions}) >= 2  # the cells really ran in parallel workers
     assert {e["engine"] for e in one.results["execution"]} == {"local"}
     # A rerun on Ray skips every stored cell.
-    again = _run(spec, tmp_path, "two", workers=2)
+    again = run_isolated(spec, tmp_path, "two", workers=2)
     assert again.ran == 0 and again.skipped == 9 and _metrics(again) == _metrics(two)
 
 
@@ -113,7 +102,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes_from_its_checkpoint(
         tasks=["toy-utility"],
         encoders=["identity"],
     )
-    report = _run(crashing, tmp_path, "crash", workers=2)
+    report = run_isolated(crashing, tmp_path, "crash", workers=2)
     assert marker.exists(), "the worker never killed itself: the test injected nothing"
     assert report.failures == []
     row = report.results[report.results["evaluation"] == "toy-trained-attack"].iloc[0]
@@ -131,7 +120,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes_from_its_checkpoint(
         tasks=["toy-utility"],
         encoders=["identity"],
     )
-    clean = _run(reference, tmp_path, "clean", workers=1)
+    clean = run_isolated(reference, tmp_path, "clean", workers=1)
     assert _metrics(clean) == _metrics(report)
 
 
@@ -143,7 +132,7 @@ def test_an_exception_or_a_nan_fails_its_cell_only(toy, tmp_path, ray_workers):
             {"name": "toy-trained-attack", "label": "nan", "config": {"fail": "nan", "epochs": 1}},
         ]
     )
-    report = _run(spec, tmp_path, "faults", workers=2)
+    report = run_isolated(spec, tmp_path, "faults", workers=2)
     failed = dict(report.failures)
     assert len(failed) == 6  # 3 encoders × the two faulty attacks
     assert all("RuntimeError: injected failure" in r for n, r in failed.items() if "raises" in n)
@@ -247,3 +236,26 @@ def test_ray_cannot_honour_a_numbered_gpu(tmp_path):
         engine.check_device("cuda:1")
     engine.check_device("cuda")
     engine.check_device("cpu")
+
+
+def test_spec_resources_reach_the_task_and_gpu_shares_only_on_cuda(toy, tmp_path):
+    import torch
+
+    from privbench.api.cache import ArtifactCache
+    from privbench.engine import ExecutionConfig
+    from privbench.runs.runner import Runner
+    from privbench.runs.spec import resolve_spec
+
+    spec = resolve_spec(
+        toy.toy_spec(attacks=[{"name": "toy-attack", "resources": {"cpus": 2, "gpus": 1}}])
+    )
+    runner = Runner(
+        spec,
+        store=None,
+        device=torch.device("cpu"),
+        cache=ArtifactCache(tmp_path),
+        execution=ExecutionConfig(cpus_per_cell=1),
+    )
+    attack, task = spec.attacks[0], spec.tasks[0]
+    assert runner.task_resources(attack).model_dump() == {"cpus": 2, "gpus": 0.0}
+    assert runner.task_resources(task).model_dump() == {"cpus": 1, "gpus": 0.0}

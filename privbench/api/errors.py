@@ -42,4 +42,5 @@ class DataError(PrivbenchError):
 
 
 class TaskError(PrivbenchError):
-    """A designer fit or a cell failed (its reason is the message); the run's other tasks went on."""
+    """A designer fit or a cell failed (the message is its reason); the run's other tasks went
+    on."""

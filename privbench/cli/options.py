@@ -133,3 +133,12 @@ GpusPerCellOption = Annotated[
         "(default 1; a spec entry's resources: {gpus: N} overrides it).",
     ),
 ]
+MaxRetriesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-retries",
+        min=0,
+        help="Times Ray reruns a task whose worker process died (killed, out of memory); the "
+        "rerun resumes from the task's epoch checkpoints (default 3).",
+    ),
+]

@@ -16,6 +16,7 @@ from privbench.cli.options import (
     DeviceOption,
     EncodersOption,
     GpusPerCellOption,
+    MaxRetriesOption,
     PresetOption,
     RunStoreOption,
     SpecOption,
@@ -60,6 +61,7 @@ def run_command(
     address: AddressOption = None,
     cpus_per_cell: CpusPerCellOption = None,
     gpus_per_cell: GpusPerCellOption = None,
+    max_retries: MaxRetriesOption = None,
 ):
     """Run a benchmark end to end: data, encoders, tasks, attacks, store, leaderboard, Pareto plot.
 
@@ -94,6 +96,7 @@ def run_command(
             address=address,
             cpus_per_cell=cpus_per_cell,
             gpus_per_cell=gpus_per_cell,
+            execution=None if max_retries is None else {"max_retries": max_retries},
         )
     for key, rows in split_groups(report.results):
         table = leaderboard_table(rows)

@@ -181,10 +181,11 @@ class RayEngine(Engine):
         token = secrets.token_hex(16)
         probe.write_text(token)
         try:
-            read = ray.remote(_read_probe).options(num_cpus=0)
+            read = ray.remote(_read_probe)
             refs = {
                 node["NodeManagerAddress"]: read.options(
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+                    num_cpus=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
                 ).remote(str(probe))
                 for node in nodes
             }

@@ -234,8 +234,12 @@ class Runner:
         return self.fitted_encoder(entry, job, fitted)
 
     def task_resources(self, entry: ComponentSpec | None) -> TaskResources:
-        """What a cell (or a designer fit) of ``entry`` reserves on its worker."""
-        return resources_of(entry, self.execution.cell_resources(str(self.device)))
+        """What a cell (or a designer fit) of ``entry`` reserves on its worker (no GPU on
+        ``--device cpu``, whatever the spec asks for a CUDA run)."""
+        resources = resources_of(entry, self.execution.cell_resources(str(self.device)))
+        if self.device.type == "cpu" and resources.gpus:
+            resources = resources.model_copy(update={"gpus": 0.0})
+        return resources
 
     def make_cell(
         self,
