@@ -1,16 +1,17 @@
 """Runner benchmark: workers × threads on a fixed small spec, Ray start-up and per-task overhead.
 
-    python benchmarks/bench_runner.py              # about 10 minutes on 2 CPU cores
+    python benchmarks/bench_runner.py              # about 15 minutes on 2 CPU cores
     python benchmarks/bench_runner.py --max-workers 8   # on a bigger machine
 
 The spec is fixed: synthfaces ``quick``, four fixed encoders (identity, Gaussian blur,
 pixelation, 16×16 low resolution) × face vs no-face and face-ID (small CNN), short budgets.
 Every configuration runs the same 8 cells from an empty store and an empty artifact cache (the
 generated dataset is built once beforehand and shared, so it is not timed), one after the other
-in this process, and prints:
+in this process, ``--repeats`` rounds interleaved (medians printed: a shared machine's slow
+spells hit every configuration alike), and prints:
 
 1. ``1 worker × all threads`` vs ``N workers × 1 thread`` (the cores split between workers):
-   the default ``--workers`` (cores ÷ ``--cpus-per-cell``, 1 thread per cell) must be the faster;
+   the default (``--cpus-per-cell 2``, ``--workers`` = cores ÷ 2) must be the faster here;
 2. scaling N = 1, 2, 4, … up to the cores: speed-up over N = 1 (target ≥ 0.8·N where the
    machine has the cores);
 3. Ray start-up (a private local instance) and the per-task overhead of an empty task, Ray vs
@@ -78,7 +79,13 @@ def run_configuration(root: Path, datasets: Path, name: str, workers: int, cpus:
     if report.failures:
         raise SystemExit(f"{name}: cells failed: {report.failures}")
     metrics = {row.cell_key: row.metrics for row in report.results.itertuples()}
-    return wall, metrics
+    cell_seconds = float(report.results["wall_time_s"].sum())
+    return wall, metrics, cell_seconds
+
+
+def median_run(runs: list[tuple[float, dict, float]]) -> tuple[float, dict, float]:
+    """The run with the median wall time (its metrics and cell seconds with it)."""
+    return sorted(runs, key=lambda run: run[0])[len(runs) // 2]
 
 
 def task_overhead(workers: int, tasks: int) -> tuple[float, float]:
@@ -113,6 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-workers", type=int, default=available_cpus())
     parser.add_argument("--tasks", type=int, default=200, help="empty tasks for the overhead")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds; each runs every configuration once, interleaved (medians are printed)",
+    )
     args = parser.parse_args()
     cores = available_cpus()
     print(f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
@@ -124,31 +137,54 @@ def main() -> None:
     try:
         datasets = root / "datasets"
         privbench.load_dataset("synthfaces", {"preset": "quick", "seed": 0}, cache_dir=datasets)
-        results: dict[str, tuple[float, dict]] = {}
-        results["1x_all"] = run_configuration(root, datasets, "1x_all", 1, cores)
         counts = [1]
         while counts[-1] * 2 <= min(args.max_workers, cores):
             counts.append(counts[-1] * 2)
-        for n in counts:
-            results[f"{n}x1"] = run_configuration(root, datasets, f"{n}x1", n, 1)
+        plan = [("1x_all", 1, cores)] + [(f"{n}x1", n, 1) for n in counts]
+        rounds: dict[str, list[tuple[float, dict, float]]] = {key: [] for key, _, _ in plan}
+        for round_ in range(args.repeats):  # interleaved: a slow spell of the machine hits all
+            for key, workers, cpus in plan:
+                rounds[key].append(
+                    run_configuration(root, datasets, f"{key}-{round_}", workers, cpus)
+                )
+        walls = {key: [run[0] for run in runs] for key, runs in rounds.items()}
+        print("wall s of each round:", {k: [round(w, 1) for w in v] for k, v in walls.items()})
+        results = {key: median_run(runs) for key, runs in rounds.items()}
 
-        print(f"{'configuration':32s} {'wall s':>8s}")
-        print(f"{'1 worker x ' + str(cores) + ' threads':32s} {results['1x_all'][0]:8.1f}")
-        for n in counts:
-            print(f"{str(n) + ' worker(s) x 1 thread':32s} {results[f'{n}x1'][0]:8.1f}")
+        print(f"{'configuration':28s} {'wall s':>8s} {'cell s':>8s} {'mean cell s':>12s}")
+        rows = [(f"1 worker x {cores} threads", "1x_all")]
+        rows += [(f"{n} worker(s) x 1 thread", f"{n}x1") for n in counts]
+        for label, key in rows:
+            wall, metrics, cells = results[key]
+            print(f"{label:28s} {wall:8.1f} {cells:8.1f} {cells / len(metrics):12.2f}")
+        print(
+            "(cell s: the cells' own wall times summed; the rest of a run's wall time is the "
+            "dataset load, planning, Ray start-up and idle workers at the end)"
+        )
         split = f"{cores}x1" if f"{cores}x1" in results else f"{counts[-1]}x1"
         ratio = results["1x_all"][0] / results[split][0]
         workers = split.replace("x1", "")
         print(f"\n1 worker x all threads ÷ {workers} workers x 1 thread: {ratio:.2f}")
         os.environ.pop("PRIVBENCH_WORKERS", None)
-        default = ExecutionConfig().resolved_workers("cpu")
-        faster = f"{split.replace('x1', '')} workers" if ratio > 1 else "1 worker x all threads"
-        print(f"default --workers on this machine: {default}; faster here: {faster}")
-        base = results["1x1"][0]
+        default = ExecutionConfig()
+        workers = default.resolved_workers("cpu")
+        faster = (
+            f"{split.replace('x1', '')} workers x 1 thread"
+            if ratio > 1
+            else (f"1 worker x {cores} threads")
+        )
+        print(
+            f"default on this machine: {workers} worker(s) x {default.cpus_per_cell} threads; "
+            f"faster here: {faster}"
+        )
+        base, _, base_cells = results["1x1"]
         for n in counts[1:]:
-            speedup = base / results[f"{n}x1"][0]
-            print(f"speed-up N={n}: {speedup:.2f} (target ≥ {0.8 * n:.1f})")
-        same = all(results[f"{n}x1"][1] == results["1x1"][1] for n in counts)
+            wall, _, cells = results[f"{n}x1"]
+            print(
+                f"speed-up N={n}: {base / wall:.2f} (target ≥ {0.8 * n:.1f}); a cell takes "
+                f"{cells / base_cells:.2f}x as long when {n} run at once"
+            )
+        same = all(run[1] == rounds["1x1"][0][1] for n in counts for run in rounds[f"{n}x1"])
         print(f"metrics bit-identical across N workers x 1 thread: {same}")
 
         startup, ray_task = task_overhead(2, args.tasks)

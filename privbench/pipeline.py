@@ -55,7 +55,7 @@ def run(
     Execution (:class:`~privbench.engine.ExecutionConfig`, or these shortcuts): ``workers`` (1:
     in this process; more: a local Ray instance; default: from the machine or
     ``$PRIVBENCH_WORKERS``), ``address`` (join a Ray cluster: ``"auto"``, ``"ray://HOST:PORT"``),
-    ``cpus_per_cell`` (torch threads per task, part of the numerical recipe: default 1),
+    ``cpus_per_cell`` (torch threads per task, part of the numerical recipe: default 2),
     ``gpus_per_cell`` (GPU share per cell on CUDA, e.g. 0.25).
     """
     execution = ExecutionConfig.of(

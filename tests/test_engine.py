@@ -67,8 +67,9 @@ def _metrics(report) -> list[tuple[str, dict]]:
 
 def test_two_workers_store_the_same_bits_as_one_process(toy, tmp_path, ray_workers):
     spec = _training_spec(toy)
-    one = run_isolated(spec, tmp_path, "one", workers=1)
-    two = run_isolated(spec, tmp_path, "two", workers=2)
+    # One thread per cell, so that the 2-CPU instance runs two cells at once.
+    one = run_isolated(spec, tmp_path, "one", workers=1, cpus_per_cell=1)
+    two = run_isolated(spec, tmp_path, "two", workers=2, cpus_per_cell=1)
     assert one.failures == [] and two.failures == []
     assert len(one.results) == 9 and one.ran == 9 and two.ran == 9
     assert _metrics(two) == _metrics(one)  # same cells, same order, same floats
@@ -84,7 +85,7 @@ def test_two_workers_store_the_same_bits_as_one_process(toy, tmp_path, ray_worke
     assert len({e["worker"] for e in executions}) >= 2  # the cells really ran in parallel workers
     assert {e["engine"] for e in one.results["execution"]} == {"local"}
     # A rerun on Ray skips every stored cell.
-    again = run_isolated(spec, tmp_path, "two", workers=2)
+    again = run_isolated(spec, tmp_path, "two", workers=2, cpus_per_cell=1)
     assert again.ran == 0 and again.skipped == 9 and _metrics(again) == _metrics(two)
 
 
@@ -102,7 +103,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes_from_its_checkpoint(
         tasks=["toy-utility"],
         encoders=["identity"],
     )
-    report = run_isolated(crashing, tmp_path, "crash", workers=2)
+    report = run_isolated(crashing, tmp_path, "crash", workers=2, cpus_per_cell=1)
     assert marker.exists(), "the worker never killed itself: the test injected nothing"
     assert report.failures == []
     row = report.results[report.results["evaluation"] == "toy-trained-attack"].iloc[0]
@@ -120,7 +121,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes_from_its_checkpoint(
         tasks=["toy-utility"],
         encoders=["identity"],
     )
-    clean = run_isolated(reference, tmp_path, "clean", workers=1)
+    clean = run_isolated(reference, tmp_path, "clean", workers=1, cpus_per_cell=1)
     assert _metrics(clean) == _metrics(report)
 
 
@@ -132,7 +133,7 @@ def test_an_exception_or_a_nan_fails_its_cell_only(toy, tmp_path, ray_workers):
             {"name": "toy-trained-attack", "label": "nan", "config": {"fail": "nan", "epochs": 1}},
         ]
     )
-    report = run_isolated(spec, tmp_path, "faults", workers=2)
+    report = run_isolated(spec, tmp_path, "faults", workers=2, cpus_per_cell=1)
     failed = dict(report.failures)
     assert len(failed) == 6  # 3 encoders × the two faulty attacks
     assert all("RuntimeError: injected failure" in r for n, r in failed.items() if "raises" in n)
@@ -151,7 +152,8 @@ DRIVER = textwrap.dedent(
     from support import toy_components as toy
     import privbench
     privbench.run(toy.toy_spec(tasks=[{{"name": "toy-utility", "config": {{"sleep_s": 1.5}}}}]),
-                  out_dir={out!r}, cache_dir={cache!r}, workers=2, render=False)
+                  out_dir={out!r}, cache_dir={cache!r}, workers=2, cpus_per_cell=1,
+                  render=False)
     """
 )
 

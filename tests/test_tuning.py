@@ -161,7 +161,7 @@ def test_two_workers_run_trials_as_tasks_and_the_driver_stores_and_scores_them(
         settings,
         out_dir=tmp_path / "out",
         cache_dir=tmp_path / "cache",
-        execution=ExecutionConfig(workers=2),
+        execution=ExecutionConfig(workers=2, cpus_per_cell=1),
     )
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
 
@@ -189,7 +189,7 @@ def test_the_pruning_rule_applies_in_the_trial_task(toy, tmp_path, ray_workers):
         settings,
         out_dir=tmp_path / "out",
         cache_dir=tmp_path / "cache",
-        execution=ExecutionConfig(workers=2),
+        execution=ExecutionConfig(workers=2, cpus_per_cell=1),
     )
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
     assert all("validation accuracy" in t.user_attrs["prune_reason"] for t in study.trials)

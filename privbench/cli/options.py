@@ -121,7 +121,7 @@ CpusPerCellOption = Annotated[
         "--cpus-per-cell",
         min=1,
         help="CPU cores (= torch threads) each cell and fit reserves. Part of the numbers: "
-        "CPU results are bit-identical between runs with the same value (default 1).",
+        "CPU results are bit-identical between runs with the same value (default 2).",
     ),
 ]
 GpusPerCellOption = Annotated[

@@ -5,7 +5,9 @@ reductions and matrix products by thread, so 1 and 2 threads differ in the last 
 on this project's machine, docs/measurements.md). The threads of a task are therefore a fixed
 part of the run's recipe, ``cpus_per_cell``, independent of how many workers run: ``--workers 1``
 and ``--workers 2`` compute every cell with the same threads and store the same bits. The default
-worker count is then the machine's cores (or GPU slices) divided by what one task takes.
+worker count is then the machine's cores (or GPU slices) divided by what one task takes
+(:data:`DEFAULT_CPUS_PER_CELL` threads by default, the faster choice measured on the reference
+machine: one in-process worker on 2 cores).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from privbench.api.errors import ConfigError
 
 #: Environment variable that sets the default worker count (the test suite sets it to 1).
 WORKERS_ENV = "PRIVBENCH_WORKERS"
+
+#: Torch threads per task by default. Measured (benchmarks/bench_runner.py, docs/cluster.md): on
+#: the 2-core reference machine one worker with 2 threads ran the runner benchmark 1.3x faster
+#: than two 1-thread workers (a cell took 1.79x less time with 2 threads, but 1.37x more when two
+#: ran at once). A constant, not the core count, so that the default numbers are the same bits
+#: on every machine, whatever its size.
+DEFAULT_CPUS_PER_CELL = 2
 
 
 class TaskResources(BaseModel):
@@ -57,7 +66,12 @@ class ExecutionConfig(BaseModel):
         description="join a running Ray cluster: 'auto' or 'ray://HOST:PORT' (default: start a "
         "local Ray instance)",
     )
-    cpus_per_cell: int = Field(1, ge=1, le=1024)
+    cpus_per_cell: int = Field(
+        DEFAULT_CPUS_PER_CELL,
+        ge=1,
+        le=1024,
+        description="CPU cores = torch threads of each cell and fit (part of the numbers)",
+    )
     gpus_per_cell: float | None = Field(
         None,
         ge=0.0,
