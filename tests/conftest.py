@@ -19,3 +19,23 @@ def toy():
     from support import toy_components
 
     return toy_components
+
+
+@pytest.fixture(scope="module")
+def ray_workers():
+    """A local Ray instance with two 1-CPU worker slots, shared by one test module's runs (the
+    engine's runs find it initialized and use it instead of starting their own)."""
+    import ray
+
+    from privbench.engine.ray_engine import worker_pythonpath
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
+    )
+    yield
+    ray.shutdown()

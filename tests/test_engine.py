@@ -16,30 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-import ray
 from support.isolated_runs import run_isolated
 
 import privbench
 from privbench.runs.store import ResultStore
 
 TESTS = Path(__file__).parent
-
-
-@pytest.fixture(scope="module")
-def ray_workers():
-    """A local Ray instance with two 1-CPU worker slots, shared by this module's runs."""
-    from privbench.engine.ray_engine import worker_pythonpath
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
-    )
-    yield
-    ray.shutdown()
 
 
 def _training_spec(toy, **attack_config) -> dict:
@@ -109,18 +91,9 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes_from_its_checkpoint(
     row = report.results[report.results["evaluation"] == "toy-trained-attack"].iloc[0]
     assert row["details"]["resumed_from_epoch"] >= 2  # the retry continued the killed training
     assert int(marker.read_text()) != row["details"]["pid"]  # ... in another worker process
-    # Killed and resumed gives the numbers of an uninterrupted run (the crash setting is part of
-    # the evaluation's config, so the reference run sets a marker that already exists).
-    reference = toy.toy_spec(
-        attacks=[
-            {
-                "name": "toy-trained-attack",
-                "config": {"epochs": 4, "crash_marker": str(marker), "crash_after": 2},
-            }
-        ],
-        tasks=["toy-utility"],
-        encoders=["identity"],
-    )
+    # Killed and resumed gives the numbers of an uninterrupted run: the same spec (the crash
+    # setting is part of the evaluation's config) whose marker now exists, in a fresh cache.
+    reference = crashing
     clean = run_isolated(reference, tmp_path, "clean", workers=1, cpus_per_cell=1)
     assert _metrics(clean) == _metrics(report)
 

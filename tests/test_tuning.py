@@ -130,24 +130,6 @@ def test_a_trial_left_running_by_a_stopped_driver_is_failed_at_the_next_start(to
 
 
 # -- trials as Ray tasks --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ray_workers():
-    """A local Ray instance with two 1-CPU worker slots, shared by this module's studies."""
-    ray = pytest.importorskip("ray")
-    from privbench.engine.ray_engine import worker_pythonpath
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
-    )
-    yield
-    ray.shutdown()
-
-
 def test_two_workers_run_trials_as_tasks_and_the_driver_stores_and_scores_them(
     toy, tmp_path, ray_workers
 ):
