@@ -234,3 +234,30 @@ def test_spec_resources_reach_the_task_and_gpu_shares_only_on_cuda(toy, tmp_path
     attack, task = spec.attacks[0], spec.tasks[0]
     assert runner.task_resources(attack).model_dump() == {"cpus": 2, "gpus": 0.0}
     assert runner.task_resources(task).model_dump() == {"cpus": 1, "gpus": 0.0}
+
+
+def test_the_driver_display_shows_running_cells_with_their_worker_and_prefixed_logs():
+    """Events as a Ray worker queues them, replayed into the CLI's rich display."""
+    import io
+
+    from rich.console import Console
+
+    from privbench.engine.events import replay
+    from privbench.runs.progress import RichProgressFactory, RunDisplay
+
+    console = Console(file=io.StringIO(), width=200, force_terminal=False)
+    progress = RichProgressFactory(console=console)
+    lines: list[str] = []
+    display = RunDisplay(progress, lines.append)
+    display.expect("k1", "identity × face-id (seed 0)")
+    with progress:
+        replay(("started", "k1", "4242@node-a"), display)
+        replay(("bar", "k1", "face-id small-cnn", 3, 6, "loss=0.5"), display)
+        replay(("log", "k1", "resumed from checkpoint after epoch 2"), display)
+        tasks = progress._progress.tasks
+        assert [t.description for t in tasks] == ["identity × face-id (seed 0) [4242@node-a]"]
+        assert tasks[0].fields["info"] == "step=face-id small-cnn 3/6 loss=0.5"
+        assert display.worker("k1") == "4242@node-a"
+        display.finished("k1")
+        assert progress._progress.tasks == []
+    assert lines == ["[identity × face-id (seed 0)] resumed from checkpoint after epoch 2"]
