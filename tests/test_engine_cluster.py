@@ -7,6 +7,7 @@ shared local instance.
 
 from __future__ import annotations
 
+import pytest
 import ray
 from support.isolated_runs import run_isolated
 
@@ -16,6 +17,7 @@ def test_a_two_node_cluster_checks_its_shared_cache_and_runs_on_both_nodes(toy, 
     cache probe on both nodes, and the run joins the cluster by its address."""
     from ray.cluster_utils import Cluster
 
+    from privbench.api.errors import ConfigError
     from privbench.engine.ray_engine import worker_pythonpath
 
     if ray.is_initialized():
@@ -30,7 +32,11 @@ def test_a_two_node_cluster_checks_its_shared_cache_and_runs_on_both_nodes(toy, 
     try:
         cluster.add_node(num_cpus=1, env_vars={"PYTHONPATH": worker_pythonpath()})
         cluster.wait_for_nodes()
-        report = run_isolated(toy.toy_spec(), tmp_path, "cluster", address=cluster.address)
+        with pytest.raises(ConfigError, match="no node of the Ray cluster has that many"):
+            run_isolated(toy.toy_spec(), tmp_path, "too-big", address=cluster.address)  # 2 CPUs
+        report = run_isolated(
+            toy.toy_spec(), tmp_path, "cluster", address=cluster.address, cpus_per_cell=1
+        )
         assert report.failures == [] and report.ran == 6
         assert "2 node(s)" in report.engine
         assert not list((tmp_path / "cache-cluster").glob(".shared-probe-*"))  # cleaned up

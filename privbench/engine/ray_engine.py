@@ -237,19 +237,23 @@ class RayEngine(Engine):
         return task_id
 
     def _check_feasible(self, resources: TaskResources, name: str) -> None:
+        """A task must fit on one node, or Ray would wait for it forever."""
         import ray
 
-        total = ray.cluster_resources()
-        if resources.gpus and total.get("GPU", 0) < resources.gpus:
+        nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+        cpus = max((node.get("CPU", 0) for node in nodes), default=0)
+        gpus = max((node.get("GPU", 0) for node in nodes), default=0)
+        if resources.gpus and gpus < resources.gpus:
             raise ConfigError(
-                f"Task {name!r} asks for {resources.gpus:g} GPU(s), but the Ray cluster has "
-                f"{total.get('GPU', 0):g}. Use --device cpu, a smaller --gpus-per-cell, or "
-                "join a cluster with GPUs (--address)."
+                f"Task {name!r} asks for {resources.gpus:g} GPU(s), but no node of the Ray "
+                f"cluster has that many (the most on one node: {gpus:g}). Use --device cpu, a "
+                "smaller --gpus-per-cell, or join a cluster with GPUs (--address)."
             )
-        if total.get("CPU", 0) < resources.cpus:
+        if cpus < resources.cpus:
             raise ConfigError(
-                f"Task {name!r} asks for {resources.cpus} CPUs, but the Ray cluster has "
-                f"{total.get('CPU', 0):g}. Lower --cpus-per-cell (or the spec's resources)."
+                f"Task {name!r} asks for {resources.cpus} CPUs, but no node of the Ray cluster "
+                f"has that many (the most on one node: {cpus:g}). Lower --cpus-per-cell (or the "
+                "spec's resources)."
             )
 
     def wait(self) -> list[Done]:
