@@ -101,6 +101,8 @@ class RayEngine(Engine):
         self._next_id = 0
         self._remote = None
         self._queue = None
+        #: (CPUs, GPUs) of the largest alive node, looked up at the first submission.
+        self._largest_node: tuple[float, float] | None = None
         #: Seconds ``start`` took (Ray start-up, for the runner benchmark).
         self.startup_s = 0.0
 
@@ -240,9 +242,13 @@ class RayEngine(Engine):
         """A task must fit on one node, or Ray would wait for it forever."""
         import ray
 
-        nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-        cpus = max((node.get("CPU", 0) for node in nodes), default=0)
-        gpus = max((node.get("GPU", 0) for node in nodes), default=0)
+        if self._largest_node is None:  # looked up once: every task of the run is checked
+            nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+            self._largest_node = (
+                max((node.get("CPU", 0) for node in nodes), default=0),
+                max((node.get("GPU", 0) for node in nodes), default=0),
+            )
+        cpus, gpus = self._largest_node
         if resources.gpus and gpus < resources.gpus:
             raise ConfigError(
                 f"Task {name!r} asks for {resources.gpus:g} GPU(s), but no node of the Ray "
