@@ -36,6 +36,14 @@ if TYPE_CHECKING:
     from privbench.data.formats import CheckReport
 
 
+#: Per-image size limit of every folder adapter (``max_image_pixels``): a source image of more
+#: pixels is downscaled while it is decoded where the format allows it (JPEG's DCT scaling, to
+#: the resolution the output needs) and refused with a DataError naming the file otherwise, so
+#: one huge file cannot take a run's memory (a decoded 8000×8000 RGB picture alone is 192 MB,
+#: and resampling needs several times that).
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+
+
 def dataset_cache_root(cache_dir: str | Path | None) -> Path:
     """``cache_dir`` or the default ``$PRIVBENCH_CACHE/datasets``."""
     from privbench.api.cache import default_cache_root
@@ -99,7 +107,15 @@ class AdapterConfig(ComponentConfig):
         None, ge=1, le=64, description="decoding threads (default: the CPUs available, at most 16)"
     )
     cache: bool = Field(
-        True, description="cache the resized tensors content-addressed under the cache dir"
+        True,
+        description="write the decoded, resized images once to image stores (.npy, memory-mapped) "
+        "content-addressed under the cache dir; false: decode into memory on every load",
+    )
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_IMAGE_PIXELS,
+        ge=1,
+        description="per-image size limit: a larger source file is decoded downscaled (JPEG) "
+        "or refused with an error naming it",
     )
 
     @property

@@ -1,17 +1,22 @@
-"""In-memory containers the data layer hands to the runner.
+"""The containers the data layer hands to the runner.
 
-Images are kept as ``uint8 (N, 3, H, W)`` tensors (compact, exact); encoders receive them as
-float in [0, 1]. Every dataset carries a content fingerprint that enters the cache keys and the
-result rows, so results computed on different data are never confused.
+Images are ``uint8 (N, 3, H, W)`` (compact, exact); encoders receive them as float in [0, 1]. A
+split an adapter wrote to its image store (:mod:`privbench.api.arrays`) keeps the store beside the
+tensor: the tensor is then a memory map of the file (opened, not read), batches are read from
+the file (:meth:`ImageSplit.read`), and pickling the container (a Ray task's argument) sends the
+path instead of the pixels. Every dataset carries a content fingerprint that enters the cache keys
+and the result rows, so results computed on different data are never confused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
+
+from privbench.api.arrays import ArrayFile
 
 SPLITS = ("train", "val", "test")
 
@@ -35,13 +40,43 @@ class SplitSet(Generic[PartT]):
             yield split, self[split]
 
 
+class ImageSplit:
+    """What every split with images shares: the images, optionally backed by an image store."""
+
+    images: torch.Tensor
+    store: ArrayFile | None
+
+    def read(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images ``indices`` as a new ``uint8`` tensor: read from the store where there is one
+        (the process's memory holds the batch only), else gathered from the tensor."""
+        if self.store is not None:
+            return self.store.read(indices)
+        return self.images[torch.as_tensor(indices, dtype=torch.long)]
+
+    @property
+    def image_bytes(self) -> int:
+        return int(self.images.numel())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.store is not None:
+            state["images"] = None  # reopened from the store's path on the other side
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("images") is None and state.get("store") is not None:
+            state["images"] = state["store"].tensor()
+        self.__dict__.update(state)
+
+
 @dataclass
-class LabeledImages:
+class LabeledImages(ImageSplit):
     """Images with one integer label each (identity, or face / no-face)."""
 
     images: torch.Tensor  # uint8 (N, 3, H, W)
     labels: torch.Tensor  # int64 (N,)
     class_names: list[str]
+    store: ArrayFile | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
@@ -72,7 +107,7 @@ class LabeledSplits(SplitSet["LabeledImages"]):
 
 
 @dataclass
-class Scenes:
+class Scenes(ImageSplit):
     """Scenes with boxes (xyxy pixels, per-box category ids) and reference captions."""
 
     images: torch.Tensor  # uint8 (N, 3, H, W)
@@ -81,6 +116,7 @@ class Scenes:
     captions: list[list[str]]  # per image: reference captions
     categories: list[str]
     image_ids: list[int] = field(default_factory=list)
+    store: ArrayFile | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from privbench.api.adapter import DEFAULT_MAX_IMAGE_PIXELS
 from privbench.api.errors import InputError, OutputError
 from privbench.api.registry import get_encoder
+from privbench.data.formats.images import header_size, too_large_error
 from privbench.report.visualize import measurement_to_rgb
 
 
@@ -23,7 +25,15 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
             f"Image {str(path)!r} does not exist; give a PNG or JPEG file with --image."
         )
     try:
-        picture = Image.open(path).convert("RGB")
+        with Image.open(path) as opened:
+            width, height = opened.size
+            if size and opened.format == "JPEG":  # decode no larger than the output needs
+                opened.draft("RGB", (size * 2, size * 2))
+            if opened.size[0] * opened.size[1] > DEFAULT_MAX_IMAGE_PIXELS:
+                raise too_large_error(path, width, height, DEFAULT_MAX_IMAGE_PIXELS)
+            picture = opened.convert("RGB")
+    except Image.DecompressionBombError:
+        raise too_large_error(path, *header_size(path), DEFAULT_MAX_IMAGE_PIXELS) from None
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(
             f"Cannot read {str(path)!r} as an image ({error}); give a PNG or JPEG file."

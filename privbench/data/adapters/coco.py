@@ -279,6 +279,7 @@ class CocoAdapter(FolderAdapter):
                 mode=config.resize,
                 workers=config.workers,
                 cache_dir=self.cache_root(cache_dir),
+                max_pixels=config.max_image_pixels,
                 namespace=f"{DATASET}-{split}",
             )
             boxes, labels = [], []
@@ -300,7 +301,9 @@ class CocoAdapter(FolderAdapter):
             cap = config.max_captions_per_image
             captions = [p.captions[:cap] if cap else list(p.captions) for p in pictures]
             ids = [p.coco_id for p in pictures]
-            parts[split] = Scenes(loaded.images, boxes, labels, captions, list(categories), ids)
+            parts[split] = Scenes(
+                loaded.images, boxes, labels, captions, list(categories), ids, store=loaded.store
+            )
             digests[split] = loaded.digest
         return SceneSplits(**parts), digests
 

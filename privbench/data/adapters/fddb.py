@@ -252,6 +252,7 @@ class FDDBAdapter(FolderAdapter):
             mode="letterbox",
             workers=config.workers,
             cache_dir=self.cache_root(cache_dir),
+            max_pixels=config.max_image_pixels,
             namespace=f"{DATASET}-{split}",
         )
         boxes = []
@@ -266,6 +267,7 @@ class FDDBAdapter(FolderAdapter):
             [[] for _ in images],
             ["face"],
             [image.fold * 100_000 + image.line for image in images],
+            store=loaded.store,
         )
         return scenes, loaded.digest
 

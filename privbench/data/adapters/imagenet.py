@@ -210,6 +210,7 @@ class ImageNetAdapter(FolderAdapter):
                 mode="stretch",
                 workers=config.workers,
                 cache_dir=self.cache_root(cache_dir),
+                max_pixels=config.max_image_pixels,
                 namespace=f"{DATASET}-{split}",
             )
         return LabeledSplits(**parts), digests

@@ -295,6 +295,7 @@ class LFWAdapter(FolderAdapter):
                     mode="stretch",
                     workers=config.workers,
                     cache_dir=self.cache_root(cache_dir),
+                    max_pixels=config.max_image_pixels,
                     namespace=f"{DATASET}-pairs-{side}",
                 )
             )
@@ -323,6 +324,7 @@ class LFWAdapter(FolderAdapter):
                 mode="stretch",
                 workers=config.workers,
                 cache_dir=self.cache_root(cache_dir),
+                max_pixels=config.max_image_pixels,
                 namespace=f"{DATASET}-{split}",
             )
         identities = LabeledSplits(**parts)

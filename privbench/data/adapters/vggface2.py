@@ -88,6 +88,7 @@ class VGGFace2Adapter(FolderAdapter):
             mode="stretch",
             workers=config.workers,
             cache_dir=self.cache_root(cache_dir),
+            max_pixels=config.max_image_pixels,
             namespace=namespace,
         )
 

@@ -290,6 +290,7 @@ class WiderFaceAdapter(FolderAdapter):
             mode=config.resize,
             workers=config.workers,
             cache_dir=self.cache_root(cache_dir),
+            max_pixels=config.max_image_pixels,
             namespace=f"{DATASET}-{split}",
         )
         boxes, labels = [], []
@@ -304,7 +305,15 @@ class WiderFaceAdapter(FolderAdapter):
             boxes.append(mapped)
             labels.append(torch.zeros(mapped.shape[0], dtype=torch.long))
         image_ids = [image.line for _, image in items]
-        scenes = Scenes(loaded.images, boxes, labels, [[] for _ in items], ["face"], image_ids)
+        scenes = Scenes(
+            loaded.images,
+            boxes,
+            labels,
+            [[] for _ in items],
+            ["face"],
+            image_ids,
+            store=loaded.store,
+        )
         return scenes, loaded.digest
 
     def load(self, cache_dir: str | Path | None = None) -> BenchmarkData:

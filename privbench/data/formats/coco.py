@@ -273,4 +273,5 @@ def read_coco_scenes(
         texts,
         instances.category_names,
         [image.id for image in ordered],
+        store=loaded.store,
     )

@@ -96,4 +96,5 @@ def read_image_folder(
         cache_dir=cache_dir,
         namespace="imagefolder",
     )
-    return LabeledImages(loaded.images, torch.tensor(index.labels, dtype=torch.long), index.classes)
+    labels = torch.tensor(index.labels, dtype=torch.long)
+    return LabeledImages(loaded.images, labels, index.classes, store=loaded.store)

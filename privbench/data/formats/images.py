@@ -17,8 +17,9 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from privbench.api.adapter import DEFAULT_MAX_IMAGE_PIXELS
+from privbench.api.arrays import ArrayFile, ArrayWriter, open_array
 from privbench.api.errors import DataError
 from privbench.data.formats.files import EXAMPLES_IN_MESSAGES, stat_files
 from privbench.data.formats.fingerprints import tensor_digest
@@ -33,6 +36,7 @@ from privbench.data.formats.fingerprints import tensor_digest
 #: Bumped whenever the loader's output for the same files and options changes (enters cache keys).
 LOADER_VERSION = "1"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+
 RESIZE_MODES = ("stretch", "letterbox")
 
 
@@ -60,6 +64,8 @@ class LoadedImages:
     source_sizes: torch.Tensor  # int64 (N, 2): width, height of each source file
     digest: str  # SHA-256 of the pixel bytes (hex)
     from_cache: bool = False
+    #: The image store the images were written to (``images`` is then its memory map).
+    store: ArrayFile | None = None
 
     def map_boxes(self, row: int, boxes_xyxy: torch.Tensor, clip: bool = True) -> torch.Tensor:
         """Boxes of source image ``row`` (xyxy, source pixels) in output pixels, clipped to the
@@ -134,9 +140,22 @@ def _plan(
     return (x0, y0, x1, y1), (new_w, new_h), ((out_w - new_w) // 2, (out_h - new_h) // 2)
 
 
-def _decode_one(request: ImageRequest, size: tuple[int, int] | None, mode: str):
+def too_large_error(path: Path, width: int, height: int, max_pixels: int) -> DataError:
+    return DataError(
+        f"Image file {str(path)!r} is {width}x{height} = {width * height:,} pixels, over the "
+        f"per-image limit of {max_pixels:,} pixels; downscale the file, or raise the dataset's "
+        "max_image_pixels option if the machine has the memory for it."
+    )
+
+
+def _decode_one(
+    request: ImageRequest,
+    size: tuple[int, int] | None,
+    mode: str,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+):
     """Decode, crop and resize one file: (HWC uint8 array, region, resized size, offset, source
-    size)."""
+    size). A file of more than ``max_pixels`` pixels is decoded downscaled (JPEG) or refused."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -152,6 +171,8 @@ def _decode_one(request: ImageRequest, size: tuple[int, int] | None, mode: str):
                 picture.draft(
                     "RGB", (math.ceil(source_w * needed * 2), math.ceil(source_h * needed * 2))
                 )
+            if picture.size[0] * picture.size[1] > max_pixels:
+                raise too_large_error(request.path, source_w, source_h, max_pixels)
             picture = picture.convert("RGB")
             fx, fy = picture.size[0] / source_w, picture.size[1] / source_h
             box = (x0 * fx, y0 * fy, x1 * fx, y1 * fy)
@@ -174,6 +195,8 @@ def _decode_one(request: ImageRequest, size: tuple[int, int] | None, mode: str):
             )  # a writable copy, independent of Pillow's buffer
     except FileNotFoundError:
         raise DataError(f"Image file {str(request.path)!r} does not exist.") from None
+    except Image.DecompressionBombError:  # larger still than Pillow's own limit
+        raise too_large_error(request.path, *header_size(request.path), max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(
             f"Image file {str(request.path)!r} cannot be decoded ({error}); replace it with the "
@@ -182,22 +205,46 @@ def _decode_one(request: ImageRequest, size: tuple[int, int] | None, mode: str):
     return array, region, (new_w, new_h), offset, (source_w, source_h)
 
 
+def _zeros(shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.zeros(shape, dtype=torch.uint8)
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """Width and height from the file's header, without Pillow's decompression-bomb check."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as picture:
+            return picture.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def _decode_all(
-    requests: Sequence[ImageRequest], size: tuple[int, int] | None, mode: str, workers: int
+    requests: Sequence[ImageRequest],
+    size: tuple[int, int] | None,
+    mode: str,
+    workers: int,
+    allocate: Callable[[tuple[int, ...]], torch.Tensor] = _zeros,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> LoadedImages:
+    """Decode every request into one zero-initialized ``uint8`` array from ``allocate(shape)``:
+    a tensor in memory, or the rows of an image store being written (decoded images go
+    straight to disk, so a split is never held in memory)."""
     count = len(requests)
     transforms = torch.zeros(count, 4, dtype=torch.float64)
     source_sizes = torch.zeros(count, 2, dtype=torch.long)
     images: torch.Tensor | None = None
     if size is not None:
-        images = torch.zeros(count, 3, size[0], size[1], dtype=torch.uint8)
+        images = allocate((count, 3, size[0], size[1]))
     native_shape: list[tuple[int, int, str]] = []
 
     def place(row: int, result) -> None:
         nonlocal images
         array, (x0, y0, x1, y1), (new_w, new_h), (off_x, off_y), (source_w, source_h) = result
         if images is None:  # native size: the first image decides, the rest must agree
-            images = torch.zeros(count, 3, array.shape[0], array.shape[1], dtype=torch.uint8)
+            images = allocate((count, 3, array.shape[0], array.shape[1]))
             native_shape.append((array.shape[0], array.shape[1], str(requests[row].path)))
         height, width = images.shape[-2:]
         if size is None and array.shape[:2] != (height, width):
@@ -218,11 +265,11 @@ def _decode_all(
         source_sizes[row] = torch.tensor([source_w, source_h])
 
     if count:
-        first = _decode_one(requests[0], size, mode)
+        first = _decode_one(requests[0], size, mode, max_pixels)
         place(0, first)
         if workers <= 1 or count < 3:
             for row in range(1, count):
-                place(row, _decode_one(requests[row], size, mode))
+                place(row, _decode_one(requests[row], size, mode, max_pixels))
         else:
             with ThreadPoolExecutor(
                 max_workers=workers, thread_name_prefix="privbench-decode"
@@ -234,14 +281,18 @@ def _decode_all(
                 done = 1
                 while done < count:
                     while next_row < count and len(pending) < window:
-                        pending[next_row] = pool.submit(_decode_one, requests[next_row], size, mode)
+                        pending[next_row] = pool.submit(
+                            _decode_one, requests[next_row], size, mode, max_pixels
+                        )
                         next_row += 1
                     row = min(pending)
                     place(row, pending.pop(row).result())
                     done += 1
     if images is None:
         height, width = size if size is not None else (0, 0)
-        images = torch.zeros(0, 3, height, width, dtype=torch.uint8)
+        images = allocate((0, 3, height, width))
+    if allocate is not _zeros:  # the store's writer computes the digest from the file
+        return LoadedImages(images, transforms, source_sizes, "")
     return LoadedImages(images, transforms, source_sizes, tensor_digest(images))
 
 
@@ -269,20 +320,22 @@ def images_cache_key(
 
 
 def _read_cached(path: Path, count: int) -> LoadedImages | None:
-    """The cached tensors at ``path`` when they hold ``count`` images; None when absent or
-    damaged (a damaged cache file is recomputed, never trusted)."""
-    if not path.is_file():
+    """The cached split at ``path`` (its image store ``.npy`` and the geometry ``.pt`` beside it)
+    when it holds ``count`` images; None when absent or damaged (a damaged cache file is
+    recomputed, never trusted)."""
+    store = open_array(path.with_suffix(".npy"))
+    geometry = path.with_suffix(".pt")
+    if store is None or not geometry.is_file() or len(store) != count:
         return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload["images"].shape[0] != count:
-            return None
+        payload = torch.load(geometry, map_location="cpu", weights_only=True)
         return LoadedImages(
-            payload["images"],
+            store.tensor(),
             payload["transforms"],
             payload["source_sizes"],
             payload["digest"],
             from_cache=True,
+            store=store,
         )
     except Exception:  # noqa: BLE001 - any unreadable cache file means: decode again
         return None
@@ -296,14 +349,19 @@ def load_images(
     workers: int | None = None,
     cache_dir: str | Path | None = None,
     namespace: str = "images",
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> LoadedImages:
-    """Decode, crop and resize ``requests`` into one ``uint8 (N, 3, H, W)`` tensor.
+    """Decode, crop and resize ``requests`` into one ``uint8 (N, 3, H, W)`` array.
 
     ``size``: output ``H = W`` (int) or ``(H, W)``; None keeps the native size. ``mode``:
     ``stretch`` (the region fills the output) or ``letterbox`` (aspect kept, centred on zeros).
-    With ``cache_dir`` the result is cached content-addressed under ``<cache_dir>/images/``
-    (see :func:`images_cache_key`); every file is ``stat``-ed first and missing ones raise one
-    DataError that lists them.
+    With ``cache_dir`` the images are decoded straight into an image store (``.npy``, see
+    :mod:`privbench.api.arrays`) under ``<cache_dir>/images/``, content-addressed by
+    :func:`images_cache_key`, and returned memory-mapped: a second load opens the file, it does
+    not read it. Without, they are one tensor in memory. Every file is ``stat``-ed first and
+    missing ones raise one DataError that lists them; a file that cannot be decoded (truncated,
+    not an image, more than ``max_pixels`` pixels where it cannot be decoded downscaled) fails
+    the load with a DataError naming it.
     """
     if mode not in RESIZE_MODES:
         raise DataError(f"Unknown resize mode {mode!r}; accepted: {', '.join(RESIZE_MODES)}.")
@@ -321,7 +379,7 @@ def load_images(
         )
     workers = default_workers() if workers is None else max(1, int(workers))
     if cache_dir is None:
-        return _decode_all(requests, shape, mode, workers)
+        return _decode_all(requests, shape, mode, workers, max_pixels=max_pixels)
 
     from privbench.api.cache import atomic_torch_save
 
@@ -330,14 +388,23 @@ def load_images(
     cached = _read_cached(path, len(requests))
     if cached is not None:
         return cached
-    loaded = _decode_all(requests, shape, mode, workers)
+    with ExitStack() as stack:
+
+        def allocate(array_shape: tuple[int, ...]) -> torch.Tensor:
+            writer = ArrayWriter(path.with_suffix(".npy"), array_shape, torch.uint8)
+            return stack.enter_context(writer).rows()
+
+        loaded = _decode_all(requests, shape, mode, workers, allocate, max_pixels)
+        del loaded.images
+    store = ArrayFile(path.with_suffix(".npy"))
     atomic_torch_save(
         {
-            "images": loaded.images,
             "transforms": loaded.transforms,
             "source_sizes": loaded.source_sizes,
-            "digest": loaded.digest,
+            "digest": store.digest,
         },
         path,
     )
-    return loaded
+    return LoadedImages(
+        store.tensor(), loaded.transforms, loaded.source_sizes, store.digest, store=store
+    )

@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
+from privbench.api.arrays import ArrayFile, ArrayWriter, open_array
+from privbench.api.config import stable_hash
 from privbench.data.containers import LabeledImages
-from privbench.data.formats.images import ImageRequest, load_images
+from privbench.data.formats.images import DEFAULT_MAX_IMAGE_PIXELS, ImageRequest, load_images
 
 
 def hash_order(names: Sequence[str], seed: int, *salt: Any) -> list[int]:
@@ -71,13 +73,21 @@ def load_labeled_split(
     workers: int | None,
     cache_dir: Path | None,
     namespace: str,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> tuple[LabeledImages, str]:
     """One split of labelled crops and the digest of its pixels."""
     loaded = load_images(
-        requests, size=size, mode=mode, workers=workers, cache_dir=cache_dir, namespace=namespace
+        requests,
+        size=size,
+        mode=mode,
+        workers=workers,
+        cache_dir=cache_dir,
+        namespace=namespace,
+        max_pixels=max_pixels,
     )
+    labels_tensor = torch.tensor(list(labels), dtype=torch.long)
     return LabeledImages(
-        loaded.images, torch.tensor(list(labels), dtype=torch.long), class_names
+        loaded.images, labels_tensor, class_names, store=loaded.store
     ), loaded.digest
 
 
@@ -93,9 +103,24 @@ def concat_labeled(
     parts: Sequence[LabeledImages], labels: Sequence[int], class_names: list[str]
 ) -> LabeledImages:
     """The images of ``parts`` one after the other, part ``i``'s images all labelled
-    ``labels[i]``."""
-    images = torch.cat([p.images for p in parts])
+    ``labels[i]``. Parts read from image stores are concatenated into a new store beside the
+    first (content-addressed by the parts' digests, written part by part: never in memory)."""
     stacked = torch.cat(
         [torch.full((len(p),), label, dtype=torch.long) for p, label in zip(parts, labels)]
     )
-    return LabeledImages(images, stacked, class_names)
+    stores = [p.store for p in parts]
+    if not parts or any(store is None for store in stores):
+        return LabeledImages(torch.cat([p.images for p in parts]), stacked, class_names)
+    key = stable_hash([store.digest for store in stores], length=32)
+    path = stores[0].path.parent / f"concat-{key}.npy"
+    store = open_array(path)
+    if store is None:
+        shape = (sum(len(s) for s in stores), *stores[0].shape[1:])
+        with ArrayWriter(path, shape, torch.uint8) as writer:
+            start = 0
+            for part in stores:
+                for chunk in torch.arange(len(part)).split(1024):
+                    writer.write(start, part.read(chunk))
+                    start += chunk.numel()
+        store = ArrayFile(path)
+    return LabeledImages(store.tensor(), stacked, class_names, store=store)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from privbench.api.adapter import DatasetAdapter, dataset_cache_root
+from privbench.api.arrays import open_array, write_array
 from privbench.api.config import stable_hash
 from privbench.api.errors import DataError
 from privbench.api.registry import register_dataset
@@ -66,14 +67,18 @@ def _payload_to_data(payload: dict[str, Any], name: str, description: str) -> Be
     identities = {}
     face_vs_noface = {}
     scenes = {}
+    stores = payload["stores"]
     for split in SPLITS:
         faces = payload["identities"][split]
         identities[split] = LabeledImages(
-            faces["images"], faces["labels"].long(), list(payload["class_names"])
+            faces["images"],
+            faces["labels"].long(),
+            list(payload["class_names"]),
+            store=stores.get(("identities", split)),
         )
         nonfaces = payload["nonfaces"][split]["images"]
         face_vs_noface[split] = LabeledImages(
-            torch.cat([faces["images"], nonfaces]),
+            payload["face_vs_noface"][split]["images"],
             torch.cat(
                 [
                     torch.ones(len(faces["labels"]), dtype=torch.long),
@@ -81,6 +86,7 @@ def _payload_to_data(payload: dict[str, Any], name: str, description: str) -> Be
                 ]
             ),
             ["no-face", "face"],
+            store=stores.get(("face_vs_noface", split)),
         )
         s = payload["scenes"][split]
         scenes[split] = Scenes(
@@ -90,6 +96,7 @@ def _payload_to_data(payload: dict[str, Any], name: str, description: str) -> Be
             captions=[list(c) for c in s["captions"]],
             categories=list(payload["categories"]),
             image_ids=list(s["image_ids"]),
+            store=stores.get(("scenes", split)),
         )
     return BenchmarkData(
         name=name,
@@ -128,21 +135,58 @@ def _payload_matches(payload: dict[str, Any], config: SynthFacesConfig) -> bool:
         return False
 
 
+#: The image stores of a payload: (payload part, split) → file name under ``STORE_FOLDER``.
+STORE_FOLDER = "stores"
+
+
+def _store_name(part: str, split: str) -> str:
+    return f"{part}-{split}.npy"
+
+
 def _load_tensors(folder: Path) -> dict[str, Any] | None:
+    """The cached payload of ``folder``: the small tensors from ``tensors.pt``, every split's
+    images memory-mapped from its image store (opened, not read). None when anything is
+    missing or damaged: then it is rebuilt from the files, never trusted."""
     path = folder / TENSOR_FILE
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload["stores"] = {}
+        for part in ("identities", "nonfaces", "scenes", "face_vs_noface"):
+            for split in SPLITS:
+                store = open_array(folder / STORE_FOLDER / _store_name(part, split))
+                if store is None:
+                    return None
+                payload.setdefault(part, {}).setdefault(split, {})["images"] = store.tensor()
+                payload["stores"][(part, split)] = store
+        return payload
     # A corrupt tensor file is rebuilt from the files, never trusted.
     except Exception:  # noqa: BLE001
         return None
 
 
 def _save_tensors(payload: dict[str, Any], folder: Path) -> None:
+    """Write every split's images to its image store (face vs no-face: faces then non-faces)
+    and the rest of the payload to ``tensors.pt``."""
     from privbench.api.cache import atomic_torch_save
 
-    atomic_torch_save(payload, folder / TENSOR_FILE)
+    small: dict[str, Any] = {key: value for key, value in payload.items() if key != "stores"}
+    for split in SPLITS:
+        images = {
+            "identities": payload["identities"][split]["images"],
+            "nonfaces": payload["nonfaces"][split]["images"],
+            "scenes": payload["scenes"][split]["images"],
+        }
+        images["face_vs_noface"] = torch.cat([images["identities"], images["nonfaces"]])
+        for part, values in images.items():
+            write_array(folder / STORE_FOLDER / _store_name(part, split), values)
+    for part in ("identities", "nonfaces", "scenes"):
+        small[part] = {
+            split: {key: value for key, value in entry.items() if key != "images"}
+            for split, entry in payload[part].items()
+        }
+    atomic_torch_save(small, folder / TENSOR_FILE)
 
 
 def load_or_generate(
@@ -167,7 +211,7 @@ def load_or_generate(
         if payload is not None and _payload_matches(payload, config):
             STATS["read_from_files"] += 1
             _save_tensors(payload, folder)
-            return payload, folder
+            return _reopened(folder), folder
         shutil.rmtree(folder, ignore_errors=True)  # incomplete or damaged: generate again
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +250,17 @@ def load_or_generate(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return payload, folder
+    return _reopened(folder), folder
+
+
+def _reopened(folder: Path) -> dict[str, Any]:
+    """The payload just written to ``folder``, read back through its image stores."""
+    payload = _load_tensors(folder)
+    if payload is None:
+        raise DataError(
+            f"synthfaces: the data just written to {str(folder)!r} cannot be read back."
+        )
+    return payload
 
 
 @register_dataset("synthfaces")

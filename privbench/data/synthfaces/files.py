@@ -24,7 +24,7 @@ from privbench.data.synthfaces.identities import identity_name, identity_table
 
 SCENE_CATEGORIES = ("face",) + render.OBJECT_KINDS
 
-TENSOR_FORMAT = 1
+TENSOR_FORMAT = 2  # 2: images in image stores (.npy) beside tensors.pt
 
 
 def _save_png(image: torch.Tensor, path: Path) -> None:
