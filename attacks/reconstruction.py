@@ -32,13 +32,20 @@ from privbench.api.evaluation import (
     Protocol,
     RunContext,
 )
+from privbench.api.measurements import (
+    Measurements,
+    as_measurements,
+    content_signature,
+    in_memory,
+    is_small,
+    streamed_moments,
+)
 from privbench.api.registry import register_attack
 from privbench.nn.classifiers import build_classifier
 from privbench.nn.fit import FitHistory, fit, shuffled_batches
 from privbench.nn.imaging import psnr, to_common_grid
 from privbench.nn.training import (
     ClassifierConfig,
-    _fingerprint,
     fit_new_classifier,
     predict_logits,
 )
@@ -127,6 +134,31 @@ def ssim(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     return float(
         structural_similarity_index_measure(estimate.float(), reference.float(), data_range=1.0)
     )
+
+
+def _input_statistics(x: Measurements | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (unbiased) standard deviation of the decoder's training inputs:
+    exact in memory for a small split, streamed for a large one."""
+    if is_small(x):
+        values = in_memory(x)
+        flat = values.transpose(0, 1).reshape(values.shape[1], -1)
+        return flat.mean(1), flat.std(1)
+    mean, variance, count = streamed_moments(x)
+    return mean.float(), (variance * count / max(count - 1, 1)).sqrt().float()
+
+
+def _mean_l1(attack, decoder, x, y, device) -> float:
+    """Mean L1 between the decoder's reconstructions of ``x`` and the images ``y``."""
+    if is_small(x) and is_small(y):
+        return float(F.l1_loss(attack.reconstruct(decoder, x, device), in_memory(y)))
+    total, count = 0.0, 0
+    order = list(torch.arange(len(x)).split(128))
+    for measured, clean in zip(x.batches(order, device), y.batches(order, device)):
+        decoder.eval()
+        with torch.no_grad():
+            total += float(F.l1_loss(decoder(measured), clean, reduction="sum"))
+        count += clean.numel()
+    return total / max(count, 1)
 
 
 @register_attack("reconstruction")
@@ -218,18 +250,20 @@ class Reconstruction(Evaluation):
         decoder = UNetDecoder(
             train_x.shape[1], tuple(train_y.shape[-2:]), cfg.decoder_width, cfg.decoder_levels
         )
-        flat = train_x.transpose(0, 1).reshape(train_x.shape[1], -1)
-        decoder.input_mean.copy_(flat.mean(1))
-        decoder.input_std.copy_(flat.std(1).clamp_min(1e-6))
+        mean, std = _input_statistics(train_x)
+        decoder.input_mean.copy_(mean)
+        decoder.input_std.copy_(std.clamp_min(1e-6))
         decoder.to(device)
         optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
+        train_x = as_measurements(train_x, "reconstruction: training measurements")
+        train_y = as_measurements(train_y, "reconstruction: training images")
 
         def train_epoch(epoch: int, generator: torch.Generator) -> dict[str, float]:
             total, steps = 0.0, 0
-            for index in shuffled_batches(
-                train_x.shape[0], cfg.batch_size, generator, drop_single=False
-            ):
-                loss = F.l1_loss(decoder(train_x[index].to(device)), train_y[index].to(device))
+            order = shuffled_batches(train_x.shape[0], cfg.batch_size, generator, drop_single=False)
+            pairs = zip(train_x.batches(order, device), train_y.batches(order, device))
+            for measured, clean in pairs:
+                loss = F.l1_loss(decoder(measured), clean)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -238,7 +272,7 @@ class Reconstruction(Evaluation):
             return {"train_l1": total / max(1, steps)}
 
         def validate() -> tuple[float, dict[str, float]]:
-            val_l1 = float(F.l1_loss(self.reconstruct(decoder, val_x, device), val_y))
+            val_l1 = _mean_l1(self, decoder, val_x, val_y, device)
             return -val_l1, {"val_l1": val_l1}
 
         fit(
@@ -259,13 +293,13 @@ class Reconstruction(Evaluation):
         )
         return decoder
 
-    def _decoder_signature(self, train_x: torch.Tensor, val_x: torch.Tensor, ctx) -> str:
+    def _decoder_signature(self, train_x, val_x, ctx) -> str:
         """What the decoder's checkpoint must match to be resumed: config, measurements, seed."""
         return stable_hash(
             {
                 "format": DECODER_CHECKPOINT_FORMAT,
                 "config": self.config_dict(),
-                "measurements": [_fingerprint(train_x), _fingerprint(val_x)],
+                "measurements": [content_signature(train_x), content_signature(val_x)],
                 "seed": ctx.seed,
             },
             length=32,
@@ -274,33 +308,29 @@ class Reconstruction(Evaluation):
     @staticmethod
     @torch.no_grad()
     def reconstruct(
-        decoder: UNetDecoder, measurements: torch.Tensor, device, batch_size: int = 128
+        decoder: UNetDecoder,
+        measurements: Measurements | torch.Tensor,
+        device,
+        batch_size: int = 128,
     ) -> torch.Tensor:
         decoder.eval()
-        parts = [
-            decoder(measurements[i : i + batch_size].to(device)).cpu()
-            for i in range(0, measurements.shape[0], batch_size)
-        ]
+        source = as_measurements(measurements, "reconstruction: measurements")
+        parts = [decoder(chunk).cpu() for chunk in source.split(batch_size, device)]
         return torch.cat(parts)
 
-    def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
-        classifier = self.clean_classifier(inputs, ctx)
-        decoder = self.fit_decoder(inputs, ctx)
-        clean, measured = inputs.clean(PART, "test"), inputs.encoded(PART, "test")
-        labels = inputs.labels(PART, "test")
-        recon = self.reconstruct(decoder, measured, ctx.device)
+    def test_scores(
+        self, classifier, decoder, clean: torch.Tensor, measured: torch.Tensor, labels, device
+    ) -> dict[str, float]:
+        """The attack's scores on test images ``clean`` and their ``measured`` measurements."""
+        recon = self.reconstruct(decoder, measured, device)
         on_grid = to_common_grid(clean, measured).clamp(0, 1)
         recon_top1 = float(
-            (predict_logits(classifier, recon, device=ctx.device).argmax(1) == labels)
-            .float()
-            .mean()
+            (predict_logits(classifier, recon, device=device).argmax(1) == labels).float().mean()
         )
         clean_top1 = float(
-            (predict_logits(classifier, clean, device=ctx.device).argmax(1) == labels)
-            .float()
-            .mean()
+            (predict_logits(classifier, clean, device=device).argmax(1) == labels).float().mean()
         )
-        metrics = {
+        return {
             "recon_face_id_top1": recon_top1,
             "recon_psnr_db": float(psnr(clean, recon).mean()),
             "recon_ssim": ssim(clean, recon),
@@ -308,6 +338,27 @@ class Reconstruction(Evaluation):
             "measurement_ssim": ssim(clean, on_grid),
             "clean_face_id_top1": clean_top1,
         }
+
+    def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
+        classifier = self.clean_classifier(inputs, ctx)
+        decoder = self.fit_decoder(inputs, ctx)
+        clean, measured = inputs.clean(PART, "test"), inputs.encoded(PART, "test")
+        labels = inputs.labels(PART, "test")
+        if is_small(clean) and is_small(measured):  # the whole split at once (exact means)
+            metrics = self.test_scores(
+                classifier, decoder, in_memory(clean), in_memory(measured), labels, ctx.device
+            )
+        else:  # batch by batch: per-image scores, averaged over the split
+            sums: dict[str, float] = {}
+            order = list(torch.arange(len(labels)).split(256))
+            pairs = zip(order, clean.batches(order), measured.batches(order))
+            for index, clean_batch, measured_batch in pairs:
+                scores = self.test_scores(
+                    classifier, decoder, clean_batch, measured_batch, labels[index], ctx.device
+                )
+                for name, value in scores.items():
+                    sums[name] = sums.get(name, 0.0) + value * len(index)
+            metrics = {name: total / len(labels) for name, total in sums.items()}
         return EvalResult(
             metrics, chance=1.0 / inputs.num_classes(PART), details={"decoder": "u-net"}
         )

@@ -48,7 +48,6 @@ class LensConfig(EncoderConfig):
     noise_std: float = Field(
         0.01, ge=0, le=1, description="standard deviation of the Gaussian sensor noise N"
     )
-    seed: int = Field(0, description="seed of the sensor noise in evaluation mode")
 
     @model_validator(mode="after")
     def _aperture_fits_the_sensor(self) -> LensConfig:
@@ -102,6 +101,9 @@ class RefractiveLens(Encoder):
     """Shared machinery of the Zernike-surface lenses (the learned lens, the defocus baseline)."""
 
     Config = LensConfig
+    #: 2: the sensor noise is drawn per batch from the caller's random stream (fresh every
+    #: epoch); 1 drew one fixed draw per image content (and had a ``seed`` option).
+    version = "2"
 
     def __init__(self, **config):
         super().__init__(**config)
@@ -154,21 +156,18 @@ class RefractiveLens(Encoder):
         blurred = fft_convolve(images, psf, self.config.padding)  # S is linear: unit gain
         return blurred + self._noise(images)
 
+    def has_sensor_noise(self) -> bool:
+        return self.config.noise_std > 0
+
     def _noise(self, images: torch.Tensor) -> torch.Tensor:
+        """The sensor noise N of Eq. (4): drawn from torch's global random stream on the CPU
+        (the same numbers on every device), in training and in evaluation alike — the runner
+        streams a noisy camera's measurements batch by batch from the cell's stream, so every
+        epoch sees a fresh draw (version 2; version 1 drew one fixed draw per image content)."""
         std = self.config.noise_std
         if std == 0:
             return torch.zeros((), dtype=images.dtype, device=images.device)
-        if self.training:
-            return std * torch.randn_like(images)
-        # Evaluation: the noise depends only on the seed and the batch, so encoding is
-        # reproducible whatever was encoded before.
-        content = int(images.detach().double().sum().item() * 1e4) % (2**31)
-        generator = torch.Generator(device="cpu").manual_seed(
-            self.config.seed * 1_000_003 + content
-        )
-        return (std * torch.randn(images.shape, generator=generator, dtype=images.dtype)).to(
-            images.device
-        )
+        return (std * torch.randn(images.shape, dtype=images.dtype)).to(images.device)
 
     def regularizers(
         self, clean: torch.Tensor, measurement: torch.Tensor

@@ -63,15 +63,23 @@ def test_psf_once_per_forward_and_reused_while_parameters_unchanged(monkeypatch)
     assert len(calls) == 3
 
 
-def test_lens_measurement_is_blur_plus_seeded_noise():
+def test_lens_measurement_is_blur_plus_fresh_noise_from_the_global_stream():
     quiet = privbench.get_encoder("zernike-lens", noise_std=0.0).eval()
     noisy = privbench.get_encoder("zernike-lens", noise_std=0.05).eval()
+    assert noisy.has_sensor_noise() and not quiet.has_sensor_noise()
+    assert not noisy.caches_measurements(1, 10**12) and quiet.caches_measurements(1, 1)
     images = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
+        torch.manual_seed(7)
         difference = noisy(images) - quiet(images)
         again = noisy(images) - quiet(images)
+        torch.manual_seed(7)
+        replayed = noisy(images) - quiet(images)
     assert float(difference.std()) == pytest.approx(0.05, rel=0.1)
-    assert torch.equal(difference, again)  # evaluation noise is reproducible
+    assert not torch.equal(difference, again)  # a fresh draw for every batch ...
+    assert torch.equal(difference, replayed)  # ... from torch's (the cell's) seeded stream
+    expected = 0.05 * torch.randn(images.shape, generator=torch.Generator().manual_seed(7))
+    assert torch.allclose(difference, expected, atol=1e-6)
 
 
 def test_lens_diagnostics_and_bad_config():

@@ -76,7 +76,9 @@ from privbench import EvalResult, Evaluation, MetricSpec, register_task
 
 
 def nearest_mean_accuracy(inputs, part):
-    train, test = inputs.encoded(part, "train").flatten(1), inputs.encoded(part, "test").flatten(1)
+    train, test = inputs.encoded(part, "train").materialize().flatten(1), inputs.encoded(
+        part, "test"
+    ).materialize().flatten(1)
     train_y, test_y = inputs.labels(part, "train"), inputs.labels(part, "test")
     classes = int(train_y.max()) + 1
     means = torch.stack([train[train_y == c].mean(0) for c in range(classes)])

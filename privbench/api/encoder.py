@@ -18,6 +18,9 @@ from privbench.api.config import ComponentConfig, stable_hash, validate_config
 from privbench.api.errors import InputError
 
 MIN_INPUT_SIZE = 64
+#: Measurements of a split up to this size are cached for any noise-free encoder
+#: (:meth:`Encoder.caches_measurements`).
+SMALL_MEASUREMENT_CACHE_BYTES = 256 << 20
 
 
 class EncoderConfig(ComponentConfig):
@@ -43,6 +46,8 @@ class Encoder(nn.Module):
     #: Config fields ``privbench tune`` samples, name → distribution: ``{"type": "float" | "int",
     #: "low": …, "high": …, "log": bool}`` or ``{"type": "categorical", "choices": [...]}``.
     tunables: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Bumped when what the encoder measures for the same config changes (enters its hash).
+    version: ClassVar[str] = "1"
 
     def __init__(self, **config: Any):
         super().__init__()
@@ -57,8 +62,12 @@ class Encoder(nn.Module):
         return self.config.model_dump(mode="json")
 
     def config_hash(self) -> str:
-        """Hash of name + config: identifies an encoder configuration (not its learned weights)."""
-        return stable_hash({"encoder": self.name, "config": self.config_dict()})
+        """Hash of name + config (+ the encoder's :attr:`version` once it is past "1"):
+        identifies an encoder configuration (not its learned weights)."""
+        payload: dict[str, Any] = {"encoder": self.name, "config": self.config_dict()}
+        if self.version != "1":  # version 1 is implied: the keys of stored results stay valid
+            payload["version"] = self.version
+        return stable_hash(payload)
 
     def weights_hash(self) -> str | None:
         """Hash of the learnable parameters' values (``None`` for fixed encoders)."""
@@ -84,6 +93,23 @@ class Encoder(nn.Module):
     def measure(self, images: torch.Tensor) -> torch.Tensor:
         """The physics: map validated images to measurements. Subclasses implement this."""
         raise NotImplementedError(f"{type(self).__name__} must implement measure()")
+
+    def has_sensor_noise(self) -> bool:
+        """Whether a measurement is random (sensor noise): then it is drawn anew for every
+        batch, from torch's global random stream (the cell's), so a model trained on it sees
+        fresh noise every epoch as it would from a real camera, and it is never cached."""
+        return False
+
+    def caches_measurements(self, measurement_bytes: int, image_bytes: int) -> bool:
+        """Whether the runner may cache this encoder's measurements of a split (on disk,
+        memory-mapped) instead of encoding them batch by batch in every cell and epoch: only
+        without sensor noise (a cached draw would be the same noise in every epoch), and only
+        where it pays: the measurements take no more disk than the split's images, or the
+        split is small (:data:`SMALL_MEASUREMENT_CACHE_BYTES`, where reading beats encoding
+        whatever the encoder)."""
+        if self.has_sensor_noise():
+            return False
+        return measurement_bytes <= max(image_bytes, SMALL_MEASUREMENT_CACHE_BYTES)
 
     # -- hooks (no-ops unless an encoder has a use for them) -----------------------------
     def regularizers(

@@ -21,6 +21,7 @@ import torch
 
 from privbench.api.config import ComponentConfig, stable_hash, validate_config
 from privbench.api.errors import ConfigError, InputError
+from privbench.api.measurements import EncodedImages, Measurements
 
 Role = Literal["utility", "privacy"]
 
@@ -101,10 +102,12 @@ class RunContext:
 
 
 class EvalInputs:
-    """The data an evaluation may see: clean or encoded parts, encoded lazily and memoized.
+    """The data an evaluation may see: clean or encoded parts, as streamed
+    :class:`~privbench.api.measurements.Measurements` (read in batches, never one tensor).
 
-    ``encode(part, split)`` is provided by the runner (it may come from the cache); evaluations
-    never call the encoder themselves, which keeps the data flow one way. Evaluations that bring
+    ``encode(part, split)`` is provided by the runner (streamed through the encoder, or read
+    from the cache of a fixed, noise-free encoder); evaluations never call the encoder
+    themselves, which keeps the data flow one way. Evaluations that bring
     their own images (off-the-shelf attacks on real faces shipped with packages) hand them to
     :meth:`encode_images`, which the runner also provides: the images still reach the evaluation
     only as the cell's measurements.
@@ -113,7 +116,7 @@ class EvalInputs:
     def __init__(
         self,
         data,
-        encode: Callable[[str, str], torch.Tensor],
+        encode: Callable[[str, str], Measurements],
         encoder_name: str = "",
         encode_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
@@ -121,7 +124,7 @@ class EvalInputs:
         self._encode = encode
         self._encode_images = encode_images
         self.encoder_name = encoder_name
-        self._memo: dict[tuple[str, str], torch.Tensor] = {}
+        self._memo: dict[tuple[str, str], Measurements] = {}
 
     def labels(self, part: str, split: str) -> torch.Tensor:
         return self.data.part(part)[split].labels
@@ -129,12 +132,15 @@ class EvalInputs:
     def num_classes(self, part: str) -> int:
         return self.data.part(part).train.num_classes
 
-    def clean(self, part: str, split: str) -> torch.Tensor:
-        """Clean images of ``part``/``split`` as float in [0, 1]."""
-        return self.data.part(part)[split].images.float().div_(255.0)
+    def clean(self, part: str, split: str) -> Measurements:
+        """Clean images of ``part``/``split`` as float in [0, 1], read in batches."""
+        images = self.data.part(part)[split]
+        identity = [getattr(self.data, "fingerprint", ""), part, split]
+        return EncodedImages(images, None, f"clean {part}/{split}", identity)
 
-    def encoded(self, part: str, split: str) -> torch.Tensor:
-        """Measurements of ``part``/``split`` through the cell's encoder (float32, CPU)."""
+    def encoded(self, part: str, split: str) -> Measurements:
+        """Measurements of ``part``/``split`` through the cell's encoder (float32), read in
+        batches."""
         key = (part, split)
         if key not in self._memo:
             self._memo[key] = self._encode(part, split)

@@ -27,6 +27,13 @@ import torch.nn.functional as F
 from privbench.api.config import stable_hash
 from privbench.api.errors import DataError
 from privbench.api.evaluation import RunContext
+from privbench.api.measurements import (
+    Measurements,
+    as_measurements,
+    channel_statistics,
+    content_signature,
+    tensor_fingerprint,
+)
 from privbench.captioning.config import CaptionModelConfig, CaptionTrainConfig
 from privbench.captioning.decoding import generate_captions
 from privbench.captioning.metrics import validation_scores
@@ -40,7 +47,6 @@ from privbench.nn.fit import (
     shuffled_batches,
     steps_per_epoch,
 )
-from privbench.nn.training import _fingerprint, channel_statistics
 
 CHECKPOINT_FORMAT = 1
 
@@ -131,14 +137,13 @@ class CaptionHistory(FitHistory):
     best_val_loss: float = float("nan")
 
 
-def _check_measurements(x: torch.Tensor, what: str) -> None:
+def _check_measurements(x: Measurements, what: str) -> None:
+    """The shape of one split (finiteness is checked batch by batch as it is read)."""
     if x.dim() != 4 or x.shape[0] == 0:
         raise DataError(
             f"{what} measurements must be a non-empty (N, C, H, W) tensor; "
             f"got shape {tuple(x.shape)}."
         )
-    if not torch.isfinite(x).all():
-        raise DataError(f"{what} measurements contain NaN or infinite values.")
 
 
 def random_shift(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -159,7 +164,7 @@ def random_shift(x: torch.Tensor, fraction: float, generator: torch.Generator) -
 @torch.no_grad()
 def validation_loss(
     model: CaptionModel,
-    x: torch.Tensor,
+    x: Measurements | torch.Tensor,
     captions: EncodedCaptions,
     regularization: float,
     batch_size: int,
@@ -169,8 +174,9 @@ def validation_loss(
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for images in torch.arange(x.shape[0]).split(batch_size):
-        features = model.features(x[images].to(device))
+    order = list(torch.arange(x.shape[0]).split(batch_size))
+    for images, batch in zip(order, as_measurements(x, "validation").batches(order, device)):
+        features = model.features(batch)
         result = teacher_forcing_loss(model.decoder, features, images, captions, regularization)
         total += float(result.loss) * result.captions
         count += result.captions
@@ -181,9 +187,9 @@ def validation_loss(
 def train_captioner(
     model: CaptionModel,
     vocabulary: Vocabulary,
-    train_x: torch.Tensor,
+    train_x: Measurements | torch.Tensor,
     train_captions: EncodedCaptions,
-    val_x: torch.Tensor,
+    val_x: Measurements | torch.Tensor,
     val_captions: EncodedCaptions,
     val_references: Sequence[Sequence[str]],
     config: CaptionTrainConfig,
@@ -198,6 +204,8 @@ def train_captioner(
     ``val_references``: the validation captions, normalized (:func:`normalize_caption`), that
     the validation captions (beam search with ``beam_size``) are scored against.
     """
+    train_x = as_measurements(train_x, f"{name}: training")
+    val_x = as_measurements(val_x, f"{name}: validation")
     _check_measurements(train_x, f"{name}: training")
     _check_measurements(val_x, f"{name}: validation")
     check_same_encoder(train_x, val_x, name)
@@ -210,7 +218,6 @@ def train_captioner(
             "measurements (one list of references per image)."
         )
     device = ctx.device
-    train_x, val_x = train_x.float(), val_x.float()
     regularization = model_config.attention_regularization
 
     torch.manual_seed(ctx.seed)
@@ -239,13 +246,13 @@ def train_captioner(
             "beam_size": beam_size,
             "model": [[k, list(v.shape)] for k, v in sorted(model.state_dict().items())],
             "train": [
-                _fingerprint(train_x),
-                _fingerprint(train_captions.tokens),
-                _fingerprint(train_captions.image_index),
+                content_signature(train_x),
+                tensor_fingerprint(train_captions.tokens),
+                tensor_fingerprint(train_captions.image_index),
             ],
             "val": [
-                _fingerprint(val_x),
-                _fingerprint(val_captions.tokens),
+                content_signature(val_x),
+                tensor_fingerprint(val_captions.tokens),
                 list(map(list, val_references)),
             ],
             "seed": ctx.seed,
@@ -255,8 +262,9 @@ def train_captioner(
 
     def train_epoch(epoch: int, generator: torch.Generator) -> dict[str, float]:
         total_loss, total_nll, total_penalty, batches = 0.0, 0.0, 0.0, 0
-        for images in shuffled_batches(train_x.shape[0], config.batch_size, generator):
-            shifted = random_shift(train_x[images], config.augment_shift, generator)
+        order = shuffled_batches(train_x.shape[0], config.batch_size, generator)
+        for images, batch in zip(order, train_x.batches(order)):
+            shifted = random_shift(batch, config.augment_shift, generator)
             features = model.features(shifted.to(device))
             loss, parts, _ = teacher_forcing_loss(
                 model.decoder, features, images, train_captions, regularization

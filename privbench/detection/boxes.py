@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from privbench.api.errors import DataError, InputError
+from privbench.api.measurements import Measurements
 
 #: Detections of several images: per image ``{"boxes": (k, 4) xyxy, "scores": (k,)}``.
 Detections = list[dict[str, torch.Tensor]]
@@ -67,7 +68,7 @@ def face_boxes(scenes, category: str = "face") -> list[torch.Tensor]:
 class DetectionSet:
     """Measurements of scenes and their face boxes in measurement coordinates."""
 
-    images: torch.Tensor  # (N, C, h, w) float
+    images: Measurements | torch.Tensor  # (N, C, h, w) float, read in batches
     boxes: list[torch.Tensor]  # per image (k, 4) xyxy in measurement pixels
 
     def __post_init__(self) -> None:
@@ -80,12 +81,16 @@ class DetectionSet:
             raise DataError(
                 f"{self.images.shape[0]} measurements but boxes for {len(self.boxes)} scenes."
             )
-        if not torch.isfinite(self.images).all():
+        if isinstance(self.images, torch.Tensor) and not torch.isfinite(self.images).all():
+            # (streamed measurements are checked batch by batch as they are read)
             raise DataError("the measurements contain NaN or infinite values.")
 
     @classmethod
     def from_clean_boxes(
-        cls, measurements: torch.Tensor, clean_boxes: list[torch.Tensor], clean_hw: Sequence[int]
+        cls,
+        measurements: Measurements | torch.Tensor,
+        clean_boxes: list[torch.Tensor],
+        clean_hw: Sequence[int],
     ) -> DetectionSet:
         """Map clean-pixel boxes into the measurements' coordinates (the module's one rule).
 

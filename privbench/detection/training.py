@@ -21,6 +21,14 @@ from privbench.api.cache import tensor_content_digest
 from privbench.api.config import stable_hash
 from privbench.api.errors import ConfigError, DataError, InputError
 from privbench.api.evaluation import RunContext
+from privbench.api.measurements import (
+    Measurements,
+    as_measurements,
+    channel_statistics,
+    content_signature,
+    in_memory,
+    is_small,
+)
 from privbench.detection.base import FaceDetector
 from privbench.detection.boxes import Detections, DetectionSet, boxes_to_clean
 from privbench.detection.config import (
@@ -33,7 +41,6 @@ from privbench.detection.metrics import interpolated_ap, precision_recall
 from privbench.detection.mmdet_backend import MMDetFaceDetector
 from privbench.detection.torchvision_backend import TorchvisionFaceDetector
 from privbench.nn.fit import FitHistory, cpu_state, fit, one_cycle, shuffled_batches
-from privbench.nn.training import channel_statistics
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -99,7 +106,7 @@ def build_detector(config: DetectorConfig, in_channels: int) -> FaceDetector:
 @torch.no_grad()
 def detect(
     model: FaceDetector,
-    images: torch.Tensor,
+    images: Measurements | torch.Tensor,
     batch_size: int = 32,
     device: torch.device | str | None = None,
 ) -> Detections:
@@ -109,8 +116,8 @@ def detect(
     was_training = model.training
     model.eval()
     outputs: Detections = []
-    for start in range(0, images.shape[0], batch_size):
-        chunk = [image.to(device).float() for image in images[start : start + batch_size]]
+    for batch in as_measurements(images, "detection inputs").split(batch_size, device):
+        chunk = list(batch.float())
         for result in model.detect(chunk):
             outputs.append(
                 {
@@ -124,7 +131,7 @@ def detect(
 
 def detect_in_clean_coordinates(
     model: FaceDetector,
-    images: torch.Tensor,
+    images: Measurements | torch.Tensor,
     clean_hw: Sequence[int],
     batch_size: int = 32,
     device: torch.device | str | None = None,
@@ -197,6 +204,7 @@ def train_detector(
             "go through the same encoder."
         )
     device = ctx.device
+    train_images = as_measurements(train.images, f"{name}: training measurements")
     torch.manual_seed(ctx.seed)
     if standardize:
         model.set_standardization(*channel_statistics(train.images))
@@ -218,8 +226,8 @@ def train_detector(
             "training": config.model_dump(mode="json"),
             "model": [[k, list(v.shape)] for k, v in sorted(model.state_dict().items())],
             "init": tensor_content_digest(list(cpu_state(model).values())),
-            "train": tensor_content_digest(train.images, train.boxes),
-            "val": tensor_content_digest(val.images, val.boxes),
+            "train": split_key(train),
+            "val": split_key(val),
             "seed": ctx.seed,
             "extra": signature_extra,
         },
@@ -229,13 +237,14 @@ def train_detector(
     def train_epoch(epoch: int, generator: torch.Generator) -> dict[str, float]:
         steps = epoch * batches_per_epoch
         total_loss, batches = 0.0, 0
-        for index in shuffled_batches(count, config.batch_size, generator, drop_single=False):
+        order = shuffled_batches(count, config.batch_size, generator, drop_single=False)
+        for index, batch in zip(order, train_images.batches(order)):
             if steps >= total_steps:
                 break
             images, boxes = [], []
             flips = torch.rand(index.numel(), generator=generator) < 0.5  # drawn even unused
-            for i, flip in zip(index.tolist(), flips.tolist()):
-                image, box = train.images[i], train.boxes[i]
+            for image, i, flip in zip(batch, index.tolist(), flips.tolist()):
+                box = train.boxes[i]
                 if config.hflip and flip:
                     image, box = _flip(image, box)
                 images.append(image.to(device))
@@ -284,6 +293,16 @@ def train_detector(
     return model, history
 
 
+def split_key(data: DetectionSet) -> Any:
+    """What a detector's checkpoint and cache key record of one split: the exact digest of a
+    small split's measurements and boxes (equal content, equal key, whichever camera produced
+    it: the clean camera's detector is shared with the clean protocols), the identity of a
+    large streamed one."""
+    if is_small(data.images):
+        return tensor_content_digest(in_memory(data.images), data.boxes)
+    return [content_signature(data.images), tensor_content_digest(data.boxes)]
+
+
 def fit_detector(
     config: DetectorConfig,
     train: DetectionSet,
@@ -326,8 +345,8 @@ def fit_detector(
             "version": DETECTOR_VERSION,
             "model": config.model_key(),
             "training": training.model_dump(mode="json"),
-            "train": tensor_content_digest(train.images, train.boxes),
-            "val": tensor_content_digest(val.images, val.boxes),
+            "train": split_key(train),
+            "val": split_key(val),
             "init": init,
             "seed": ctx.seed,
         },

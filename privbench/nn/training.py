@@ -25,6 +25,13 @@ from pydantic import Field, field_validator
 from privbench.api.config import ComponentConfig, stable_hash
 from privbench.api.errors import DataError
 from privbench.api.evaluation import EvaluationConfig, RunContext
+from privbench.api.measurements import (
+    Measurements,
+    as_measurements,
+    channel_statistics,
+    content_signature,
+    tensor_fingerprint,
+)
 from privbench.nn.classifiers import ARCHITECTURES, MeasurementClassifier, build_classifier
 from privbench.nn.fit import (
     FitHistory,
@@ -101,16 +108,8 @@ class TrainHistory(FitHistory):
 
 
 # -- helpers -------------------------------------------------------------------------------
-def channel_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation of ``(N, C, H, W)``; constant channels get std 1."""
-    flat = x.detach().transpose(0, 1).reshape(x.shape[1], -1).double()
-    mean = flat.mean(dim=1)
-    std = flat.std(dim=1, unbiased=False)
-    std = torch.where(std > 1e-8, std, torch.ones_like(std))
-    return mean.float(), std.float()
-
-
-def _check_split(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int) -> None:
+def _check_split(x: Measurements, y: torch.Tensor, what: str, num_classes: int) -> None:
+    """Shapes and labels of one split (finiteness is checked batch by batch as it is read)."""
     if x.dim() != 4 or x.shape[0] == 0:
         raise DataError(
             f"{what} measurements must be a non-empty (N, C, H, W) tensor; "
@@ -123,28 +122,12 @@ def _check_split(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int) 
             f"{what} labels must lie in [0, {num_classes - 1}] for a {num_classes}-class model; "
             f"got [{int(y.min())}, {int(y.max())}]."
         )
-    if not torch.isfinite(x).all():
-        raise DataError(f"{what} measurements contain NaN or infinite values.")
-
-
-def _fingerprint(x: torch.Tensor) -> list[Any]:
-    """Cheap content fingerprint of a tensor (shape, sum, and a strided sample) for
-    checkpoint signatures."""
-    flat = x.detach().reshape(-1)
-    sample = flat[:: max(1, flat.numel() // 4096)].double()
-    weights = torch.arange(1, sample.numel() + 1, dtype=torch.float64)
-    return [
-        list(x.shape),
-        str(x.dtype),
-        round(float(flat.sum()), 2),
-        round(float((sample * weights).sum()), 6),
-    ]
 
 
 def _state_fingerprint(state: dict[str, torch.Tensor] | None) -> Any:
     if state is None:
         return None
-    return [[key, _fingerprint(value.float())] for key, value in sorted(state.items())]
+    return [[key, tensor_fingerprint(value.float())] for key, value in sorted(state.items())]
 
 
 def _augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
@@ -170,15 +153,18 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 @torch.no_grad()
 def predict_logits(
     model: torch.nn.Module,
-    x: torch.Tensor,
+    x: Measurements | torch.Tensor,
     batch_size: int = 256,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Logits of ``model`` for ``x`` (evaluation mode, in batches), returned on the CPU."""
+    """Logits of ``model`` for ``x`` (evaluation mode, in batches read in order), on the CPU."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    outputs = [model(_to_device(chunk, device)).float().cpu() for chunk in x.split(batch_size)]
+    source = as_measurements(x, "scored split")
+    outputs = [
+        model(_to_device(chunk, device)).float().cpu() for chunk in source.split(batch_size, device)
+    ]
     model.train(was_training)
     if not outputs:
         return torch.empty(0, getattr(model, "num_classes", 0))
@@ -195,9 +181,9 @@ def _validation(model, x, y, batch_size, device) -> tuple[float, float]:
 # -- the loop ------------------------------------------------------------------------------
 def train_classifier(
     model: MeasurementClassifier,
-    train_x: torch.Tensor,
+    train_x: Measurements | torch.Tensor,
     train_y: torch.Tensor,
-    val_x: torch.Tensor,
+    val_x: Measurements | torch.Tensor,
     val_y: torch.Tensor,
     config: TrainConfig,
     ctx: RunContext,
@@ -213,12 +199,12 @@ def train_classifier(
     num_classes = int(model.num_classes)
     train_y = train_y.long()
     val_y = val_y.long()
+    train_x = as_measurements(train_x, f"{name}: training")
+    val_x = as_measurements(val_x, f"{name}: validation")
     _check_split(train_x, train_y, f"{name}: training", num_classes)
     _check_split(val_x, val_y, f"{name}: validation", num_classes)
     check_same_encoder(train_x, val_x, name)
     device = ctx.device
-    train_x = train_x.float()
-    val_x = val_x.float()
 
     torch.manual_seed(ctx.seed)
     if init_state is not None:
@@ -242,19 +228,18 @@ def train_classifier(
                 type(model.body).__name__,
                 [[k, list(v.shape)] for k, v in sorted(model.state_dict().items())],
             ],
-            "train": [_fingerprint(train_x), _fingerprint(train_y)],
-            "val": [_fingerprint(val_x), _fingerprint(val_y)],
+            "train": [content_signature(train_x), tensor_fingerprint(train_y)],
+            "val": [content_signature(val_x), tensor_fingerprint(val_y)],
             "init": _state_fingerprint(init_state),
             "seed": ctx.seed,
         },
         length=32,
     )
-    train_on_device = train_x.to(device)
 
     def train_epoch(epoch: int, generator: torch.Generator) -> dict[str, float]:
         total_loss, total_correct, seen = 0.0, 0, 0
-        for index in shuffled_batches(train_x.shape[0], config.batch_size, generator):
-            batch = train_on_device[index.to(train_on_device.device)]
+        order = shuffled_batches(train_x.shape[0], config.batch_size, generator)
+        for index, batch in zip(order, train_x.batches(order, device)):
             x = _to_device(_augment(batch, config.augment, generator), device)
             y = train_y[index].to(device)
             logits = model(x)

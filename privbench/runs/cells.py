@@ -15,18 +15,21 @@ import hashlib
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from privbench.api.adapter import load_dataset
+from privbench.api.arrays import ArrayFile, ArrayWriter, open_array
 from privbench.api.cache import ArtifactCache
 from privbench.api.config import stable_hash
 from privbench.api.encoder import Encoder, encode_batches
 from privbench.api.errors import ConfigError
 from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, Progress, RunContext
-from privbench.data.containers import BenchmarkData
+from privbench.api.measurements import ArrayMeasurements, EncodedImages, Measurements
+from privbench.data.containers import BenchmarkData, ImageSplit
 from privbench.runs.rows import ResultRow
 from privbench.runs.spec import ComponentSpec
 
@@ -151,24 +154,67 @@ class Cell:
 def _encoded_or_cached(
     cache: ArtifactCache, key: str, fitted: FittedEncoder, images: torch.Tensor, device: str
 ) -> torch.Tensor:
-    """The encoder's measurements of ``images``, built once per key (the cache's lock) with the
-    random stream of seed 0 (sensor noise) on a fork of the cell's random state
-    (:meth:`~privbench.api.cache.ArtifactCache.get_or_build`), so the cell's stream is the same
-    whether the measurements came from the cache or were computed here."""
-
-    def encode() -> torch.Tensor:
-        torch.manual_seed(0)
+    """The encoder's measurements of an evaluation's own (small) ``images``: a noisy encoder's
+    drawn from the cell's random stream, a noise-free one's built once per key (the cache's
+    lock) on a fork of the cell's random state
+    (:meth:`~privbench.api.cache.ArtifactCache.get_or_build`)."""
+    if fitted.encoder.has_sensor_noise():
         return encode_batches(fitted.encoder, images, device=device)
+    return cache.get_or_build(
+        "encoded", key, lambda: encode_batches(fitted.encoder, images, device=device)
+    )
 
-    return cache.get_or_build("encoded", key, encode)
+
+def cached_measurements(
+    cache: ArtifactCache, key: str, encoder: Encoder, split: ImageSplit, name: str, device: str
+) -> ArrayMeasurements:
+    """The measurements of a fixed, noise-free ``encoder`` of ``split``, encoded once per key
+    (under the cache's lock, batch by batch straight into an on-disk array: never one tensor in
+    memory) and memory-mapped from ``<cache>/encoded/<key>.npy`` afterwards. The batches are
+    those of :func:`~privbench.api.encoder.encode_batches`, so the values are the ones an
+    in-memory encoding gives, bit for bit."""
+    path = cache.path("encoded", key, ".npy")
+    array = open_array(path)
+    if array is None:
+        with cache.lock("encoded", key):
+            array = open_array(path)
+            if array is None:
+                _encode_to_array(encoder, split, path, device)
+                array = ArrayFile(path)
+    return ArrayMeasurements(array, name, identity=["encoded", key])
 
 
-def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str], torch.Tensor]:
-    """``(part, split) -> measurements`` of the cell's encoder, cached by encoder
-    and data content."""
+@torch.no_grad()
+def _encode_to_array(
+    encoder: Encoder, split: ImageSplit, path, device: str, batch_size: int = 256
+) -> None:
+    count = len(split)
+    clean = EncodedImages(split, None, "images", None)
+    order = list(torch.arange(count).split(batch_size))
+    encoder = encoder.to(device).eval()
+    writer: ArrayWriter | None = None
+    with ExitStack() as stack:
+        start = 0
+        for batch in clean.batches(order, device):
+            measured = encoder(batch).float().cpu()
+            if writer is None:  # the shape the encoder really produces
+                shape = (count, *measured.shape[1:])
+                writer = stack.enter_context(ArrayWriter(path, shape, torch.float32))
+            writer.write(start, measured)
+            start += measured.shape[0]
+        if writer is None:  # an empty split
+            shape = (0, *encoder.output_shape(tuple(split.images.shape[1:])))
+            stack.enter_context(ArrayWriter(path, shape, torch.float32))
+
+
+def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str], Measurements]:
+    """``(part, split) -> measurements`` of the cell's encoder: read from the cache when the
+    encoder allows it (:meth:`~privbench.api.encoder.Encoder.caches_measurements`: no sensor
+    noise, and caching pays for the split's size), else encoded batch by batch as the
+    evaluation reads them; keyed by encoder and data content."""
     cache, fitted = cell.cache, cell.fitted
 
-    def encode(part: str, split: str) -> torch.Tensor:
+    def encode(part: str, split: str) -> Measurements:
         key = stable_hash(
             {
                 "encoder": fitted.config_hash,
@@ -178,7 +224,12 @@ def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str
                 "split": split,
             }
         )
-        return _encoded_or_cached(cache, key, fitted, view.part(part)[split].images, cell.device)
+        images = view.part(part)[split]
+        name = f"{fitted.label} measurements of {part}/{split}"
+        streamed = EncodedImages(images, fitted.encoder, name, key)
+        if fitted.encoder.caches_measurements(streamed.nbytes, images.image_bytes):
+            return cached_measurements(cache, key, fitted.encoder, images, name, cell.device)
+        return streamed
 
     return encode
 

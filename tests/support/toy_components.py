@@ -94,7 +94,8 @@ class _NearestCentroid(Evaluation):
     def evaluate(self, inputs, ctx) -> EvalResult:
         CALLS["evaluate"] += 1
         part = self.requires[0]
-        train, test = inputs.encoded(part, "train"), inputs.encoded(part, "test")
+        train = inputs.encoded(part, "train").materialize()
+        test = inputs.encoded(part, "test").materialize()
         train_y, test_y = inputs.labels(part, "train"), inputs.labels(part, "test")
         classes = int(train_y.max()) + 1
         flat = train.flatten(1)
@@ -198,10 +199,13 @@ class ToyTrainedAttack(Evaluation):
         if cfg.fail == "exception":
             raise RuntimeError("injected failure")
         x, y = (
-            inputs.encoded("identities", "train").flatten(1),
+            inputs.encoded("identities", "train").materialize().flatten(1),
             inputs.labels("identities", "train"),
         )
-        vx, vy = inputs.encoded("identities", "val").flatten(1), inputs.labels("identities", "val")
+        vx, vy = (
+            inputs.encoded("identities", "val").materialize().flatten(1),
+            inputs.labels("identities", "val"),
+        )
         classes = int(y.max()) + 1
         model = torch.nn.Linear(x.shape[1], classes)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -241,7 +245,7 @@ class ToyTrainedAttack(Evaluation):
             on_epoch=on_epoch,
         )
         tx, ty = (
-            inputs.encoded("identities", "test").flatten(1),
+            inputs.encoded("identities", "test").materialize().flatten(1),
             inputs.labels("identities", "test"),
         )
         with torch.no_grad():
