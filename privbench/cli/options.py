@@ -142,3 +142,13 @@ MaxRetriesOption = Annotated[
         "rerun resumes from the task's epoch checkpoints (default 3).",
     ),
 ]
+DataOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Where the datasets the benchmark reads live: NAME=PATH pairs, comma-separated or "
+        "repeated, e.g. --data vggface2=/data/vggface2,imagenet=/data/ilsvrc2012 (the paper "
+        "benchmarks; run without it to see what is needed).",
+    ),
+]

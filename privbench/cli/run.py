@@ -13,6 +13,7 @@ from privbench.cli.options import (
     BenchmarkOption,
     CacheDirOption,
     CpusPerCellOption,
+    DataOption,
     DeviceOption,
     EncodersOption,
     GpusPerCellOption,
@@ -47,16 +48,7 @@ def run_command(
         typer.Option("--seed", help="Run only this training seed (default: the spec's seeds)."),
     ] = None,
     cache_dir: CacheDirOption = None,
-    data: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--data",
-            "-d",
-            help="Where the datasets the benchmark reads live: NAME=PATH pairs, comma-separated or "
-            "repeated, e.g. --data vggface2=/data/vggface2,imagenet=/data/ilsvrc2012 (the paper "
-            "benchmarks; run without it to see what is needed).",
-        ),
-    ] = None,
+    data: DataOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
     cpus_per_cell: CpusPerCellOption = None,

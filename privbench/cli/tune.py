@@ -11,6 +11,7 @@ from privbench.cli.console import console, interruptible, plain_log
 from privbench.cli.options import (
     AddressOption,
     CpusPerCellOption,
+    DataOption,
     DeviceOption,
     GpusPerCellOption,
     RunStoreOption,
@@ -87,6 +88,7 @@ def tune_command(
         typer.Option("--out", "-o", help="Output folder (results store, leaderboard, fronts.png)."),
     ] = Path("privbench-out"),
     store: RunStoreOption = None,
+    data: DataOption = None,
     device: DeviceOption = "cpu",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of training.")] = 0,
     workers: WorkersOption = None,
@@ -101,6 +103,7 @@ def tune_command(
     With --workers N, N trials run at once (one Ray task each; --workers 1: in this process);
     each trial's α is sampled when a worker frees, from the trials finished so far.
     """
+    from privbench.data.paths import parse_data_option
     from privbench.engine import ExecutionConfig
     from privbench.report.leaderboard import render_outputs
     from privbench.report.pareto import hypervolume, plot_fronts
@@ -123,6 +126,7 @@ def tune_command(
         ),
         benchmark=benchmark,
         preset=preset,
+        data_paths=parse_data_option(data or []),
         alpha_min=alpha_min,
         alpha_max=alpha_max,
         prune_below=None if prune_below < 0 else prune_below,

@@ -51,7 +51,7 @@ from privbench.api.errors import ConfigError, PrivbenchError
 from privbench.api.registry import ENCODERS
 from privbench.engine import ExecutionConfig
 from privbench.runs.scores import leaderboard_table
-from privbench.runs.spec import BenchmarkSpec, ComponentSpec, load_spec
+from privbench.runs.spec import BenchmarkSpec, ComponentSpec, resolve_spec
 
 SAMPLERS = ("nsga2", "tpe")
 
@@ -75,6 +75,8 @@ class TuneSettings:
     designer_config: dict[str, Any] | None = None
     benchmark: Any = "synthfaces"  # a built-in name, a YAML path or a spec dict
     preset: str | None = "quick"
+    #: NAME → path of the datasets the benchmark reads from disk (``--data NAME=PATH``).
+    data_paths: dict[str, str] | None = None
     alpha_min: float = 0.1
     alpha_max: float = 1000.0
     prune_below: float | None = 0.6
@@ -283,7 +285,9 @@ def tune(
 
     settings.validate()
     execution = ExecutionConfig.of(execution)
-    base = load_spec(settings.benchmark).resolve(settings.preset)
+    base = resolve_spec(
+        settings.benchmark, preset=settings.preset, data_paths=settings.data_paths, log=log
+    )
     task, attack = _entry(base, "tasks", settings.task), _entry(base, "attacks", settings.attack)
     reference = base.model_copy(
         update={
