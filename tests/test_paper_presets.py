@@ -30,6 +30,7 @@ from privbench.report.reported import comparison_table, reported_rows, reported_
 from privbench.runs.runner import Runner
 from privbench.runs.scores import leaderboard_table
 from privbench.runs.spec import BUILTIN_DIR, deep_merge, load_spec, require_data_paths
+from privbench.runs.store import ResultStore
 
 CANOPIC_ALL_PATHS = {"vggface2", "imagenet", "widerface", "fddb"}
 
@@ -210,6 +211,36 @@ def test_run_without_data_lists_every_needed_path_before_any_work(tmp_path, caps
         "widerface=/path/to/widerface,fddb=/path/to/fddb" in text
     )
     assert not out.exists()  # nothing was written: the check comes first
+
+
+def test_tune_takes_the_data_paths_of_a_paper_benchmark(roots, tmp_path, capsys):
+    """``privbench tune --data NAME=PATH`` fills the benchmark's paths as ``run --data`` does:
+    without them it lists what is missing before any work; with them the study's data are the
+    real folders (here: the fixtures) and the clean reference cells run on them."""
+    argv = ["tune", "--encoder", "canopic-conv1-mp-q", "--benchmark", "canopic-paper"]
+    code, text = _cli(
+        [*argv, "--data", f"vggface2={tmp_path / 'nowhere'}", "--out", str(tmp_path / "x")],
+        capsys,
+    )
+    assert code == 2 and "still needs 4 path(s)" in text and "pass --data fddb=PATH" in text
+    from privbench.runs.tuning import TuneSettings, tune
+
+    settings = TuneSettings(
+        encoder="canopic-conv1-mp-q",
+        task="face-vs-noface",
+        attack="face-id",
+        trials=1,
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        benchmark=_with_fixture_preset(_builtin("canopic-paper"), CANOPIC_FIXTURE),
+        preset="fixture",
+        data_paths={name: roots[name] for name in CANOPIC_ALL_PATHS},
+        designer_config={"cycles": 1, "step1_epochs": 1, "step2_epochs": 1},
+        prune_below=None,
+    )
+    tune(settings, out_dir=tmp_path / "tuned", cache_dir=tmp_path / "cache")
+    rows = ResultStore(f"sqlite:///{tmp_path / 'tuned' / 'results.db'}").dataframe()
+    assert set(rows["dataset"]) == {"vggface2+imagenet+widerface+fddb"}
+    assert {"identity", "canopic-conv1-mp-q"} <= set(rows["encoder"])
 
 
 def test_partial_data_names_only_what_is_missing(roots, tmp_path):

@@ -52,7 +52,9 @@ def test_a_split_backed_by_a_store_pickles_as_its_path(tmp_path):
     payload = pickle.dumps(split)
     assert len(payload) < images.numel() // 50
     again = pickle.loads(payload)
-    assert torch.equal(again.images, images) and torch.equal(again.read([3, 1]), images[[3, 1]])
+    assert torch.equal(again.images, images) and torch.equal(
+        again.store.read([3, 1]), images[[3, 1]]
+    )
 
 
 def test_an_interrupted_write_leaves_nothing_and_a_truncated_file_is_not_trusted(tmp_path):
@@ -70,7 +72,11 @@ def test_an_interrupted_write_leaves_nothing_and_a_truncated_file_is_not_trusted
         ArrayFile(path)
 
 
-def test_streamed_measurements_equal_the_in_memory_encoding_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_streamed_measurements_equal_the_in_memory_encoding_bit_for_bit(
+    tmp_path, monkeypatch, workers
+):
+    monkeypatch.setenv("PRIVBENCH_LOADER_WORKERS", workers)  # in process, and worker processes
     images = _images(20)
     split = _stored_split(tmp_path, images)
     encoder = privbench.get_encoder("gaussian-blur", sigma_px=2)
@@ -86,7 +92,8 @@ def test_streamed_measurements_equal_the_in_memory_encoding_bit_for_bit(tmp_path
     assert torch.equal(streamed[torch.tensor([7, 8])], expected[7:9])
 
 
-def test_a_noisy_camera_draws_fresh_noise_per_batch_from_the_cells_stream(tmp_path):
+def test_a_noisy_camera_draws_fresh_noise_per_batch_from_the_cells_stream(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRIVBENCH_LOADER_WORKERS", "1")
     split = _stored_split(tmp_path, _images(8))
     lens = privbench.get_encoder("zernike-lens", noise_std=0.05)
     assert not lens.caches_measurements(1, 10**9)
@@ -170,3 +177,15 @@ def test_a_cached_folder_load_is_an_image_store(tmp_path):
     memory = load_images([ImageRequest(p) for p in paths], size=32)
     assert first.store is not None and second.from_cache and second.store is not None
     assert torch.equal(second.images, memory.images) and second.digest == memory.digest
+
+
+def test_show_refuses_an_image_over_the_limit_instead_of_taking_the_memory(tmp_path, monkeypatch):
+    from privbench.report import show
+
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.full((200, 300, 3), 40, np.uint8)).save(path)
+    monkeypatch.setattr(show, "DEFAULT_MAX_IMAGE_PIXELS", 10_000)
+    with pytest.raises(DataError, match=r"huge\.png.*300x200 = 60,000 pixels"):
+        show.load_image(path)
+    monkeypatch.setattr(show, "DEFAULT_MAX_IMAGE_PIXELS", 100_000)
+    assert show.load_image(path, size=64).shape == (1, 3, 64, 64)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -40,22 +40,38 @@ from privbench.api.errors import DataError
 SMALL_SPLIT_BYTES = 256 << 20
 
 
-def loader_workers(device: torch.device) -> int:
-    """DataLoader worker processes reading a store: ``PRIVBENCH_LOADER_WORKERS`` if set, else 4 on
-    CUDA (the GPU must not wait for the disk) and 1 on the CPU (reads overlap the compute, the
-    CPU's cores stay with the training)."""
+#: A source of at most this many bytes is read in the calling process (its reads are page-cache
+#: copies of a few megabytes; a worker process would cost more to start than it saves).
+IN_PROCESS_SOURCE_BYTES = 128 << 20
+
+
+def loader_workers(device: torch.device, source_bytes: int) -> int:
+    """DataLoader worker processes reading a store of ``source_bytes``:
+    ``PRIVBENCH_LOADER_WORKERS`` if set; else none for a small source
+    (:data:`IN_PROCESS_SOURCE_BYTES`), 4 on CUDA (the GPU must not wait for the disk) and 1 on
+    the CPU (reads overlap the compute; the cores stay with the training)."""
     configured = os.environ.get("PRIVBENCH_LOADER_WORKERS")
     if configured:
         return max(0, int(configured))
+    if source_bytes <= IN_PROCESS_SOURCE_BYTES:
+        return 0
     return 4 if device.type == "cuda" else 1
+
+
+class ImageSource(Protocol):
+    """A split's images as the data layer holds them (``privbench.data.containers.ImageSplit``):
+    a ``uint8 (N, 3, H, W)`` tensor, and the image store it maps when there is one."""
+
+    images: torch.Tensor
+    store: ArrayFile | None
 
 
 class _Reader(Dataset):
     """The picklable first stage of the pipeline: raw batches (``uint8`` images or stored
     measurements) of one split, read on the CPU in a DataLoader worker."""
 
-    def __init__(self, source: Any):
-        self.source = source  # an ImageSplit, an ArrayFile or a tensor
+    def __init__(self, source: ArrayFile | torch.Tensor):
+        self.source = source  # an on-disk array (read with positional reads) or a tensor
 
     def __len__(self) -> int:
         return len(self.source)
@@ -68,6 +84,10 @@ class _Reader(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.__getitems__([index])[0]
+
+
+def _source_bytes(source: ArrayFile | torch.Tensor) -> int:
+    return source.nbytes if isinstance(source, ArrayFile) else 0
 
 
 def _whole_batch(batch: torch.Tensor) -> torch.Tensor:
@@ -84,7 +104,7 @@ class Measurements:
         self.name = name
 
     # -- what a subclass provides ------------------------------------------------------------
-    def _source(self) -> Any:
+    def _source(self) -> ArrayFile | torch.Tensor:
         """What :class:`_Reader` reads raw batches from (picklable for DataLoader workers)."""
         raise NotImplementedError
 
@@ -150,9 +170,10 @@ class Measurements:
         device = torch.device(device)
         if not index_batches:
             return
-        workers = 0 if self.in_memory else loader_workers(device)
+        source = self._source()
+        workers = 0 if self.in_memory else loader_workers(device, _source_bytes(source))
         loader = DataLoader(
-            _Reader(self._source()),
+            _Reader(source),
             batch_sampler=[batch.tolist() for batch in index_batches],
             num_workers=workers,
             collate_fn=_whole_batch,
@@ -196,7 +217,7 @@ class ArrayMeasurements(Measurements):
         self.values = values
         self._identity = identity
 
-    def _source(self) -> Any:
+    def _source(self) -> ArrayFile | torch.Tensor:
         return self.values
 
     def _finish(self, raw: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -216,16 +237,18 @@ class EncodedImages(Measurements):
     images as float in [0, 1]. ``identity``: what the encoder and data are (checkpoint
     signatures), the caller's cache key."""
 
-    def __init__(self, images: Any, encoder: torch.nn.Module | None, name: str, identity: Any):
+    def __init__(
+        self, images: ImageSource, encoder: torch.nn.Module | None, name: str, identity: Any
+    ):
         count, *image_shape = images.images.shape
         shape = tuple(image_shape) if encoder is None else encoder.output_shape(tuple(image_shape))
         super().__init__(count, shape, name)
-        self.images = images  # an ImageSplit (LabeledImages, Scenes)
+        self.images = images
         self.encoder = encoder
         self._identity = identity
 
-    def _source(self) -> Any:
-        return self.images if self.images.store is not None else self.images.images
+    def _source(self) -> ArrayFile | torch.Tensor:
+        return self.images.store if self.images.store is not None else self.images.images
 
     @torch.no_grad()
     def _finish(self, raw: torch.Tensor, device: torch.device) -> torch.Tensor:

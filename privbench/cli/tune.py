@@ -64,8 +64,9 @@ def tune_command(
         ),
     ] = "synthfaces",
     preset: Annotated[
-        str, typer.Option("--preset", "-p", help="Preset of that benchmark.")
-    ] = "quick",
+        str | None,
+        typer.Option("--preset", "-p", help="Preset of that benchmark (default: its default)."),
+    ] = None,
     alpha_min: Annotated[
         float, typer.Option("--alpha-min", help="Lower end of the log-uniform α range.")
     ] = 0.1,

@@ -2,9 +2,9 @@
 
 Images are ``uint8 (N, 3, H, W)`` (compact, exact); encoders receive them as float in [0, 1]. A
 split an adapter wrote to its image store (:mod:`privbench.api.arrays`) keeps the store beside the
-tensor: the tensor is then a memory map of the file (opened, not read), batches are read from
-the file (:meth:`ImageSplit.read`), and pickling the container (a Ray task's argument) sends the
-path instead of the pixels. Every dataset carries a content fingerprint that enters the cache keys
+tensor: the tensor is then a memory map of the file (opened, not read), streamed measurements
+read their batches from the file (:mod:`privbench.api.measurements`), and pickling the container
+(a Ray task's argument) sends the path instead of the pixels. Every dataset carries a content fingerprint that enters the cache keys
 and the result rows, so results computed on different data are never confused.
 """
 
@@ -45,13 +45,6 @@ class ImageSplit:
 
     images: torch.Tensor
     store: ArrayFile | None
-
-    def read(self, indices: torch.Tensor) -> torch.Tensor:
-        """Images ``indices`` as a new ``uint8`` tensor: read from the store where there is one
-        (the process's memory holds the batch only), else gathered from the tensor."""
-        if self.store is not None:
-            return self.store.read(indices)
-        return self.images[torch.as_tensor(indices, dtype=torch.long)]
 
     @property
     def image_bytes(self) -> int:

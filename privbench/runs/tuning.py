@@ -74,7 +74,7 @@ class TuneSettings:
     designer: str = "adversarial"
     designer_config: dict[str, Any] | None = None
     benchmark: Any = "synthfaces"  # a built-in name, a YAML path or a spec dict
-    preset: str | None = "quick"
+    preset: str | None = None  # None: the benchmark's default preset
     #: NAME → path of the datasets the benchmark reads from disk (``--data NAME=PATH``).
     data_paths: dict[str, str] | None = None
     alpha_min: float = 0.1
