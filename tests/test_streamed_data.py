@@ -189,3 +189,19 @@ def test_show_refuses_an_image_over_the_limit_instead_of_taking_the_memory(tmp_p
         show.load_image(path)
     monkeypatch.setattr(show, "DEFAULT_MAX_IMAGE_PIXELS", 100_000)
     assert show.load_image(path, size=64).shape == (1, 3, 64, 64)
+
+
+def test_a_noisy_cameras_measurements_are_keyed_by_identity_not_by_one_draw(tmp_path):
+    from privbench.detection.boxes import DetectionSet
+    from privbench.detection.training import split_key
+
+    split = _stored_split(tmp_path, _images(6))
+    boxes = [torch.tensor([[4.0, 4.0, 30.0, 30.0]])] * 6
+    lens = privbench.get_encoder("zernike-lens", noise_std=0.05)
+    noisy = DetectionSet(EncodedImages(split, lens, "lens", ["lens-key"]), boxes)
+    clean = DetectionSet(EncodedImages(split, None, "clean", ["clean-key"]), boxes)
+    state = torch.get_rng_state()
+    assert split_key(noisy) == split_key(noisy)  # no draw stands for the split ...
+    assert torch.equal(torch.get_rng_state(), state)  # ... and none was taken from the cell
+    as_tensor = DetectionSet(split.images.float().div(255), boxes)
+    assert split_key(clean) == split_key(as_tensor)  # equal content, equal key

@@ -135,7 +135,7 @@ class EvalInputs:
     def clean(self, part: str, split: str) -> Measurements:
         """Clean images of ``part``/``split`` as float in [0, 1], read in batches."""
         images = self.data.part(part)[split]
-        identity = [getattr(self.data, "fingerprint", ""), part, split]
+        identity = [self.data.fingerprint, part, split]
         return EncodedImages(images, None, f"clean {part}/{split}", identity)
 
     def encoded(self, part: str, split: str) -> Measurements:

@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from privbench.api.arrays import ArrayFile
+from privbench.api.encoder import Encoder
 from privbench.api.errors import DataError
 
 #: Measurements of a split up to this size are materialized by the trainers' statistics (one
@@ -115,6 +116,12 @@ class Measurements:
     def signature(self) -> Any:
         """A JSON-able identity of the content (for checkpoint signatures)."""
         raise NotImplementedError
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether reading an item twice gives the same values (no sensor noise): then its
+        exact content may stand for it in keys."""
+        return True
 
     @property
     def in_memory(self) -> bool:
@@ -237,15 +244,17 @@ class EncodedImages(Measurements):
     images as float in [0, 1]. ``identity``: what the encoder and data are (checkpoint
     signatures), the caller's cache key."""
 
-    def __init__(
-        self, images: ImageSource, encoder: torch.nn.Module | None, name: str, identity: Any
-    ):
+    def __init__(self, images: ImageSource, encoder: Encoder | None, name: str, identity: Any):
         count, *image_shape = images.images.shape
         shape = tuple(image_shape) if encoder is None else encoder.output_shape(tuple(image_shape))
         super().__init__(count, shape, name)
         self.images = images
         self.encoder = encoder
         self._identity = identity
+
+    @property
+    def deterministic(self) -> bool:
+        return self.encoder is None or not self.encoder.has_sensor_noise()
 
     def _source(self) -> ArrayFile | torch.Tensor:
         return self.images.store if self.images.store is not None else self.images.images

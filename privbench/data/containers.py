@@ -4,8 +4,9 @@ Images are ``uint8 (N, 3, H, W)`` (compact, exact); encoders receive them as flo
 split an adapter wrote to its image store (:mod:`privbench.api.arrays`) keeps the store beside the
 tensor: the tensor is then a memory map of the file (opened, not read), streamed measurements
 read their batches from the file (:mod:`privbench.api.measurements`), and pickling the container
-(a Ray task's argument) sends the path instead of the pixels. Every dataset carries a content fingerprint that enters the cache keys
-and the result rows, so results computed on different data are never confused.
+(a Ray task's argument) sends the path instead of the pixels. Every dataset carries a content
+fingerprint that enters the cache keys and the result rows, so results computed on different
+data are never confused.
 """
 
 from __future__ import annotations

@@ -295,11 +295,13 @@ def train_detector(
 
 def split_key(data: DetectionSet) -> Any:
     """What a detector's checkpoint and cache key record of one split: the exact digest of a
-    small split's measurements and boxes (equal content, equal key, whichever camera produced
-    it: the clean camera's detector is shared with the clean protocols), the identity of a
-    large streamed one."""
-    if is_small(data.images):
-        return tensor_content_digest(in_memory(data.images), data.boxes)
+    small noise-free split's measurements and boxes (equal content, equal key, whichever camera
+    produced it: the clean camera's detector is shared with the clean protocols), else the
+    identity of the streamed measurements (a noisy camera's are drawn anew on every read)."""
+    images = data.images
+    exact = not isinstance(images, Measurements) or images.deterministic
+    if exact and is_small(images):
+        return tensor_content_digest(in_memory(images), data.boxes)
     return [content_signature(data.images), tensor_content_digest(data.boxes)]
 
 
