@@ -10,10 +10,12 @@ process so that its peak resident memory is its own:
   larger than the images) and through the learned lens with sensor noise (zernike-lens, streamed,
   fresh noise per batch), and, on N only, on the same blur measurements held in memory as one
   tensor (the path before image stores) — peak RSS and images/s;
+- the same epoch on the blur measurements cached on disk (an on-disk float32 array read batch
+  by batch: what data loading alone costs, against the in-memory tensor);
 - the disk a cached encoder's measurements take (low-res 16 px, noise-free and smaller than
   the images, so it is cached) against the image store's size.
 
-Run: ``python benchmarks/bench_data.py --images 1000 --out /tmp/bench-data`` (nothing else may
+Run: ``python benchmarks/bench_data.py --images 400 --size 256 --out /tmp/bench-data`` (nothing else may
 compute meanwhile: the figures are wall-clock and memory).
 """
 
@@ -31,14 +33,15 @@ WORDS = "a man woman dog cat red blue street table plate sitting standing near w
 
 
 def write_coco_folder(root: Path, count: int, size: int, seed: int = 0) -> None:
-    """``count`` train2014 pictures and ``count // 10`` val2014 ones, five captions each."""
+    """``count`` train2014 pictures and 200 val2014 ones (val and test: 100 each, the same for
+    every ``count``, so only the training split grows), five captions each."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     for folder, total, first_id in (
         ("train2014", count, 1),
-        ("val2014", max(count // 10, 20), 10**6),
+        ("val2014", 200, 10**6),
     ):
         (root / folder).mkdir(parents=True, exist_ok=True)
         images, annotations = [], []
@@ -108,6 +111,12 @@ def child(args: argparse.Namespace) -> dict:
     name = f"{args.encoder} of train"
     if args.child == "memory":
         x = ArrayMeasurements(encode_batches(encoder, train.images), name)
+    elif args.child == "cached":  # the measurements on disk, read batch by batch
+        from privbench.api.cache import ArtifactCache
+        from privbench.runs.cells import cached_measurements
+
+        cache = ArtifactCache(args.cache)
+        x = cached_measurements(cache, f"bench-{args.encoder}", encoder, train, name, "cpu")
     else:
         x = EncodedImages(train, encoder, name, ["bench", args.encoder])
     val_x = EncodedImages(val, encoder, "val", ["bench-val", args.encoder])
@@ -190,7 +199,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000, help="N (the larger size is 4N)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-data"))
-    parser.add_argument("--child", choices=["load", "stream", "memory", "disk"])
+    parser.add_argument("--child", choices=["load", "stream", "memory", "cached", "disk"])
     parser.add_argument("--folder")
     parser.add_argument("--cache")
     parser.add_argument("--encoder", default="gaussian-blur")
@@ -209,6 +218,7 @@ def main() -> None:
             ("load", "-"),  # warm: opens the store
             ("stream", "gaussian-blur"),
             ("stream", "zernike-lens"),
+            ("cached", "gaussian-blur"),
             *([("memory", "gaussian-blur")] if count == args.images else []),
             ("disk", "low-res"),
         ):

@@ -1,6 +1,7 @@
 import math
 import sqlite3
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,10 +83,11 @@ def test_encoded_data_is_cached_on_disk(toy, tmp_path):
 
     _run(toy, tmp_path)
     cache = ArtifactCache(tmp_path / "cache")
-    files = list((tmp_path / "cache" / "encoded").glob("*.pt"))
-    # 3 encoders × (identities, face_vs_noface) × (train, test) splits that the
-    # toy evaluations read.
+    files = sorted((tmp_path / "cache" / "encoded").glob("*.npy"))
+    # 3 noise-free encoders × (identities, face_vs_noface) × (train, test) splits that the
+    # toy evaluations read, each an on-disk array (memory-mapped by the cells that read it)
     assert len(files) == 12
+    assert all(np.load(path, mmap_mode="r").dtype == np.float32 for path in files)
     assert cache.root.exists()
 
 

@@ -189,17 +189,21 @@ class ArrayWriter:
 
     ``with ArrayWriter(path, shape, dtype) as writer: writer.write(start, block)``; the file
     appears at ``path`` (with its digest) only when the block completes without an error, and
-    every row must have been written once, in order.
+    every row must have been written once, in order. Writes are positional writes to the file,
+    not through a memory map, so the rows written never count in the writer's resident memory.
     """
 
     def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: torch.dtype):
         self.path = Path(path)
         self.shape = tuple(int(v) for v in shape)
         self.dtype = dtype
+        self.numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype
+        self.item_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.numpy_dtype.itemsize
         self._next = 0
         self._digest = hashlib.sha256(digest_header(dtype, self.shape))
         self._temporary: str | None = None
-        self._array: np.ndarray | None = None
+        self._handle: int | None = None
+        self._offset = 0
         self._direct = False
 
     def __enter__(self) -> ArrayWriter:
@@ -207,19 +211,32 @@ class ArrayWriter:
         handle, self._temporary = tempfile.mkstemp(
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
         )
-        os.close(handle)
-        numpy_dtype = torch.empty((), dtype=self.dtype).numpy().dtype
-        self._array = np.lib.format.open_memmap(
-            self._temporary, mode="w+", dtype=numpy_dtype, shape=self.shape
-        )
+        with os.fdopen(os.dup(handle), "wb") as stream:
+            header = {
+                "descr": np.lib.format.dtype_to_descr(self.numpy_dtype),
+                "fortran_order": False,
+                "shape": self.shape,
+            }
+            np.lib.format.write_array_header_1_0(stream, header)
+            self._offset = stream.tell()
+        os.ftruncate(handle, self._offset + self.item_bytes * self.shape[0])  # zeros, sparse
+        self._handle = handle
         return self
 
-    def rows(self) -> torch.Tensor:
-        """The array being written, as a tensor to fill in any order (decoders place images as
-        they finish); the digest is then computed from the file when the block completes."""
-        assert self._array is not None
+    def _pwrite(self, row: int, values: np.ndarray) -> None:
+        assert self._handle is not None
+        view = memoryview(np.ascontiguousarray(values)).cast("B")
+        position = self._offset + row * self.item_bytes
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self._handle, view[done:], position + done)
+
+    def rows(self) -> _Rows:
+        """The array being written, as a target to fill row by row in any order (decoders place
+        images as they finish: ``rows[i, :, y0:y1, x0:x1] = image``, each row once, the rest of
+        the row zero); the digest is then computed from the file when the block completes."""
         self._direct = True
-        return torch.from_numpy(self._array)
+        return _Rows(self)
 
     def write(self, start: int, block: torch.Tensor) -> None:
         """Rows ``start .. start + len(block)`` (the next rows: blocks come in order)."""
@@ -233,38 +250,51 @@ class ArrayWriter:
                 f"block of shape {tuple(values.shape)} at row {start} does not fit {self.shape}"
             )
         array = values.numpy()
-        assert self._array is not None
-        self._array[start : start + array.shape[0]] = array
+        self._pwrite(start, array)
         self._digest.update(array.tobytes())
         self._next = start + array.shape[0]
 
     def __exit__(self, kind, error, traceback) -> None:
-        assert self._temporary is not None
+        assert self._temporary is not None and self._handle is not None
         try:
             if error is None:
                 if not self._direct and self._next != self.shape[0]:
                     raise ValueError(
                         f"{self.path}: {self._next} of {self.shape[0]} rows written before close"
                     )
-                assert self._array is not None
-                self._array.flush()
-                self._array = None
+                os.fsync(self._handle)
                 if self._direct:
                     self._digest = hashlib.sha256(digest_header(self.dtype, self.shape))
                     with open(self._temporary, "rb") as handle:
-                        handle.seek(_data_offset(self._temporary))
+                        handle.seek(self._offset)
                         while chunk := handle.read(CHUNK_BYTES):
                             self._digest.update(chunk)
                 _write_json(self.path.with_suffix(".json"), {"sha256": self._digest.hexdigest()})
                 os.replace(self._temporary, self.path)
         finally:
-            self._array = None
+            os.close(self._handle)
+            self._handle = None
             if os.path.exists(self._temporary):
                 os.unlink(self._temporary)
 
     @property
     def digest(self) -> str:
         return self._digest.hexdigest()
+
+
+class _Rows:
+    """:meth:`ArrayWriter.rows`: ``rows[i, :, ys, xs] = values`` writes row ``i`` (zeros around
+    ``values``) to the file."""
+
+    def __init__(self, writer: ArrayWriter):
+        self.writer = writer
+        self.shape = torch.Size(writer.shape)
+
+    def __setitem__(self, key: tuple, values: torch.Tensor) -> None:
+        row, *rest = key
+        full = torch.zeros(self.shape[1:], dtype=self.writer.dtype)
+        full[tuple(rest)] = values
+        self.writer._pwrite(int(row), full.numpy())
 
 
 def write_array(path: str | Path, values: torch.Tensor) -> ArrayFile:
@@ -284,10 +314,6 @@ def open_array(path: str | Path) -> ArrayFile | None:
         return ArrayFile(path)
     except DataError:
         return None
-
-
-def _data_offset(path: str | Path) -> int:
-    return int(np.load(path, mmap_mode="r").offset)
 
 
 def _write_json(path: Path, value: Any) -> None:

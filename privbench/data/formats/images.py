@@ -226,7 +226,7 @@ def _decode_all(
     size: tuple[int, int] | None,
     mode: str,
     workers: int,
-    allocate: Callable[[tuple[int, ...]], torch.Tensor] = _zeros,
+    allocate: Callable[[tuple[int, ...]], Any] = _zeros,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> LoadedImages:
     """Decode every request into one zero-initialized ``uint8`` array from ``allocate(shape)``:
@@ -390,9 +390,9 @@ def load_images(
         return cached
     with ExitStack() as stack:
 
-        def allocate(array_shape: tuple[int, ...]) -> torch.Tensor:
+        def allocate(array_shape: tuple[int, ...]):
             writer = ArrayWriter(path.with_suffix(".npy"), array_shape, torch.uint8)
-            return stack.enter_context(writer).rows()
+            return stack.enter_context(writer).rows()  # each image written to the file
 
         loaded = _decode_all(requests, shape, mode, workers, allocate, max_pixels)
         del loaded.images
