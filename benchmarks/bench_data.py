@@ -15,8 +15,8 @@ process so that its peak resident memory is its own:
 - the disk a cached encoder's measurements take (low-res 16 px, noise-free and smaller than
   the images, so it is cached) against the image store's size.
 
-Run: ``python benchmarks/bench_data.py --images 400 --size 256 --out /tmp/bench-data`` (nothing else may
-compute meanwhile: the figures are wall-clock and memory).
+Run: ``python benchmarks/bench_data.py --images 400 --size 256 --out /tmp/bench-data``
+(nothing else may compute meanwhile: the figures are wall-clock and memory).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Image stores on disk and streamed measurements (privbench.api.arrays, privbench.api.measurements)."""
+"""Image stores on disk and streamed measurements (privbench.api.arrays, .measurements)."""
 
 from __future__ import annotations
 
