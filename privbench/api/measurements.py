@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -95,7 +96,7 @@ def _whole_batch(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
 
-class Measurements:
+class Measurements(ABC):
     """``N`` items of one shape ``(C, H, W)`` read in batches (see the module docstring)."""
 
     dtype = torch.float32
@@ -105,17 +106,17 @@ class Measurements:
         self.name = name
 
     # -- what a subclass provides ------------------------------------------------------------
+    @abstractmethod
     def _source(self) -> ArrayFile | torch.Tensor:
         """What :class:`_Reader` reads raw batches from (picklable for DataLoader workers)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _finish(self, raw: torch.Tensor, device: torch.device) -> torch.Tensor:
         """A raw batch → float32 measurements on ``device``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def signature(self) -> Any:
         """A JSON-able identity of the content (for checkpoint signatures)."""
-        raise NotImplementedError
 
     @property
     def deterministic(self) -> bool:
