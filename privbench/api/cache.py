@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from privbench.api.errors import PrivbenchError
+from privbench.api.profiling import section
 
 
 class CacheLockError(PrivbenchError):
@@ -154,6 +155,7 @@ def _forked_random_state() -> Iterator[None]:
         yield
 
 
+@section("io")
 def _read(path: Path) -> Any | None:
     """The value stored at ``path``; ``None`` when there is no file or it cannot be read."""
     if not path.is_file():
@@ -164,6 +166,7 @@ def _read(path: Path) -> Any | None:
         return None
 
 
+@section("io")
 def atomic_torch_save(value: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")

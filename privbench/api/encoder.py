@@ -16,6 +16,7 @@ from torch import nn
 
 from privbench.api.config import ComponentConfig, stable_hash, validate_config
 from privbench.api.errors import InputError
+from privbench.api.profiling import section
 
 MIN_INPUT_SIZE = 64
 #: Measurements of a split up to this size are cached for any noise-free encoder
@@ -69,6 +70,7 @@ class Encoder(nn.Module):
             payload["version"] = self.version
         return stable_hash(payload)
 
+    @section("hash")
     def weights_hash(self) -> str | None:
         """Hash of the learnable parameters' values (``None`` for fixed encoders)."""
         if not self.learnable:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from privbench.api.errors import DataError, InputError
+from privbench.api.profiling import section
 from privbench.detection.boxes import Detections
 
 
@@ -196,6 +197,7 @@ def _thin(values: dict[str, list], keys: Sequence[str], limit: int) -> dict[str,
     return {key: [values[key][i] for i in index] for key in keys}
 
 
+@section("metrics")
 def detection_report(
     predictions: Detections,
     targets: list[torch.Tensor],

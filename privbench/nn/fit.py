@@ -34,6 +34,7 @@ import torch
 from privbench.api.cache import atomic_torch_save
 from privbench.api.errors import DataError
 from privbench.api.evaluation import RunContext
+from privbench.api.profiling import section
 
 Score = Any  # a float, or a tuple of floats compared lexicographically
 
@@ -341,8 +342,11 @@ def fit(
             else:
                 epoch_generator = generator
             model.train()
-            record: dict[str, float] = {"epoch": epoch + 1, **train_epoch(epoch, epoch_generator)}
-            score, metrics = validate()
+            with section("train"):
+                trained = train_epoch(epoch, epoch_generator)
+            record: dict[str, float] = {"epoch": epoch + 1, **trained}
+            with section("validate"):
+                score, metrics = validate()
             record.update(metrics)
             if isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
                 record["lr"] = float(scheduler.get_last_lr()[0])
@@ -350,7 +354,8 @@ def fit(
             history.epochs.append(record)
             if state.end_epoch(score, patience, epochs) and on_best is not None:
                 on_best(history, record)
-            state.save()
+            with section("checkpoint"):
+                state.save()
             if on_epoch is not None:
                 on_epoch(epoch, record)
             bar.update(1, **{key: record[key] for key in show if key in record})

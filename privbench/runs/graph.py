@@ -117,6 +117,7 @@ class RunGraph:
         self._fit_bar.update(1, fit=entry.display_name)
         reason = error or (value.failure if value is not None else "no report")
         if value is not None and value.failure is None:
+            self.report.fit_profiles[entry.display_name] = value.profile
             fitted = {"state": value.state, "history": value.history}
             self._add_cells(entry, self.runner.fitted_encoder(entry, pending.job, fitted))
             return

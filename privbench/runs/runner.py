@@ -65,6 +65,11 @@ class RunReport:
     engine: str = ""
     outputs: dict[str, Path] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    #: Wall seconds of loading (or generating) the dataset.
+    data_time_s: float = 0.0
+    #: The profile of each designer fit this run computed (not a cached one), by encoder label
+    #: (:mod:`privbench.api.profiling`); the cells keep theirs in their rows.
+    fit_profiles: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -298,11 +303,14 @@ class Runner:
             raise ConfigError("Runner.execute needs a results store to write the rows to.")
         started = time.perf_counter()
         data = self.load_data()
+        data_time_s = time.perf_counter() - started
         evaluations = self.evaluations()
         check_requirements(evaluations, data)
         for entry in self.spec.encoders:  # a bad encoder config fails before any work
             self.construct_encoder(entry)
-        report = RunReport(spec=self.spec, results=pd.DataFrame(), data=data)
+        report = RunReport(
+            spec=self.spec, results=pd.DataFrame(), data=data, data_time_s=data_time_s
+        )
         stored = self.store.cell_keys()
         display = RunDisplay(self.progress, self.log)
         engine = open_engine(

@@ -31,6 +31,7 @@ from privbench.api.designer import Designer
 from privbench.api.encoder import Encoder
 from privbench.api.errors import PrivbenchError
 from privbench.api.evaluation import RunContext
+from privbench.api.profiling import profiled
 from privbench.data.containers import BenchmarkData
 from privbench.engine.config import TaskResources
 from privbench.engine.events import Reporter, worker_id
@@ -82,7 +83,7 @@ def run_cell(
     started = time.perf_counter()
     row, failure = None, None
     try:
-        with task_environment(resources, cell.device, cell.seed):
+        with task_environment(resources, cell.device, cell.seed), profiled() as profile:
             row = evaluate_cell(cell, reporter.progress(cell.key), log, data=data)
         failure = non_finite_metrics(row.metrics)
     except PrivbenchError as error:
@@ -93,7 +94,12 @@ def run_cell(
         failure = f"{type(error).__name__}: {error}"
         log(f"cell {cell.name} failed:\n{traceback.format_exc()}")
     if row is not None:
-        row.execution = {"engine": engine, "threads": resources.cpus, "worker": worker}
+        row.execution = {
+            "engine": engine,
+            "threads": resources.cpus,
+            "worker": worker,
+            "profile": profile.as_dict(),
+        }
         if resources.gpus:
             row.execution["gpus"] = resources.gpus
     elapsed = time.perf_counter() - started
@@ -135,6 +141,8 @@ class FitReport:
     failure: str | None
     worker: str
     wall_time_s: float
+    #: Where the fit's time went (:func:`privbench.api.profiling.profiled`); empty when cached.
+    profile: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def run_fit(
@@ -163,7 +171,10 @@ def run_fit(
         return {"state": state, "history": history}
 
     try:
-        with task_environment(resources, job.device, job.designer.config.seed):
+        with (
+            task_environment(resources, job.device, job.designer.config.seed),
+            profiled() as profile,
+        ):
             fitted = cache.get_or_build("fitted", job.key, build)
     except PrivbenchError as error:
         return FitReport(job.label, job.key, None, None, str(error), worker, 0.0)
@@ -174,4 +185,13 @@ def run_fit(
         reason = f"{type(error).__name__}: {error}"
         return FitReport(job.label, job.key, None, None, reason, worker, 0.0)
     elapsed = time.perf_counter() - started
-    return FitReport(job.label, job.key, fitted["state"], fitted["history"], None, worker, elapsed)
+    return FitReport(
+        job.label,
+        job.key,
+        fitted["state"],
+        fitted["history"],
+        None,
+        worker,
+        elapsed,
+        profile.as_dict(),
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from privbench.api.profiling import section
 from privbench.data.containers import SPLITS, BenchmarkData, LabeledSplits, Scenes, SceneSplits
 
 
@@ -19,6 +20,7 @@ def hash_tensor(digest: Any, tensor: torch.Tensor) -> Any:
     return digest
 
 
+@section("hash")
 def tensor_digest(tensor: torch.Tensor) -> str:
     """SHA-256 (hex) of one tensor's dtype, shape and bytes."""
     return hash_tensor(hashlib.sha256(), tensor).hexdigest()
