@@ -31,6 +31,7 @@ from privbench.captioning import (
 )
 from privbench.captioning.metrics import (
     most_frequent_caption,
+    ptb_tokenize,
     score_captions,
     spice_unavailable_reason,
 )
@@ -234,6 +235,38 @@ def test_meteor_orders_candidates_and_spice_is_skipped_with_a_reason(pinned):
     if reason is not None:
         assert scores.skipped["spice"] == reason and "spice" not in scores.metrics
         assert "\n" not in reason
+
+
+def test_one_meteor_process_serves_every_call_with_a_fresh_processs_numbers(pinned):
+    # One Java process per Python process (its start-up is seconds per captioning cell): a
+    # reused one must give exactly the numbers of a process that never scored anything before.
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    from privbench.captioning import metrics as caption_metrics
+
+    candidates, references, first = pinned
+    server = caption_metrics._METEOR
+    pid = server._started().meteor_p.pid
+    again = score_captions(candidates, references, ["meteor"])
+    assert server._started().meteor_p.pid == pid  # not restarted
+    tokenized_refs = ptb_tokenize({i: list(r) for i, r in enumerate(references)})
+    tokenized_cands = ptb_tokenize({i: [c] for i, c in enumerate(candidates)})
+    fresh = Meteor()
+    try:
+        score, per_image = fresh.compute_score(tokenized_refs, tokenized_cands)
+    finally:
+        fresh.meteor_p.kill()
+        fresh.meteor_p.wait()
+        fresh.meteor_p = caption_metrics._ClosedProcess()
+    assert again.metrics["meteor"] == first.metrics["meteor"] == pytest.approx(100 * score, abs=0)
+    assert again.per_image["meteor"] == [100 * v for v in per_image]
+    # A server whose process died (killed, out of memory) starts a new one and still scores.
+    process = server._started().meteor_p
+    process.kill()
+    process.wait()
+    revived = score_captions(candidates, references, ["meteor"])
+    assert revived.metrics["meteor"] == first.metrics["meteor"]
+    assert server._started().meteor_p.pid != pid
 
 
 def test_ptb_tokenizer_normalizes_case_and_punctuation():

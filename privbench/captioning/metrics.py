@@ -21,13 +21,16 @@ values).
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from privbench.api.errors import ConfigError, DataError, PrivbenchError
+from privbench.api.profiling import section
 
 METRIC_NAMES = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider", "spice")
 SCORERS = ("bleu", "meteor", "rouge", "cider", "spice")
@@ -95,6 +98,7 @@ def _check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]]
             )
 
 
+@section("java")
 def ptb_tokenize(captions: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
     """pycocoevalcap's PTB tokenization of ``{image: [caption, ...]}`` (lower
     case, no punctuation)."""
@@ -113,16 +117,48 @@ def ptb_tokenize(captions: Mapping[int, Sequence[str]]) -> dict[int, list[str]]:
     return {key: tokenized.get(key, [""] * len(texts)) for key, texts in captions.items()}
 
 
-def _meteor(
-    references: dict[int, list[str]], candidates: dict[int, list[str]]
-) -> tuple[float, list[float]]:
-    """METEOR 1.5 through pycocoevalcap's wrapper; its Java process is closed here, not at exit."""
-    from pycocoevalcap.meteor.meteor import Meteor
+class _MeteorServer:
+    """One METEOR 1.5 Java process per Python process, started on first use and reused by every
+    later scoring call (its JVM start-up and paraphrase tables take seconds; a run scores many
+    captioners). METEOR's ``-stdio`` protocol is stateless between calls (each ``EVAL`` line
+    carries all its segment statistics), so a reused process returns the numbers of a fresh one.
+    A process that died is replaced once; the process is closed at interpreter exit."""
 
-    scorer = Meteor()
-    try:
-        score, scores = scorer.compute_score(references, candidates)
-    finally:
+    def __init__(self) -> None:
+        self._scorer = None
+        self._lock = threading.Lock()
+
+    def score(
+        self, references: dict[int, list[str]], candidates: dict[int, list[str]]
+    ) -> tuple[float, list[float]]:
+        with self._lock:
+            for attempt in (0, 1):
+                scorer = self._started()
+                try:
+                    score, scores = scorer.compute_score(references, candidates)
+                    return float(score), [float(s) for s in scores]
+                except (OSError, ValueError):
+                    self._close_locked()
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _started(self):
+        if self._scorer is None or self._scorer.meteor_p.poll() is not None:
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            with section("java"):
+                self._scorer = Meteor()
+        return self._scorer
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        scorer, self._scorer = self._scorer, None
+        if scorer is None:
+            return
         process = scorer.meteor_p
         try:
             process.stdin.close()
@@ -130,9 +166,22 @@ def _meteor(
             pass
         process.kill()
         process.wait()
-        # The wrapper's __del__ closes the same process again; make that a no-op.
+        # The wrapper's __del__ closes the same process again under its lock (left held by a
+        # call that failed midway): make that a no-op on a fresh lock.
         scorer.meteor_p = _ClosedProcess()
-    return float(score), [float(s) for s in scores]
+        scorer.lock = threading.Lock()
+
+
+_METEOR = _MeteorServer()
+atexit.register(_METEOR.close)
+
+
+@section("java")
+def _meteor(
+    references: dict[int, list[str]], candidates: dict[int, list[str]]
+) -> tuple[float, list[float]]:
+    """METEOR 1.5 through pycocoevalcap's wrapper, on this process's one METEOR server."""
+    return _METEOR.score(references, candidates)
 
 
 class _ClosedProcess:
@@ -150,6 +199,9 @@ class _ClosedProcess:
     def wait(self) -> None:
         pass
 
+    def poll(self) -> int:
+        return 0
+
 
 def score_captions(
     candidates: Sequence[str],
@@ -164,6 +216,7 @@ def score_captions(
     return score_caption_sets([candidates], references, [scorers])[0]
 
 
+@section("metrics")
 def score_caption_sets(
     candidate_sets: Sequence[Sequence[str]],
     references: Sequence[Sequence[str]],
@@ -188,17 +241,21 @@ def score_caption_sets(
     for candidates in candidate_sets:
         _check_inputs(candidates, references)
     count = len(references)
-    tokenized_refs = ptb_tokenize({i: list(refs) for i, refs in enumerate(references)})
-    tokenized_cands = ptb_tokenize(
+    # One tokenizer process for references and every candidate set (a Java start-up each).
+    tokenized = ptb_tokenize(
         {
-            s * count + i: [c]
-            for s, candidates in enumerate(candidate_sets)
-            for i, c in enumerate(candidates)
+            **{i: list(refs) for i, refs in enumerate(references)},
+            **{
+                (s + 1) * count + i: [c]
+                for s, candidates in enumerate(candidate_sets)
+                for i, c in enumerate(candidates)
+            },
         }
     )
+    tokenized_refs = {i: tokenized[i] for i in range(count)}
     return [
         score_tokenized(
-            {i: tokenized_cands[s * count + i] for i in range(count)}, tokenized_refs, chosen
+            {i: tokenized[(s + 1) * count + i] for i in range(count)}, tokenized_refs, chosen
         )
         for s, chosen in enumerate(chosen_sets)
     ]
