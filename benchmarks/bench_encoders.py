@@ -6,8 +6,9 @@
 Prints images/s for each encoder at 64×64 and 256×256, batch 8 and 32, in evaluation (no grad)
 and in a training step (forward + backward), then the targets of issue 3 as ratios:
 
-1. lens forward in evaluation at 8×3×256×256 ÷ one bare batched FFT convolution of the same
-   batch with a PSF of the same size (target ≤ 1.5: the image formation itself is the floor);
+1. lens forward in evaluation at 8×3×256×256 ÷ the floor of any FFT image formation: one bare
+   batched ``rfft2`` of the batch at 512×512, the product with a precomputed PSF spectrum and
+   the inverse transform (target ≤ 1.5; ``fft_convolve`` alone is printed beside it);
 2. a q = 350 lens training step, straightforward ÷ privbench (target ≥ 5): the straightforward
    implementation evaluates the 350 Zernike polynomials on the whole wave grid on every call,
    as the 2PSC authors' released camera does; privbench caches the basis on the aperture and
@@ -116,12 +117,29 @@ def main(argv=None) -> int:
     batch = torch.rand(8, 3, 256, 256)
     with torch.no_grad():
         psf = lens.psf(256, 256)
-        lens_time = timed(lambda: lens(batch), repeats * 2)
-        bare_time = timed(lambda: fft_convolve(batch, psf, "replicate"), repeats * 2)
+        grid = (512, 512)  # the smallest power of two that holds 256 + 256 − 1 samples
+        psf_spectrum = torch.fft.rfft2(psf, s=grid)
+        # The floor: one batched rfft2 of the images, the product with a precomputed PSF
+        # spectrum and the inverse transform, at a fast length; no padding, no cropping.
+        # Interleaved rounds (medians): a slow spell of a shared machine hits all three alike.
+        samples: dict[str, list[float]] = {"lens": [], "conv": [], "floor": []}
+        for _ in range(repeats * 2):
+            samples["lens"].append(timed(lambda: lens(batch), 3))
+            samples["conv"].append(timed(lambda: fft_convolve(batch, psf, "replicate"), 3))
+            samples["floor"].append(
+                timed(
+                    lambda: torch.fft.irfft2(torch.fft.rfft2(batch, s=grid) * psf_spectrum, s=grid),
+                    3,
+                )
+            )
+        lens_time, conv_time, bare_time = (
+            statistics.median(samples[key]) for key in ("lens", "conv", "floor")
+        )
     ratio1 = lens_time / bare_time
     print(
-        f"[1] lens eval 8x3x256x256: {lens_time * 1e3:.1f} ms; bare FFT convolution: "
-        f"{bare_time * 1e3:.1f} ms; ratio {ratio1:.2f} (target <= 1.5) "
+        f"[1] lens eval 8x3x256x256: {lens_time * 1e3:.1f} ms; fft_convolve alone "
+        f"{conv_time * 1e3:.1f} ms; bare rfft2 product at 512x512 (the floor) "
+        f"{bare_time * 1e3:.1f} ms; lens / floor {ratio1:.2f} (target <= 1.5) "
         f"{'OK' if ratio1 <= 1.5 else 'MISSED'}"
     )
 

@@ -17,7 +17,14 @@ from pydantic import Field, model_validator
 
 from privbench.api.encoder import MIN_INPUT_SIZE, Encoder, EncoderConfig
 from privbench.api.registry import register_encoder
-from privbench.nn.optics import fft_convolve, fresnel_psf, psf_width_px, zernike_basis
+from privbench.nn.optics import (
+    convolution_grid,
+    fft_convolve,
+    fresnel_psf,
+    kernel_spectrum,
+    psf_width_px,
+    zernike_basis,
+)
 
 
 class LensConfig(EncoderConfig):
@@ -108,6 +115,7 @@ class RefractiveLens(Encoder):
     def __init__(self, **config):
         super().__init__(**config)
         self._psf_cache: tuple | None = None
+        self._spectrum_cache: tuple | None = None
         self._last_psf: torch.Tensor | None = None
 
     def stored_coefficients_um(self) -> torch.Tensor:
@@ -153,8 +161,22 @@ class RefractiveLens(Encoder):
     def measure(self, images: torch.Tensor) -> torch.Tensor:
         psf = self.psf(*images.shape[-2:]).to(images.dtype)
         self._last_psf = psf
-        blurred = fft_convolve(images, psf, self.config.padding)  # S is linear: unit gain
+        spectrum = self._psf_spectrum(psf)
+        blurred = fft_convolve(images, psf, self.config.padding, spectrum)  # S linear: unit gain
         return blurred + self._noise(images)
+
+    def _psf_spectrum(self, psf: torch.Tensor) -> torch.Tensor | None:
+        """The PSF's spectrum on the convolution grid, kept with the cached PSF (a fixed lens
+        transforms its PSF once, not once per batch); ``None`` while the PSF is being trained."""
+        if psf.requires_grad:
+            return None
+        cached = self._spectrum_cache
+        if cached is not None and cached[0] is psf:
+            return cached[1]
+        height, width = psf.shape[-2:]
+        spectrum = kernel_spectrum(psf, convolution_grid((height, width), (height, width)))
+        self._spectrum_cache = (psf, spectrum)
+        return spectrum
 
     def has_sensor_noise(self) -> bool:
         return self.config.noise_std > 0

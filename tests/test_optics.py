@@ -6,9 +6,12 @@ import torch
 
 from privbench.api.errors import ConfigError
 from privbench.nn.optics import (
+    convolution_grid,
     direct_convolve,
+    fast_fft_length,
     fft_convolve,
     fresnel_psf,
+    kernel_spectrum,
     noll_to_nm,
     psf_width_px,
     pupil_coordinates,
@@ -63,6 +66,52 @@ def test_fft_convolution_equals_direct_convolution(padding, kernel_size):
     reference = direct_convolve(images, kernel, padding)
     assert ours.shape == images.shape
     assert torch.allclose(ours, reference, atol=1e-9)
+
+
+@pytest.mark.parametrize("padding, mode", [("replicate", "nearest"), ("zero", "constant")])
+def test_fft_convolution_at_slow_lengths_equals_scipy(padding, mode):
+    # 37 + 37 − 1 = 73 and 53 + 53 − 1 = 105 are padded up to the fast lengths 75 and 108: the
+    # result must still be the linear convolution scipy computes directly (odd kernels, whose
+    # centre is unambiguous).
+    ndimage = pytest.importorskip("scipy.ndimage")
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(1, 2, 37, 53, generator=generator, dtype=torch.float64)
+    kernel = torch.rand(2, 37, 53, generator=generator, dtype=torch.float64)
+    ours = fft_convolve(images, kernel, padding)
+    for channel in range(2):
+        reference = ndimage.convolve(
+            images[0, channel].numpy(), kernel[channel].numpy(), mode=mode, cval=0.0
+        )
+        np.testing.assert_allclose(ours[0, channel].numpy(), reference, atol=1e-10)
+
+
+def test_fast_fft_lengths_are_the_smallest_5_smooth_lengths():
+    def smooth(n: int) -> bool:
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for n in range(1, 700):
+        expected = next(m for m in range(n, 2 * n + 1) if smooth(m))
+        assert fast_fft_length(n) == expected, n
+    assert fast_fft_length(511) == 512 and fast_fft_length(127) == 128
+    assert convolution_grid((256, 256), (256, 256)) == (512, 512)
+    with pytest.raises(ConfigError, match="at least 1"):
+        fast_fft_length(0)
+
+
+def test_a_kept_kernel_spectrum_gives_the_same_convolution():
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(2, 3, 40, 40, generator=generator)
+    kernel = torch.rand(3, 40, 40, generator=generator)
+    spectrum = kernel_spectrum(kernel, convolution_grid((40, 40), (40, 40)))
+    assert torch.equal(
+        fft_convolve(images, kernel, spectrum=spectrum), fft_convolve(images, kernel)
+    )
+    wrong = kernel_spectrum(kernel, (64, 64))
+    with pytest.raises(ConfigError, match="kernel_spectrum"):
+        fft_convolve(images, kernel, spectrum=wrong)
 
 
 def test_fft_convolution_is_linear_not_circular():
