@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator, model_validator
-from torchmetrics.functional.classification import multiclass_accuracy
 
 from privbench.api.errors import ConfigError, DataError
 from privbench.api.evaluation import (
@@ -130,6 +129,9 @@ def identification_scores(
     logits: torch.Tensor, labels: torch.Tensor, num_classes: int
 ) -> dict[str, float]:
     """Top-1 and top-5 accuracy (micro-averaged fractions; top-5 is 1 with at most 5 classes)."""
+    # imported on use: torchmetrics takes seconds to import (every run loads this plugin)
+    from torchmetrics.functional.classification import multiclass_accuracy
+
     labels = labels.long()
     top1 = multiclass_accuracy(logits, labels, num_classes=num_classes, top_k=1, average="micro")
     top5 = multiclass_accuracy(

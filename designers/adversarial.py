@@ -108,8 +108,10 @@ class AdversarialDesigner(Designer):
         shape = encoder.output_shape(tuple(faces.train.images.shape[1:]))
         adversary = build_classifier(
             cfg.adversary_arch, shape, faces.train.num_classes, width_multiplier=cfg.adversary_width
-        ).to(device)
-        utility = build_classifier(cfg.utility_arch, shape, 2).to(device)
+        ).to(device=device, memory_format=torch.channels_last)
+        utility = build_classifier(cfg.utility_arch, shape, 2).to(
+            device=device, memory_format=torch.channels_last
+        )
         encoder.to(device)
         encoder_optimizer = torch.optim.Adam(trainable_parameters(encoder, self), lr=cfg.encoder_lr)
         schedule = hardness_schedule(cfg.hardness_start, cfg.hardness_end, cfg.cycles)

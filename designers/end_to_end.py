@@ -107,7 +107,9 @@ class EndToEndDesigner(Designer):
         part = data.part("face_vs_noface" if cfg.task == "face-vs-noface" else "identities")
         x, y = subset(part.train.images, part.train.labels, cfg.max_train_images, generator)
         shape = encoder.output_shape(tuple(x.shape[1:]))
-        model = build_classifier(cfg.arch, shape, part.train.num_classes).to(device)
+        model = build_classifier(cfg.arch, shape, part.train.num_classes).to(
+            device=device, memory_format=torch.channels_last
+        )
         encoder.to(device)
         model.set_standardization(
             *channel_statistics(encode_batches(encoder, x[:512], device=device))
@@ -165,7 +167,9 @@ class EndToEndDesigner(Designer):
         captions = encode_captions(vocabulary, references, max_words)
         val_captions = encode_captions(vocabulary, val.captions, max_words)
         shape = encoder.output_shape(tuple(x.shape[1:]))
-        model = build_caption_model(cfg.caption_model, shape, len(vocabulary)).to(device)
+        model = build_caption_model(cfg.caption_model, shape, len(vocabulary)).to(
+            device=device, memory_format=torch.channels_last
+        )
         encoder.to(device)
         model.features.set_standardization(
             *channel_statistics(encode_batches(encoder, x[:512], device=device))

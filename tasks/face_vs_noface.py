@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torchmetrics.functional.classification import binary_auroc
 
 from privbench.api.errors import DataError
 from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
@@ -33,6 +32,9 @@ class FaceVsNoFaceConfig(ClassifierConfig):
 
 def binary_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Accuracy of the arg-max decision and AUROC of the face probability softmax(logits)[:, 1]."""
+    # imported on use: torchmetrics takes seconds to import (every run loads this plugin)
+    from torchmetrics.functional.classification import binary_auroc
+
     face_probability = logits.softmax(dim=1)[:, FACE]
     accuracy = float((logits.argmax(dim=1) == labels).float().mean())
     auroc = float(binary_auroc(face_probability, labels.long()))

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from privbench.api.arrays import ArrayFile
 from privbench.api.encoder import Encoder
 from privbench.api.errors import DataError
+from privbench.api.profiling import section
 
 #: Measurements of a split up to this size are materialized by the trainers' statistics (one
 #: exact pass in memory); larger ones are summarized in streamed chunks.
@@ -100,6 +101,8 @@ class Measurements(ABC):
     """``N`` items of one shape ``(C, H, W)`` read in batches (see the module docstring)."""
 
     dtype = torch.float32
+    #: The profile section (:mod:`privbench.api.profiling`) :meth:`_finish` is charged to.
+    finish_section = "read"
 
     def __init__(self, count: int, item_shape: Sequence[int], name: str):
         self._shape = torch.Size([int(count), *(int(v) for v in item_shape)])
@@ -166,7 +169,9 @@ class Measurements(ABC):
         return self._checked(self._finish(raw, torch.device(device)))
 
     def _checked(self, batch: torch.Tensor) -> torch.Tensor:
-        if not torch.isfinite(batch).all():
+        # The sum is NaN or ±inf whenever an element is (one reduction, no boolean mask); only
+        # then is the exact elementwise test run, so a finite sum that overflowed is not an error.
+        if not torch.isfinite(batch.sum()) and not torch.isfinite(batch).all():
             raise DataError(f"{self.name}: measurements contain NaN or infinite values.")
         return batch
 
@@ -191,8 +196,15 @@ class Measurements(ABC):
             generator=torch.Generator(),
             prefetch_factor=2 if workers else None,
         )
-        for raw in loader:
-            yield self._checked(self._finish(raw, device))
+        batches = iter(loader)
+        while True:
+            with section("read"):
+                raw = next(batches, None)
+            if raw is None:
+                return
+            with section(self.finish_section):
+                batch = self._checked(self._finish(raw, device))
+            yield batch
 
     def split(self, batch_size: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
         """Consecutive batches of ``batch_size`` items, in order (scoring, statistics)."""
@@ -252,6 +264,7 @@ class EncodedImages(Measurements):
         self.images = images
         self.encoder = encoder
         self._identity = identity
+        self.finish_section = "read" if encoder is None else "encode"
 
     @property
     def deterministic(self) -> bool:
