@@ -92,6 +92,7 @@ def memory_formats(args) -> None:
     """channels-last vs contiguous for the other trained conv nets: the captioner's CNN on 32
     128×128 scenes and the reconstruction U-Net (width 16) on 64 crops, loss = mean square."""
     from privbench.attacks.reconstruction import UNetDecoder
+
     from privbench.captioning.config import CaptionModelConfig
     from privbench.captioning.model import build_feature_extractor
 

@@ -189,15 +189,15 @@ class _ClosedProcess:
 
     class _Stream:
         def close(self) -> None:
-            pass
+            """Nothing to close: the real stream was closed with its process."""
 
     stdin = _Stream()
 
     def kill(self) -> None:
-        pass
+        """Nothing to kill: the process was killed and reaped by `_close_locked`."""
 
     def wait(self) -> None:
-        pass
+        """Nothing to wait for: the process has already exited."""
 
     def poll(self) -> int:
         return 0
