@@ -140,7 +140,9 @@ class OffTheShelfFace(Evaluation):
 
     Config = OffTheShelfFaceConfig
     role = "privacy"
-    version = "1"
+    #: 2: measurements reach the detectors' view by the encoder's declared range, not by the
+    #: maximum of their batch.
+    version = "2"
     protocol = Protocol.OFFTHESHELF
     requires = ()
     metrics = {
@@ -177,11 +179,14 @@ class OffTheShelfFace(Evaluation):
 
     # -- views -------------------------------------------------------------------------------
     def _crop_views(
-        self, clean: torch.Tensor, measured: torch.Tensor
+        self,
+        clean: torch.Tensor,
+        measured: torch.Tensor,
+        value_range: tuple[float, float] = (0.0, 1.0),
     ) -> tuple[list[np.ndarray], tuple[float, ...]]:
         """Detector views of face crops (clean or encoded, on the clean grid) and the
-        face box in them."""
-        on_grid = to_common_grid(clean.float() / 255.0, measured).clamp(0, 1)
+        face box in them (``value_range``: the measurement's declared range)."""
+        on_grid = to_common_grid(clean.float() / 255.0, measured, value_range).clamp(0, 1)
         side = clean.shape[-1]
         scale = face_models.DETECTOR_FACE_PX / side
         pad = int(round(CROP_CONTEXT * face_models.DETECTOR_FACE_PX))
@@ -282,8 +287,12 @@ class OffTheShelfFace(Evaluation):
 
         # Detection of real faces and false alarms on real non-faces.
         faces, non_faces = face_models.lfw_subset(cfg.lfw_faces, cfg.face_px)
-        face_views, face_box = self._crop_views(faces, inputs.encode_images(faces))
-        non_face_views, _ = self._crop_views(non_faces, inputs.encode_images(non_faces))
+        face_views, face_box = self._crop_views(
+            faces, inputs.encode_images(faces), inputs.measurement_range
+        )
+        non_face_views, _ = self._crop_views(
+            non_faces, inputs.encode_images(non_faces), inputs.measurement_range
+        )
         for detector in cfg.detectors:
             metrics[f"detect_{detector}"] = float(
                 self._found(models, detector, face_views, face_box).mean()
@@ -295,7 +304,10 @@ class OffTheShelfFace(Evaluation):
 
         if cfg.astronaut:
             scene, box = face_models.astronaut(cfg.scene_px)
-            on_grid = to_common_grid(scene.float() / 255.0, inputs.encode_images(scene)).clamp(0, 1)
+            measured = inputs.encode_images(scene)
+            on_grid = to_common_grid(
+                scene.float() / 255.0, measured, inputs.measurement_range
+            ).clamp(0, 1)
             scale = face_models.DETECTOR_FACE_PX / max(box[2] - box[0], box[3] - box[1])
             view = face_models.detector_view(on_grid[0], scale)
             scaled_box = tuple(v * scale for v in box)
@@ -313,12 +325,16 @@ class OffTheShelfFace(Evaluation):
             mirrored = faces.flip(
                 -1
             )  # the camera sees the mirrored face: never the gallery picture itself
-            probe_views, box = self._crop_views(mirrored, inputs.encode_images(mirrored))
+            probe_views, box = self._crop_views(
+                mirrored, inputs.encode_images(mirrored), inputs.measurement_range
+            )
             probe_descriptors = self._descriptors(models, probe_views, box)
             details["identification_set"] = f"lfw_subset ({faces.shape[0]} faces, mirrored probes)"
         else:
             folder_images, labels, people = self._folder_faces()
-            folder_views, box = self._crop_views(folder_images, inputs.encode_images(folder_images))
+            folder_views, box = self._crop_views(
+                folder_images, inputs.encode_images(folder_images), inputs.measurement_range
+            )
             for detector in cfg.detectors:
                 metrics[f"folder_detect_{detector}"] = float(
                     self._found(models, detector, folder_views, box).mean()

@@ -169,7 +169,9 @@ class Reconstruction(Evaluation):
 
     Config = ReconstructionConfig
     role = "privacy"
-    version = "1"
+    #: 2: measurements are brought onto the scene's grid by the encoder's declared range, not
+    #: by the maximum of their batch.
+    version = "2"
     protocol = Protocol.RETRAINED
     requires = (PART,)
     metrics: ClassVar[dict[str, MetricSpec]] = {
@@ -322,11 +324,19 @@ class Reconstruction(Evaluation):
         return torch.cat(parts)
 
     def test_scores(
-        self, classifier, decoder, clean: torch.Tensor, measured: torch.Tensor, labels, device
+        self,
+        classifier,
+        decoder,
+        clean: torch.Tensor,
+        measured: torch.Tensor,
+        labels,
+        device,
+        value_range: tuple[float, float] = (0.0, 1.0),
     ) -> dict[str, float]:
-        """The attack's scores on test images ``clean`` and their ``measured`` measurements."""
+        """The attack's scores on test images ``clean`` and their ``measured`` measurements
+        (``value_range``: the encoder's declared measurement range)."""
         recon = self.reconstruct(decoder, measured, device)
-        on_grid = to_common_grid(clean, measured).clamp(0, 1)
+        on_grid = to_common_grid(clean, measured, value_range).clamp(0, 1)
         recon_top1 = float(
             (predict_logits(classifier, recon, device=device).argmax(1) == labels).float().mean()
         )
@@ -349,7 +359,13 @@ class Reconstruction(Evaluation):
         labels = inputs.labels(PART, "test")
         if is_small(clean) and is_small(measured):  # the whole split at once (exact means)
             metrics = self.test_scores(
-                classifier, decoder, in_memory(clean), in_memory(measured), labels, ctx.device
+                classifier,
+                decoder,
+                in_memory(clean),
+                in_memory(measured),
+                labels,
+                ctx.device,
+                inputs.measurement_range,
             )
         else:  # batch by batch: per-image scores, averaged over the split
             sums: dict[str, float] = {}
@@ -357,7 +373,13 @@ class Reconstruction(Evaluation):
             pairs = zip(order, clean.batches(order), measured.batches(order))
             for index, clean_batch, measured_batch in pairs:
                 scores = self.test_scores(
-                    classifier, decoder, clean_batch, measured_batch, labels[index], ctx.device
+                    classifier,
+                    decoder,
+                    clean_batch,
+                    measured_batch,
+                    labels[index],
+                    ctx.device,
+                    inputs.measurement_range,
                 )
                 for name, value in scores.items():
                     sums[name] = sums.get(name, 0.0) + value * len(index)

@@ -27,12 +27,17 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(dim=1).mean()
 
 
-def distortion_term(clean: torch.Tensor, measurement: torch.Tensor) -> torch.Tensor:
-    """2PSC's 1 − (1/J) Σ_ℓ ‖Y_ℓ − X_ℓ‖², with Y on the scene's grid (:func:`to_common_grid`).
+def distortion_term(
+    clean: torch.Tensor,
+    measurement: torch.Tensor,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> torch.Tensor:
+    """2PSC's 1 − (1/J) Σ_ℓ ‖Y_ℓ − X_ℓ‖², with Y on the scene's grid (:func:`to_common_grid`,
+    ``value_range``: the encoder's declared measurement range).
 
     Minimizing it rewards a measurement Y that differs from the scene X.
     """
-    return 1.0 - ((to_common_grid(clean, measurement) - clean) ** 2).mean()
+    return 1.0 - ((to_common_grid(clean, measurement, value_range) - clean) ** 2).mean()
 
 
 # -- around the training loop --------------------------------------------------------------

@@ -236,7 +236,7 @@ class EndToEndDesigner(Designer):
                 clean = float_images(images[batch], device)
                 measurement = encoder(clean)
                 task = task_loss(batch, measurement)
-                distortion = distortion_term(clean, measurement)
+                distortion = distortion_term(clean, measurement, encoder.measurement_range())
                 loss = task + cfg.alpha * distortion
                 spread = encoder.regularizers(clean, measurement).get("psf_spread")
                 if spread is not None and cfg.psf_spread_weight:

@@ -166,6 +166,12 @@ class CanopicEncoder(Encoder):
             height, width = math.ceil(height / k), math.ceil(width / k)
         return (channels, height, width)
 
+    def measurement_range(self) -> tuple[float, float]:
+        """Quantized: step counts 0 … N − 1; otherwise intensities (unit-sum kernels, max-pool)."""
+        if self.thresholds is not None:
+            return (0.0, float(self.config.levels - 1))
+        return (0.0, 1.0)
+
     def set_hardness(self, hardness: float) -> None:
         """Soft-quantizer hardness T (the designer raises it over training)."""
         self.hardness.fill_(float(hardness))

@@ -109,8 +109,10 @@ class RefractiveLens(Encoder):
 
     Config = LensConfig
     #: 2: the sensor noise is drawn per batch from the caller's random stream (fresh every
-    #: epoch); 1 drew one fixed draw per image content (and had a ``seed`` option).
-    version = "2"
+    #: epoch); 1 drew one fixed draw per image content (and had a ``seed`` option). 3: the
+    #: optical axis is the centre of pixel (H // 2, W // 2) and the convolution's kernel centre
+    #: too (2 shifted every measurement by half a pixel for even sizes).
+    version = "3"
 
     def __init__(self, **config):
         super().__init__(**config)

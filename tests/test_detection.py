@@ -215,6 +215,91 @@ def test_interpolated_ap50_equals_torchmetrics_on_random_detections():
     )
 
 
+def _cocoeval_stats(predictions, targets) -> list[float]:
+    """AP@[.5:.95], AP50, AP75 from pycocotools.COCOeval called directly (the reference)."""
+    coco_module = pytest.importorskip("pycocotools.coco")
+    cocoeval_module = pytest.importorskip("pycocotools.cocoeval")
+    images, annotations, detections = [], [], []
+    for image_id, (prediction, truth) in enumerate(zip(predictions, targets), start=1):
+        images.append({"id": image_id, "width": 200, "height": 200})
+        for x0, y0, x1, y1 in truth.tolist():
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                }
+            )
+        for (x0, y0, x1, y1), score in zip(prediction["boxes"].tolist(), prediction["scores"]):
+            detections.append(
+                {
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": float(score),
+                }
+            )
+    ground_truth = coco_module.COCO()
+    ground_truth.dataset = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "face"}],
+    }
+    ground_truth.createIndex()
+    evaluation = cocoeval_module.COCOeval(ground_truth, ground_truth.loadRes(detections), "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    return [float(v) for v in evaluation.stats[:3]]
+
+
+def test_ap_equals_cocoeval_when_recall_hits_the_levels_exactly():
+    # 25 faces: recall k/25 lands exactly on COCO's levels; the seven best-scored detections
+    # find seven faces (recall 0.28 at precision 1), then come 25 false positives, then the other
+    # faces. With float32 thresholds the level 0.28 becomes 0.28000000119, is not reached until
+    # the eighth face and gets that point's lower precision: AP lower than pycocotools'.
+    generator = torch.Generator().manual_seed(5)
+    targets, predictions = [], []
+    for index in range(25):
+        corner = torch.rand(2, generator=generator) * 100
+        truth = torch.cat([corner, corner + 30]).reshape(1, 4)
+        jitter = torch.randn(1, 4, generator=generator) * 2
+        clutter = torch.cat([corner + 60, corner + 80]).reshape(1, 4)
+        face_score = 0.99 - index * 0.01 if index < 7 else 0.5 - index * 0.01
+        targets.append(truth)
+        predictions.append(
+            {
+                "boxes": torch.cat([truth + jitter, clutter]),
+                "scores": torch.tensor([face_score, 0.8 - index * 0.001]),
+            }
+        )
+    ours = coco_ap(predictions, targets)
+    reference = _cocoeval_stats(predictions, targets)
+    assert [ours["ap"], ours["ap50"], ours["ap75"]] == pytest.approx(reference, abs=1e-6)
+
+
+def test_discrete_roc_matches_one_to_one_optimally_with_iou_above_a_half():
+    # Two faces; detection A (score 0.9) overlaps both (IoU 0.72 with face 1, 0.53 with face 2),
+    # detection B (0.8) only face 1 (IoU 0.59). Greedy (COCO) gives A → face 1 and leaves B
+    # unmatched; FDDB's optimal assignment gives A → face 2, B → face 1: two true positives.
+    faces = torch.tensor([[0.0, 0.0, 40.0, 40.0], [12.0, 0.0, 52.0, 40.0]])
+    boxes = torch.tensor([[6.0, 0.0, 46.0, 40.0], [-10.0, 0.0, 30.0, 40.0]])
+    iou = [[float(v) for v in row] for row in __import__("torchvision").ops.box_iou(boxes, faces)]
+    assert iou[0][0] > 0.5 and iou[0][1] > 0.5 and iou[1][0] > 0.5 and iou[1][1] <= 0.5
+    prediction = [{"boxes": boxes, "scores": torch.tensor([0.9, 0.8])}]
+    roc = discrete_roc(prediction, [faces])
+    assert roc["true_positives"] == [0, 1, 2] and roc["false_positives"] == [0, 0, 0]
+    greedy = precision_recall(prediction, [faces])
+    assert greedy["recall"] == [0.5, 0.5]  # COCO's rule, kept for AP
+    # FDDB's IoU rule is strict: a box at IoU exactly 0.5 is a false positive.
+    half = torch.tensor([[0.0, 0.0, 40.0, 20.0]])  # 800 / 1600 of the face, inside it
+    roc = discrete_roc([{"boxes": half, "scores": torch.tensor([0.5])}], [faces[:1]])
+    assert roc["true_positives"] == [0, 0] and roc["false_positives"] == [0, 1]
+
+
 def test_plot_protocol_curves_writes_a_figure(tmp_path):
     curve = {
         "precision_recall": precision_recall(HAND_PREDICTIONS, HAND_TARGETS),

@@ -96,6 +96,13 @@ class Encoder(nn.Module):
         """The physics: map validated images to measurements. Subclasses implement this."""
         raise NotImplementedError(f"{type(self).__name__} must implement measure()")
 
+    def measurement_range(self) -> tuple[float, float]:
+        """The values a noise-free measurement of images in [0, 1] spans, ``(low, high)``:
+        (0, 1) for intensities (the default), (0, N − 1) for N quantized levels. Comparisons
+        with the scene (:func:`privbench.nn.imaging.to_common_grid`) map this range onto
+        [0, 1], the same for every measurement, whatever else is in its batch."""
+        return (0.0, 1.0)
+
     def has_sensor_noise(self) -> bool:
         """Whether a measurement is random (sensor noise): then it is drawn anew for every
         batch, from torch's global random stream (the cell's), so a model trained on it sees

@@ -119,8 +119,12 @@ class EvalInputs:
         encode: Callable[[str, str], Measurements],
         encoder_name: str = "",
         encode_images: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        measurement_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         self.data = data
+        #: the cell's encoder's :meth:`~privbench.api.encoder.Encoder.measurement_range`, for
+        #: evaluations that compare measurements with scenes (``to_common_grid``)
+        self.measurement_range = (float(measurement_range[0]), float(measurement_range[1]))
         self._encode = encode
         self._encode_images = encode_images
         self.encoder_name = encoder_name

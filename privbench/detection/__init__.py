@@ -38,6 +38,7 @@ from privbench.detection.metrics import (
     discrete_roc,
     interpolated_ap,
     match_detections,
+    optimal_matches,
     precision_recall,
     tpr_at_false_positives,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "interpolated_ap",
     "load_weights_file",
     "match_detections",
+    "optimal_matches",
     "measurement_scale",
     "mmdet_available",
     "plot_protocol_curves",

@@ -2,10 +2,10 @@
 
 COCO-style AP@[.5:.95] and AP50 come from torchmetrics' ``MeanAveragePrecision`` (pycocotools
 backend); the precision-recall curve at IoU 0.5 is COCO's 101-point interpolated precision,
-whose mean is AP50; FDDB's discrete ROC (Jain & Learned-Miller 2010) counts true positives
-against false positives as the score threshold is lowered, a detection being a true positive
-when its IoU with a still-unmatched face is at least 0.5 (greedy matching in score order, as
-COCO does; FDDB matches one-to-one by bipartite matching instead).
+whose mean is AP50 (COCO's greedy matching in score order, IoU ≥ 0.5); FDDB's discrete ROC
+(Jain & Learned-Miller 2010) counts true positives against false positives as the score
+threshold is lowered, with FDDB's rule: at every threshold detections and faces are matched
+one-to-one by an optimal assignment (the most pairs with IoU > 0.5), not greedily.
 """
 
 from __future__ import annotations
@@ -13,11 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from privbench.api.errors import DataError, InputError
 from privbench.api.profiling import section
 from privbench.detection.boxes import Detections
+
+#: COCO's IoU thresholds 0.50, 0.55, …, 0.95 and recall levels 0, 0.01, …, 1, computed as
+#: pycocotools computes them (``np.linspace`` in float64).
+COCO_IOU_THRESHOLDS: list[float] = np.linspace(0.5, 0.95, 10).tolist()
+COCO_RECALL_LEVELS: list[float] = np.linspace(0.0, 1.0, 101).tolist()
 
 
 def _check_detections(predictions: Detections, targets: list[torch.Tensor]) -> None:
@@ -43,7 +49,16 @@ def coco_ap(predictions: Detections, targets: list[torch.Tensor]) -> dict[str, f
     _check_detections(predictions, targets)
     if sum(int(t.shape[0]) for t in targets) == 0:
         raise DataError("AP is undefined without any annotated face in the evaluated scenes.")
-    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools")
+    # pycocotools' own float64 thresholds: torchmetrics' defaults are float32 (0.36 becomes
+    # 0.36000001), which skips a recall level whenever the face count makes recall hit it
+    # exactly (up to 5e-4 of AP; tested against COCOeval called directly).
+    metric = MeanAveragePrecision(
+        box_format="xyxy",
+        iou_type="bbox",
+        backend="pycocotools",
+        iou_thresholds=COCO_IOU_THRESHOLDS,
+        rec_thresholds=COCO_RECALL_LEVELS,
+    )
     metric.update(
         [
             {
@@ -125,7 +140,7 @@ def precision_recall(
     fp = (~hits).double().cumsum(0)
     recall = tp / total
     precision = tp / (tp + fp).clamp_min(1)
-    levels = torch.linspace(0, 1, 101, dtype=torch.float64)
+    levels = torch.tensor(COCO_RECALL_LEVELS, dtype=torch.float64)
     envelope = precision.flip(0).cummax(0).values.flip(0) if precision.numel() else precision
     interpolated = []
     for level in levels:
@@ -149,6 +164,52 @@ def interpolated_ap(curve: dict[str, list[float]]) -> float:
     return float(sum(values) / len(values))
 
 
+def optimal_matches(
+    predictions: Detections, targets: list[torch.Tensor], iou_threshold: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """FDDB's one-to-one matching at every score threshold: ``(scores, gains, number of faces)``.
+
+    Per image, detections are added in decreasing score; after each one the largest number of
+    detection-face pairs with IoU > ``iou_threshold`` that can be matched one-to-one is found by
+    an optimal assignment (``scipy.optimize.linear_sum_assignment``). A detection's gain is how
+    much it raised that number (0 or 1), so the cumulative gains over all detections above a
+    threshold are the true positives FDDB counts there, whatever greedy order would have done.
+    Returned sorted by decreasing score (stable across images, as :func:`match_detections`).
+    """
+    from scipy.optimize import linear_sum_assignment
+    from torchvision.ops import box_iou
+
+    _check_detections(predictions, targets)
+    all_scores, all_gains = [], []
+    total = 0
+    for prediction, truth in zip(predictions, targets):
+        truth = truth.double().reshape(-1, 4)
+        total += int(truth.shape[0])
+        scores = prediction["scores"].double().reshape(-1)
+        order = scores.argsort(descending=True, stable=True)
+        scores = scores[order]
+        gains = torch.zeros(scores.shape[0], dtype=torch.long)
+        if truth.shape[0] and scores.shape[0]:
+            boxes = prediction["boxes"].double().reshape(-1, 4)[order]
+            matchable = (box_iou(boxes, truth) > iou_threshold).double().numpy()
+            matched = 0
+            for count in range(1, scores.shape[0] + 1):
+                if matched == truth.shape[0]:
+                    break
+                if not matchable[count - 1].any():
+                    continue  # a detection that overlaps no face cannot raise the matching
+                rows, cols = linear_sum_assignment(matchable[:count], maximize=True)
+                now = int(matchable[rows, cols].sum())
+                gains[count - 1] = now - matched
+                matched = now
+        all_scores.append(scores)
+        all_gains.append(gains)
+    scores = torch.cat(all_scores) if all_scores else torch.empty(0, dtype=torch.float64)
+    gains = torch.cat(all_gains) if all_gains else torch.empty(0, dtype=torch.long)
+    order = scores.argsort(descending=True, stable=True)
+    return scores[order], gains[order], total
+
+
 def discrete_roc(
     predictions: Detections, targets: list[torch.Tensor], iou_threshold: float = 0.5
 ) -> dict[str, list[float]]:
@@ -156,13 +217,14 @@ def discrete_roc(
 
     One point per distinct detection score (detections of equal score enter together):
     ``false_positives`` (count), ``true_positives`` (count), ``true_positive_rate`` (÷ faces) and
-    the ``thresholds`` (scores) at which they are reached.
+    the ``thresholds`` (scores) at which they are reached; true positives by FDDB's optimal
+    one-to-one matching with IoU > ``iou_threshold`` (:func:`optimal_matches`).
     """
-    scores, hits, total = match_detections(predictions, targets, iou_threshold)
+    scores, gains, total = optimal_matches(predictions, targets, iou_threshold)
     if total == 0:
         raise DataError("A discrete ROC needs at least one annotated face.")
-    tp = hits.long().cumsum(0)
-    fp = (~hits).long().cumsum(0)
+    tp = gains.cumsum(0)
+    fp = torch.arange(1, scores.numel() + 1) - tp
     if scores.numel():
         last_of_score = torch.ones(scores.numel(), dtype=torch.bool)
         last_of_score[:-1] = scores[1:] != scores[:-1]

@@ -6,8 +6,13 @@ onto the scene's grid, so every privbench number that compares X and Y uses the 
 
 1. a bank of k RGB images (3k channels) is averaged into one RGB image;
 2. a smaller or larger spatial grid is resampled bilinearly to the scene's size;
-3. quantized levels (values above 1.5, i.e. not intensities in [0, 1]) are divided by their
-   maximum so that they are compared as intensities.
+3. values are mapped from the encoder's declared range
+   (:meth:`~privbench.api.encoder.Encoder.measurement_range`: [0, 1] for intensities,
+   [0, N − 1] for N quantized levels) onto [0, 1], so that they are compared as intensities.
+
+The mapping depends only on the measurement itself and that declared range, never on the other
+images of a batch: a measurement's PSNR, the off-the-shelf attacker's view and the 2PSC
+distortion term are the same whichever images it is evaluated with.
 """
 
 from __future__ import annotations
@@ -17,9 +22,23 @@ import torch.nn.functional as F
 
 from privbench.api.errors import InputError
 
+#: The value range of a measurement of intensities, the default of every encoder.
+INTENSITY_RANGE: tuple[float, float] = (0.0, 1.0)
 
-def to_common_grid(clean: torch.Tensor, measurement: torch.Tensor) -> torch.Tensor:
-    """``measurement`` (B, C', h, w) brought onto ``clean``'s (B, C, H, W) grid (rule above)."""
+
+def to_common_grid(
+    clean: torch.Tensor,
+    measurement: torch.Tensor,
+    value_range: tuple[float, float] = INTENSITY_RANGE,
+) -> torch.Tensor:
+    """``measurement`` (B, C', h, w) brought onto ``clean``'s (B, C, H, W) grid (rule above);
+    ``value_range``: the encoder's declared measurement range, mapped onto [0, 1]."""
+    low, high = (float(v) for v in value_range)
+    if not high > low:
+        raise InputError(
+            f"a measurement range needs low < high; got {tuple(value_range)} (an encoder's "
+            "measurement_range(), e.g. (0.0, 1.0) for intensities)."
+        )
     y = measurement
     channels = clean.shape[1]
     if y.shape[1] != channels:
@@ -31,9 +50,8 @@ def to_common_grid(clean: torch.Tensor, measurement: torch.Tensor) -> torch.Tens
         y = y.reshape(y.shape[0], -1, channels, *y.shape[-2:]).mean(dim=1)
     if y.shape[-2:] != clean.shape[-2:]:
         y = F.interpolate(y, size=clean.shape[-2:], mode="bilinear", align_corners=False)
-    peak = float(y.detach().max()) if y.numel() else 1.0
-    if peak > 1.5:
-        y = y / peak
+    if (low, high) != INTENSITY_RANGE:
+        y = (y - low) / (high - low)
     return y
 
 

@@ -135,6 +135,17 @@ def kernel_spectrum(kernel: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor
     return torch.fft.rfft2(kernel, s=grid)
 
 
+def _same_padding(kh: int, kw: int) -> tuple[int, int, int, int]:
+    """Padding (top, bottom, left, right) of a 'same' convolution whose kernel centre is
+    ``(kh // 2, kw // 2)``, the convention of ``scipy.ndimage.convolve`` and of a PSF whose
+    optical axis is the pixel ``(H // 2, W // 2)``.
+
+    Output pixel i sums ``kernel[k] · padded[i + kh − 1 − k]``, so the kernel sample k = kh // 2
+    lands on the input pixel i when ``top = kh − 1 − kh // 2``: for an even kernel the larger
+    pad goes at the end (bottom/right), for an odd one both are equal."""
+    return kh - 1 - kh // 2, kh // 2, kw - 1 - kw // 2, kw // 2
+
+
 def fft_convolve(
     images: torch.Tensor,
     kernel: torch.Tensor,
@@ -154,8 +165,7 @@ def fft_convolve(
     if kernel.dim() == 2:
         kernel = kernel.unsqueeze(0)
     kh, kw = kernel.shape[-2:]
-    top, left = kh // 2, kw // 2
-    bottom, right = kh - 1 - top, kw - 1 - left
+    top, bottom, left, right = _same_padding(kh, kw)
     height, width = images.shape[-2:]
     if padding == "replicate":
         padded = replicate_pad(images, top, bottom, left, right)
@@ -200,8 +210,7 @@ def direct_convolve(
     channels = images.shape[1]
     kernel = kernel.expand(channels, -1, -1) if kernel.shape[0] == 1 else kernel
     kh, kw = kernel.shape[-2:]
-    top, left = kh // 2, kw // 2
-    pads = (top, kh - 1 - top, left, kw - 1 - left)
+    pads = _same_padding(kh, kw)
     padded = (
         replicate_pad(images, *pads)
         if padding == "replicate"
@@ -261,8 +270,10 @@ def fresnel_psf(
     """PSF per wavelength on the sensor grid, shape (len(λ), H, W), unit sum each (2PSC eq. 1).
 
     ``height_map_m``: (aperture_samples, aperture_samples) surface height inside the aperture's
-    bounding box (zero outside the disk), sampled at ``sample_pitch_m``; it is placed at the
-    centre of a ``grid_samples``² wave grid (the sensor's extent), which is zero-padded 2×.
+    bounding box (zero outside the disk), sampled at ``sample_pitch_m``; it is placed on a
+    ``grid_samples``² wave grid (the sensor's extent, zero-padded 2×) so that the optical axis
+    is the centre of output pixel ``(H // 2, W // 2)``, the kernel centre of
+    :func:`fft_convolve` (:func:`_aperture_placement`).
     All wavelengths are propagated in one batched FFT.
     """
     device = height_map_m.device
@@ -286,12 +297,20 @@ def fresnel_psf(
     phase = (wave_numbers * delta_n).view(-1, 1, 1) * height_map_m + lens_phase
     field_small = torch.polar(aperture.expand_as(phase), phase)
     padded = 2 * grid_samples
-    offset = (padded - aperture_samples) // 2
-    rest = padded - offset - aperture_samples
-    field = F.pad(field_small, (offset, rest, offset, rest))
-    propagated = torch.fft.ifft2(torch.fft.fft2(field) * transfer)
-    intensity = propagated.real**2 + propagated.imag**2
     start = (padded - grid_samples) // 2
+    (top, shift_y), (left, shift_x) = (
+        _aperture_placement(aperture_samples, grid_samples, samples_per_pixel, start, size)
+        for size in output_size
+    )
+    field = F.pad(
+        field_small,
+        (left, padded - left - aperture_samples, top, padded - top - aperture_samples),
+    )
+    spectrum = torch.fft.fft2(field) * transfer
+    if shift_y or shift_x:
+        spectrum = spectrum * _subsample_shift(padded, shift_y, shift_x, spectrum.dtype, device)
+    propagated = torch.fft.ifft2(spectrum)
+    intensity = propagated.real**2 + propagated.imag**2
     intensity = intensity[:, start : start + grid_samples, start : start + grid_samples]
     sensor = (
         F.avg_pool2d(intensity.unsqueeze(0), samples_per_pixel).squeeze(0)
@@ -300,6 +319,36 @@ def fresnel_psf(
     )
     psf = _crop_centre(sensor, output_size)
     return psf / psf.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
+
+
+def _aperture_placement(
+    aperture_samples: int, grid_samples: int, samples_per_pixel: int, start: int, size: int
+) -> tuple[int, float]:
+    """Where the aperture goes on the padded wave grid (along one axis) so that the optical axis
+    falls on the centre of the output pixel ``size // 2``, the kernel centre of
+    :func:`fft_convolve`: the integer offset of its first sample and the remaining sub-sample
+    shift (0 unless the aperture's and a pixel's sample counts differ in parity).
+
+    Pixel p of the sensor covers samples ``[p·s, (p + 1)·s)`` of the sensor grid, centre
+    ``p·s + (s − 1)/2``; the output window starts at sensor pixel ``(N − size) // 2``; the
+    aperture's centre is at ``offset + (A − 1)/2``. Without this, an even-sized sensor has its
+    axis on a pixel corner and every lens measurement is shifted by half a pixel."""
+    pixels = grid_samples // samples_per_pixel
+    axis_pixel = (pixels - size) // 2 + size // 2
+    axis_sample = start + axis_pixel * samples_per_pixel + (samples_per_pixel - 1) / 2
+    first = axis_sample - (aperture_samples - 1) / 2
+    offset = math.floor(first)
+    return offset, first - offset
+
+
+def _subsample_shift(
+    samples: int, shift_y: float, shift_x: float, dtype: torch.dtype, device
+) -> torch.Tensor:
+    """Fourier shift theorem: multiplying a field's spectrum by this translates the field by
+    (shift_y, shift_x) samples (trigonometric interpolation on the periodic grid)."""
+    frequencies = torch.fft.fftfreq(samples, dtype=torch.float64)
+    ramp = -2 * math.pi * (frequencies.view(-1, 1) * shift_y + frequencies.view(1, -1) * shift_x)
+    return torch.polar(torch.ones_like(ramp), ramp).to(device=device, dtype=dtype)
 
 
 def _crop_centre(array: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -140,7 +140,7 @@ def qualitative_figure(
         c = 1
         for label, encoder in encoders.items():
             measurement = encode_batches(encoder, row.image.unsqueeze(0), device=device)
-            on_grid = to_common_grid(clean, measurement).clamp(0, 1)
+            on_grid = to_common_grid(clean, measurement, encoder.measurement_range()).clamp(0, 1)
             boxes = find_faces(models, detectors, on_grid[0], row) if models else {}
             title = f"{label}\n{_psnr_text(clean, on_grid)}, SSIM {_ssim(clean[0], on_grid[0]):.2f}"
             show(axes[r, c], on_grid[0], title, boxes)
@@ -230,7 +230,8 @@ def fit_reconstructors(
             return encode_batches(encoder, data.part(part)[split].images, device=device)
 
         decoder = attack.fit_decoder(
-            EvalInputs(data, encode, label), RunContext(device=device, seed=seed)
+            EvalInputs(data, encode, label, measurement_range=encoder.measurement_range()),
+            RunContext(device=device, seed=seed),
         )
         reconstructors[label] = _reconstructor(decoder, device)
     return reconstructors

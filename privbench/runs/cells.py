@@ -284,6 +284,7 @@ def cell_inputs(
         encode_split_function(cell, view),
         encoder_name=cell.fitted.encoder.name,
         encode_images=encode_images_function(cell),
+        measurement_range=cell.fitted.encoder.measurement_range(),
     )
     return inputs, ctx
 
