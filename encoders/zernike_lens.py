@@ -16,6 +16,7 @@ import torch
 from pydantic import Field, model_validator
 
 from privbench.api.encoder import MIN_INPUT_SIZE, Encoder, EncoderConfig
+from privbench.api.errors import ConfigError
 from privbench.api.registry import register_encoder
 from privbench.nn.optics import (
     convolution_grid,
@@ -104,6 +105,12 @@ class ZernikeLensConfig(LensConfig):
         return self
 
 
+#: A lens whose PSF window (the image size) holds less than this share of the light through the
+#: aperture is refused in evaluation: renormalizing the window would hide the rest (a strongly
+#: aberrated lens would look brighter and sharper than it is).
+MIN_PSF_ENERGY_FRACTION = 0.95
+
+
 class RefractiveLens(Encoder):
     """Shared machinery of the Zernike-surface lenses (the learned lens, the defocus baseline)."""
 
@@ -119,6 +126,8 @@ class RefractiveLens(Encoder):
         self._psf_cache: tuple | None = None
         self._spectrum_cache: tuple | None = None
         self._last_psf: torch.Tensor | None = None
+        #: share of the light through the aperture inside the last PSF's window, per channel
+        self.psf_energy_fraction: torch.Tensor | None = None
 
     def stored_coefficients_um(self) -> torch.Tensor:
         """The stored coefficient tensor (a parameter or a buffer), µm of surface height."""
@@ -143,8 +152,9 @@ class RefractiveLens(Encoder):
         key = (stored._version, stored.data_ptr(), height, width, str(stored.device))
         reusable = not (torch.is_grad_enabled() and stored.requires_grad)
         if reusable and self._psf_cache is not None and self._psf_cache[0] == key:
+            self._check_light_kept(*self._psf_cache[1:])
             return self._psf_cache[1]
-        psf = fresnel_psf(
+        psf, energy = fresnel_psf(
             self.height_map_m(),
             aperture_samples=cfg.aperture_samples,
             grid_samples=max(height, width) * cfg.wave_samples_per_pixel,
@@ -155,10 +165,30 @@ class RefractiveLens(Encoder):
             focal_length_m=cfg.focal_length_m,
             samples_per_pixel=cfg.wave_samples_per_pixel,
             output_size=(height, width),
+            return_energy_fraction=True,
         )
+        self._check_light_kept(psf, energy)
         if reusable:
-            self._psf_cache = (key, psf.detach())
+            self._psf_cache = (key, psf.detach(), energy)
         return psf
+
+    def _check_light_kept(self, psf: torch.Tensor, energy: torch.Tensor) -> None:
+        """Refuse, in evaluation, a PSF whose window holds less than
+        :data:`MIN_PSF_ENERGY_FRACTION` of the light (kept as ``psf_energy_fraction``); while a
+        designer trains the lens it may pass through such states."""
+        self.psf_energy_fraction = energy
+        if self.training or float(energy.min()) >= MIN_PSF_ENERGY_FRACTION:
+            return
+        height, width = psf.shape[-2:]
+        shares = ", ".join(f"{100 * float(v):.0f} %" for v in energy)
+        raise ConfigError(
+            f"{self.name}: its PSF on a {height}×{width} sensor keeps only {shares} (per colour "
+            f"channel) of the light inside the {height}×{width} window the image is convolved "
+            f"with (RMS radius {float(psf_width_px(psf.detach()).max()):.1f} px); at least "
+            f"{100 * MIN_PSF_ENERGY_FRACTION:.0f} % is needed, or renormalizing the window would "
+            "hide the rest. Use a smaller blur (defocus_um, Zernike coefficients), a smaller "
+            "aperture or larger images."
+        )
 
     def measure(self, images: torch.Tensor) -> torch.Tensor:
         psf = self.psf(*images.shape[-2:]).to(images.dtype)

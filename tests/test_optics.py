@@ -278,3 +278,39 @@ def test_the_in_focus_lens_puts_the_airy_share_of_a_point_in_one_pixel(size):
         expected = _airy_pixel_fraction(wavelength_nm * 1e-9, 200e-6, 1e-3, 4e-6)
         brightest = float(measured[channel, size // 2, size // 2])
         assert brightest == pytest.approx(expected, rel=0.015), wavelength_nm
+
+
+def test_the_psf_windows_share_of_light_lies_between_the_airy_encircled_energies():
+    """In focus, the share of the light inside the 64×64-px window (half-width a = 128 µm) lies
+    between Rayleigh's encircled energy 1 − J0(v)² − J1(v)² of the inscribed circle (r = a) and
+    of the circumscribed one (r = a√2), v = π D r / (λ z): an analytic reference."""
+    special = pytest.importorskip("scipy.special")
+    from privbench.encoders.zernike_lens import ZernikeLens
+
+    lens = ZernikeLens(noise_std=0.0).eval()
+    with torch.no_grad():
+        lens.psf(64, 64)
+    half_width = 32 * 4e-6
+    for share, wavelength_nm in zip(lens.psf_energy_fraction, lens.config.wavelengths_nm):
+        k = np.pi * 200e-6 / (wavelength_nm * 1e-9 * 1e-3)
+
+        def encircled(r, k=k):
+            return 1 - special.j0(k * r) ** 2 - special.j1(k * r) ** 2
+
+        assert encircled(half_width) < float(share) < encircled(half_width * np.sqrt(2))
+
+
+def test_a_lens_whose_window_loses_light_is_refused_in_evaluation_only():
+    from privbench.encoders.defocus import DefocusLens
+
+    lens = DefocusLens(defocus_um=5.0, noise_std=0.0)
+    with torch.no_grad():
+        lens.train().psf(64, 64)  # a designer may pass through such a state
+        assert float(lens.psf_energy_fraction.max()) < 0.8
+        with pytest.raises(ConfigError, match=r"keeps only 7\d %.*at least 95 %"):
+            lens.eval().psf(64, 64)  # also when the PSF comes from the cache
+        with pytest.raises(ConfigError, match="smaller blur"):
+            lens.eval()(torch.rand(1, 3, 64, 64))
+        assert float(DefocusLens(defocus_um=1.0).eval().psf(64, 64).sum()) == pytest.approx(
+            3.0, abs=1e-4
+        )

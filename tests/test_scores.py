@@ -15,11 +15,21 @@ from privbench.runs.scores import (
 
 
 def test_normalized_utility_hand_made():
-    assert normalized_utility(0.9, 0.99) == pytest.approx(0.9 / 0.99)
-    assert normalized_utility(0.5, 0.5) == 1.0
-    assert normalized_utility(2.0, 1.0, higher_is_better=False) == 0.5  # e.g. an error rate doubled
-    assert math.isnan(normalized_utility(0.5, 0.0))
-    assert math.isnan(normalized_utility(float("nan"), 0.9))
+    # face vs no-face with balanced classes: chance 0.5, clean 0.99
+    assert normalized_utility(0.9, 0.99, 0.5) == pytest.approx((0.9 - 0.5) / (0.99 - 0.5))
+    assert normalized_utility(0.99, 0.99, 0.5) == 1.0
+    assert normalized_utility(0.5, 0.99, 0.5) == 0.0  # a camera that sees nothing
+    assert normalized_utility(0.45, 0.99, 0.5) == 0.0  # below chance clips to 0
+    assert normalized_utility(1.0, 0.99, 0.5) == 1.0  # better than clean clips to 1
+    # captioning: the most frequent caption scores CIDEr-D 44.0, clean 60.2; a captioner at
+    # chance gets 0, not the 44.0 / 60.2 = 0.73 of a plain ratio
+    assert normalized_utility(44.1, 60.2, 44.0) == pytest.approx(0.1 / 16.2)
+    # a lower-is-better metric (an error rate: chance 0.5, clean 0.1, encoded 0.3) → half-way
+    assert normalized_utility(0.3, 0.1, 0.5, higher_is_better=False) == pytest.approx(0.5)
+    assert math.isnan(normalized_utility(0.3, 0.6, 0.5, higher_is_better=False))
+    assert math.isnan(normalized_utility(0.5, 0.4, 0.5))  # the task fails even on clean images
+    assert math.isnan(normalized_utility(float("nan"), 0.9, 0.5))
+    assert math.isnan(normalized_utility(0.9, 0.99, float("nan")))
 
 
 def test_normalized_privacy_hand_made():
@@ -30,6 +40,14 @@ def test_normalized_privacy_hand_made():
     assert normalized_privacy(0.01, 0.975, 0.025) == 1.0  # below chance clips to 1
     assert normalized_privacy(0.99, 0.975, 0.025) == 0.0  # stronger than on clean clips to 0
     assert math.isnan(normalized_privacy(0.3, 0.02, 0.025))  # attack useless even on clean images
+    # a lower-is-better success metric (the attacker's error: chance 0.975, clean 0.025) is
+    # scored by its declared direction, never backwards
+    assert normalized_privacy(0.5, 0.025, 0.975, higher_is_better=False) == pytest.approx(
+        1 - (0.5 - 0.975) / (0.025 - 0.975)
+    )
+    assert normalized_privacy(0.975, 0.025, 0.975, higher_is_better=False) == 1.0
+    assert normalized_privacy(0.025, 0.025, 0.975, higher_is_better=False) == 0.0
+    assert math.isnan(normalized_privacy(0.5, 0.975, 0.025, higher_is_better=False))
 
 
 def test_worst_case_is_minimum_ignoring_undefined():
@@ -75,12 +93,13 @@ def _row(encoder, evaluation, role, value, chance=None, seed=0, protocol=None, m
 def test_leaderboard_table_hand_made():
     rows = pd.DataFrame(
         [
-            _row("identity", "util-a", "utility", 0.98),
-            _row("identity", "util-b", "utility", 0.80),
+            _row("identity", "util-a", "utility", 0.98, chance=0.5),
+            _row("identity", "util-b", "utility", 0.80, chance=0.2),
             _row("identity", "att-1", "privacy", 0.95, chance=0.05, protocol="retrained"),
             _row("identity", "att-2", "privacy", 0.65, chance=0.05),
-            _row("blur", "util-a", "utility", 0.49),
-            _row("blur", "util-b", "utility", 0.80),
+            # (0.74 − 0.5) / (0.98 − 0.5) = 0.5 of the clean advantage over chance
+            _row("blur", "util-a", "utility", 0.74, chance=0.5),
+            _row("blur", "util-b", "utility", 0.80, chance=0.2),
             _row("blur", "att-1", "privacy", 0.50, chance=0.05, protocol="retrained"),
             _row("blur", "att-2", "privacy", 0.05, chance=0.05),
             # A second seed for blur on att-1: seeds are averaged (0.50 and 0.70 → 0.60).

@@ -266,8 +266,15 @@ def fresnel_psf(
     focal_length_m: float | None,
     samples_per_pixel: int,
     output_size: tuple[int, int],
-) -> torch.Tensor:
+    return_energy_fraction: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """PSF per wavelength on the sensor grid, shape (len(λ), H, W), unit sum each (2PSC eq. 1).
+
+    The PSF is renormalized to unit sum inside its H×W window (the convolution kernel). Light
+    that falls outside that window is lost to it: ``return_energy_fraction=True`` also returns,
+    per wavelength, the share of the light through the aperture that the window holds (the
+    propagation is unitary, so the total is the wave grid's sum), so that a caller can refuse a
+    PSF whose renormalization would hide a large part of its light.
 
     ``height_map_m``: (aperture_samples, aperture_samples) surface height inside the aperture's
     bounding box (zero outside the disk), sampled at ``sample_pitch_m``; it is placed on a
@@ -311,6 +318,7 @@ def fresnel_psf(
         spectrum = spectrum * _subsample_shift(padded, shift_y, shift_x, spectrum.dtype, device)
     propagated = torch.fft.ifft2(spectrum)
     intensity = propagated.real**2 + propagated.imag**2
+    total = intensity.sum(dim=(-2, -1))
     intensity = intensity[:, start : start + grid_samples, start : start + grid_samples]
     sensor = (
         F.avg_pool2d(intensity.unsqueeze(0), samples_per_pixel).squeeze(0)
@@ -318,7 +326,12 @@ def fresnel_psf(
         else intensity
     )
     psf = _crop_centre(sensor, output_size)
-    return psf / psf.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
+    inside = psf.sum(dim=(-2, -1), keepdim=True)
+    psf = psf / inside.clamp_min(1e-30)
+    if not return_energy_fraction:
+        return psf
+    # the window's sum in wave samples (the pooling averaged s² of them per pixel)
+    return psf, (inside.view(-1) * samples_per_pixel**2 / total.clamp_min(1e-30)).detach()
 
 
 def _aperture_placement(

@@ -315,5 +315,12 @@ def evaluate_cell(
     started = time.perf_counter()
     result = cell.evaluation.evaluate(inputs, ctx)
     elapsed = time.perf_counter() - started
+    if cell.evaluation.role == "utility" and result.chance is None:
+        raise ConfigError(
+            f"The task {cell.evaluation.name!r} returned no chance level: a utility task must "
+            "report what its headline scores without learning anything (EvalResult(chance=...): "
+            "e.g. the majority class's accuracy, a trivial output's score), because utility is "
+            "(metric − chance) ÷ (clean metric − chance)."
+        )
     source = inputs.data.fingerprint if cell.evaluation_entry.data is not None else None
     return ResultRow.from_cell(cell, CellOutcome(result, elapsed, source))

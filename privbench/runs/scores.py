@@ -2,9 +2,16 @@
 
 Definitions (docs/architecture.md; both are tested on hand-made numbers):
 
-- utility of an encoder on a task = task headline metric on encoded data ÷ the same metric on
-  clean data (the ``identity`` encoder, same benchmark, dataset, task config and seed); for a
-  lower-is-better metric the ratio is inverted. An encoder's utility is the mean over tasks.
+- utility of an encoder on a task = (metric − chance) ÷ (clean metric − chance), clipped to
+  [0, 1], where the metric is the task's headline on encoded data, the clean metric the same on
+  clean data (the ``identity`` encoder, same benchmark, dataset, task config and seed) and
+  chance what a task model that learned nothing scores (each task reports it: the majority
+  class's accuracy, the most frequent caption's CIDEr-D, AP 0 of no detections). 1 means as
+  useful as a clean image, 0 no better than chance; the same formula holds for a
+  lower-is-better metric (numerator and denominator change sign together). Undefined (NaN)
+  where the task does not beat chance on clean images. An encoder's utility is the mean over
+  tasks. (A plain ratio metric ÷ clean metric, without the chance floor, scored a captioner
+  writing the most frequent caption 0.73.)
 - privacy against an attack = 1 − (attack success − chance) ÷ (clean attack success − chance),
   clipped to [0, 1]: 1 means the attack is reduced to chance, 0 means it is as strong as on
   clean images. An encoder's privacy is its worst case (minimum) over all attacks: the
@@ -32,32 +39,57 @@ ENCODER_COLUMNS = [
 ]
 
 
-def normalized_utility(value: float, clean_value: float, higher_is_better: bool = True) -> float:
-    """Encoded metric relative to the clean camera's (1.0 = as useful as a clean image)."""
-    if _missing(value) or _missing(clean_value):
-        return math.nan
-    if higher_is_better:
-        return value / clean_value if clean_value != 0 else math.nan
-    return clean_value / value if value != 0 else math.nan
+def normalized_utility(
+    value: float, clean_value: float, chance: float, higher_is_better: bool = True
+) -> float:
+    """(value − chance)/(clean value − chance), clipped to [0, 1]: 1 = as useful as a clean
+    image, 0 = no better than a task model that learned nothing.
+
+    NaN when a value is missing or the task does not beat chance on clean images (in the
+    metric's direction): such a task says nothing about the encoder.
+    """
+    return float(
+        np.clip(_share_of_clean_advantage(value, clean_value, chance, higher_is_better), 0, 1)
+    )
 
 
-def normalized_privacy(success: float, clean_success: float, chance: float) -> float:
+def normalized_privacy(
+    success: float, clean_success: float, chance: float, higher_is_better: bool = True
+) -> float:
     """1 − (success − chance)/(clean success − chance), clipped to [0, 1].
 
     Undefined (NaN) when the attack does not beat chance even on clean images: such an attack
-    says nothing about the encoder.
+    says nothing about the encoder. ``higher_is_better``: the attack metric's declared
+    direction (its ``MetricSpec``); for a lower-is-better success metric (an attacker's error)
+    the same formula holds with both differences changing sign, so it is never scored backwards.
     """
-    if _missing(success) or _missing(clean_success) or _missing(chance):
+    share = _share_of_clean_advantage(success, clean_success, chance, higher_is_better)
+    return float(np.clip(1.0 - share, 0.0, 1.0))
+
+
+def _share_of_clean_advantage(
+    value: float, clean_value: float, chance: float, higher_is_better: bool
+) -> float:
+    """(value − chance)/(clean value − chance): how much of the clean images' advantage over
+    chance is left; NaN when a value is missing or clean images do not beat chance in the
+    metric's direction."""
+    if _missing(value) or _missing(clean_value) or _missing(chance):
         return math.nan
-    advantage_clean = clean_success - chance
-    if advantage_clean <= 0:
+    advantage_clean = clean_value - chance
+    if (advantage_clean <= 0) if higher_is_better else (advantage_clean >= 0):
         return math.nan
-    return float(np.clip(1.0 - (success - chance) / advantage_clean, 0.0, 1.0))
+    return (value - chance) / advantage_clean
 
 
 def worst_case_privacy(privacies: Iterable[float]) -> float:
     values = [p for p in privacies if not _missing(p)]
     return min(values) if values else math.nan
+
+
+def _higher(value) -> bool:
+    """A row's declared direction; rows stored before directions were recorded are
+    higher-is-better."""
+    return True if _missing(value) else bool(value)
 
 
 def _missing(value) -> bool:
@@ -102,12 +134,10 @@ def score_rows(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.merge(reference, on=clean_key, how="left")
     normalized = []
     for row in rows.itertuples(index=False):
-        if row.role == "utility":
-            normalized.append(
-                normalized_utility(row.headline_value, row.clean_value, bool(row.higher_is_better))
-            )
-        else:
-            normalized.append(normalized_privacy(row.headline_value, row.clean_value, row.chance))
+        score = normalized_utility if row.role == "utility" else normalized_privacy
+        normalized.append(
+            score(row.headline_value, row.clean_value, row.chance, _higher(row.higher_is_better))
+        )
     rows["normalized"] = normalized
     return rows
 
