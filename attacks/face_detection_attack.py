@@ -100,7 +100,7 @@ class FaceDetectionAttack(Evaluation):
         if protocol == "clean-reference":
             model, details["clean_training"] = self.clean_detector(inputs, ctx)
             _, test, clean_hw = detection_splits(inputs, cfg.category, clean=True)
-            metrics, curves = score_detector(model, test, clean_hw, cfg, ctx.device)
+            metrics, curves, _ = score_detector(model, test, clean_hw, cfg, ctx.device)
             # Independent of the encoder: no chance level, so it never enters the privacy score.
             return EvalResult(metrics=metrics, chance=None, details={**details, **curves})
 
@@ -144,5 +144,5 @@ class FaceDetectionAttack(Evaluation):
                     init_state=init,
                     shared=True,
                 )
-        metrics, curves = score_detector(model, test, clean_hw, cfg, ctx.device)
-        return EvalResult(metrics=metrics, chance=0.0, details={**details, **curves})
+        metrics, curves, items = score_detector(model, test, clean_hw, cfg, ctx.device)
+        return EvalResult(metrics=metrics, chance=0.0, details={**details, **curves}, items=items)

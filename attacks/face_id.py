@@ -39,6 +39,7 @@ from privbench.api.evaluation import (
     Protocol,
     RunContext,
 )
+from privbench.api.items import ItemScores
 from privbench.api.registry import register_attack
 from privbench.nn.classifiers import ARCHITECTURES
 from privbench.nn.training import (
@@ -202,8 +203,9 @@ class FaceIdentification(Evaluation):
                 )
         metrics: dict[str, float] = {}
         details: dict = {"protocol": protocol, "zoo": {}}
+        correct: dict[str, torch.Tensor] = {}
         for member in self.config.zoo:
-            scores, member_details = self.attack_with(
+            scores, member_details, correct[member.model] = self.attack_with(
                 member, inputs, ctx, labels, encoded, clean, num_classes
             )
             metrics[f"top1_{member.model}"] = scores["top1"]
@@ -218,7 +220,12 @@ class FaceIdentification(Evaluation):
         metrics["top1"] = metrics[f"top1_{best.model}"]
         metrics["top5"] = max(metrics[f"top5_{m.model}"] for m in self.config.zoo)
         details["best_model"] = best.model
-        return EvalResult(metrics=metrics, chance=1.0 / num_classes, details=details)
+        return EvalResult(
+            metrics=metrics,
+            chance=1.0 / num_classes,
+            details=details,
+            items=ItemScores.per_item(correct[best.model].float()),
+        )
 
     def attack_with(
         self,
@@ -230,8 +237,8 @@ class FaceIdentification(Evaluation):
         clean,
         num_classes,
     ):
-        """Train one zoo member under the protocol; its test scores on the
-        measurements and a summary."""
+        """Train one zoo member under the protocol; its test scores on the measurements, a
+        summary and which test crops it identified (top-1)."""
         config = self.config.member_config(member)
         protocol = self.config.protocol
         details: dict = {}
@@ -283,4 +290,5 @@ class FaceIdentification(Evaluation):
                 )
                 details["training"] = history.summary()
         logits = predict_logits(model, encoded["test"], config.training.eval_batch_size, ctx.device)
-        return identification_scores(logits, labels["test"], num_classes), details
+        correct = logits.argmax(dim=1) == labels["test"].long()
+        return identification_scores(logits, labels["test"], num_classes), details, correct

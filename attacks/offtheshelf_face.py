@@ -61,6 +61,7 @@ from privbench.api.evaluation import (
     Protocol,
     RunContext,
 )
+from privbench.api.items import ItemScores
 from privbench.api.registry import register_attack
 from privbench.nn import face_models
 from privbench.nn.imaging import to_common_grid
@@ -125,8 +126,15 @@ def nearest_neighbour_top1(
     gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray
 ) -> float:
     """Fraction of probes whose nearest gallery descriptor (Euclidean) has the probe's identity."""
+    return float(nearest_neighbour_hits(gallery, gallery_ids, probes, probe_ids).mean())
+
+
+def nearest_neighbour_hits(
+    gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray
+) -> np.ndarray:
+    """Per probe: is its nearest gallery descriptor (Euclidean) of the probe's identity?"""
     distances = ((probes[:, None, :] - gallery[None, :, :]) ** 2).sum(-1)
-    return float((gallery_ids[distances.argmin(1)] == probe_ids).mean())
+    return gallery_ids[distances.argmin(1)] == probe_ids
 
 
 def _digest(images: torch.Tensor) -> str:
@@ -352,14 +360,23 @@ class OffTheShelfFace(Evaluation):
                 f"of {len(people)} people, {len(probes)} probes)"
             )
         clean_gallery = self._clean_descriptors(models, gallery_images, ctx)
-        metrics["id_top1_clean_gallery"] = nearest_neighbour_top1(
-            clean_gallery, gallery_ids, probe_descriptors, probe_ids
-        )
-        metrics["id_top1_encoded_gallery"] = nearest_neighbour_top1(
-            encoded_gallery, gallery_ids, probe_descriptors, probe_ids
-        )
-        metrics["id_top1"] = max(
-            metrics["id_top1_clean_gallery"], metrics["id_top1_encoded_gallery"]
-        )
+        hits = {
+            gallery_name: nearest_neighbour_hits(
+                descriptors, gallery_ids, probe_descriptors, probe_ids
+            )
+            for gallery_name, descriptors in (
+                ("clean_gallery", clean_gallery),
+                ("encoded_gallery", encoded_gallery),
+            )
+        }
+        for gallery_name, found in hits.items():
+            metrics[f"id_top1_{gallery_name}"] = float(found.mean())
+        better = max(hits, key=lambda name: metrics[f"id_top1_{name}"])
+        metrics["id_top1"] = metrics[f"id_top1_{better}"]
         chance = 1.0 / len(np.unique(gallery_ids))
-        return EvalResult(metrics=metrics, chance=chance, details=details)
+        return EvalResult(
+            metrics=metrics,
+            chance=chance,
+            details=details,
+            items=ItemScores.per_item(hits[better].astype(np.float64)),
+        )

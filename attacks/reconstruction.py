@@ -31,6 +31,7 @@ from privbench.api.evaluation import (
     Protocol,
     RunContext,
 )
+from privbench.api.items import ItemScores
 from privbench.api.measurements import (
     Measurements,
     as_measurements,
@@ -332,25 +333,24 @@ class Reconstruction(Evaluation):
         labels,
         device,
         value_range: tuple[float, float] = (0.0, 1.0),
-    ) -> dict[str, float]:
+    ) -> tuple[dict[str, float], torch.Tensor]:
         """The attack's scores on test images ``clean`` and their ``measured`` measurements
-        (``value_range``: the encoder's declared measurement range)."""
+        (``value_range``: the encoder's declared measurement range), and which reconstructions
+        the clean classifier identified."""
         recon = self.reconstruct(decoder, measured, device)
         on_grid = to_common_grid(clean, measured, value_range).clamp(0, 1)
-        recon_top1 = float(
-            (predict_logits(classifier, recon, device=device).argmax(1) == labels).float().mean()
-        )
+        identified = predict_logits(classifier, recon, device=device).argmax(1) == labels
         clean_top1 = float(
             (predict_logits(classifier, clean, device=device).argmax(1) == labels).float().mean()
         )
         return {
-            "recon_face_id_top1": recon_top1,
+            "recon_face_id_top1": float(identified.float().mean()),
             "recon_psnr_db": float(psnr(clean, recon).mean()),
             "recon_ssim": ssim(clean, recon),
             "measurement_psnr_db": float(psnr(clean, on_grid).mean()),
             "measurement_ssim": ssim(clean, on_grid),
             "clean_face_id_top1": clean_top1,
-        }
+        }, identified
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
         classifier = self.clean_classifier(inputs, ctx)
@@ -358,7 +358,7 @@ class Reconstruction(Evaluation):
         clean, measured = inputs.clean(PART, "test"), inputs.encoded(PART, "test")
         labels = inputs.labels(PART, "test")
         if is_small(clean) and is_small(measured):  # the whole split at once (exact means)
-            metrics = self.test_scores(
+            metrics, identified = self.test_scores(
                 classifier,
                 decoder,
                 in_memory(clean),
@@ -369,10 +369,11 @@ class Reconstruction(Evaluation):
             )
         else:  # batch by batch: per-image scores, averaged over the split
             sums: dict[str, float] = {}
+            parts = []
             order = list(torch.arange(len(labels)).split(256))
             pairs = zip(order, clean.batches(order), measured.batches(order))
             for index, clean_batch, measured_batch in pairs:
-                scores = self.test_scores(
+                scores, part = self.test_scores(
                     classifier,
                     decoder,
                     clean_batch,
@@ -381,9 +382,14 @@ class Reconstruction(Evaluation):
                     ctx.device,
                     inputs.measurement_range,
                 )
+                parts.append(part)
                 for name, value in scores.items():
                     sums[name] = sums.get(name, 0.0) + value * len(index)
             metrics = {name: total / len(labels) for name, total in sums.items()}
+            identified = torch.cat(parts)
         return EvalResult(
-            metrics, chance=1.0 / inputs.num_classes(PART), details={"decoder": "u-net"}
+            metrics,
+            chance=1.0 / inputs.num_classes(PART),
+            details={"decoder": "u-net"},
+            items=ItemScores.per_item(identified.float()),
         )

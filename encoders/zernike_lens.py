@@ -105,9 +105,13 @@ class ZernikeLensConfig(LensConfig):
         return self
 
 
-#: A lens whose PSF window (the image size) holds less than this share of the light through the
-#: aperture is refused in evaluation: renormalizing the window would hide the rest (a strongly
-#: aberrated lens would look brighter and sharper than it is).
+#: The PSF window (the convolution kernel) grows beyond the image until it holds this share of
+#: the light through the aperture (:func:`~privbench.nn.optics.fresnel_psf`): renormalizing a
+#: window that is too small hides the rest, and a strongly aberrated lens would look brighter
+#: and sharper than it is (27-53 % of the light lost at RMS radii of 17-26 px on 64-px crops).
+KEEP_PSF_LIGHT = 0.99
+#: A lens whose largest window (1.75 × the image) still holds less than this share is
+#: refused in evaluation: its light leaves the simulated wave field.
 MIN_PSF_ENERGY_FRACTION = 0.95
 
 
@@ -146,7 +150,8 @@ class RefractiveLens(Encoder):
         return torch.tensordot(coefficients, basis, dims=1) * 1e-6
 
     def psf(self, height: int, width: int) -> torch.Tensor:
-        """The PSF of each colour channel on a height×width sensor grid (unit sum)."""
+        """The PSF of each colour channel for a height×width sensor (unit sum): height×width, or
+        larger where the blur needs it to keep :data:`KEEP_PSF_LIGHT` of the light."""
         cfg = self.config
         stored = self.stored_coefficients_um()
         key = (stored._version, stored.data_ptr(), height, width, str(stored.device))
@@ -166,6 +171,7 @@ class RefractiveLens(Encoder):
             samples_per_pixel=cfg.wave_samples_per_pixel,
             output_size=(height, width),
             return_energy_fraction=True,
+            keep_light=KEEP_PSF_LIGHT,
         )
         self._check_light_kept(psf, energy)
         if reusable:
@@ -182,9 +188,9 @@ class RefractiveLens(Encoder):
         height, width = psf.shape[-2:]
         shares = ", ".join(f"{100 * float(v):.0f} %" for v in energy)
         raise ConfigError(
-            f"{self.name}: its PSF on a {height}×{width} sensor keeps only {shares} (per colour "
-            f"channel) of the light inside the {height}×{width} window the image is convolved "
-            f"with (RMS radius {float(psf_width_px(psf.detach()).max()):.1f} px); at least "
+            f"{self.name}: its PSF keeps only {shares} (per colour channel) of the light inside "
+            f"the largest window the simulation holds ({height}×{width} px, 1.75 × the image; RMS radius "
+            f"{float(psf_width_px(psf.detach()).max()):.1f} px); at least "
             f"{100 * MIN_PSF_ENERGY_FRACTION:.0f} % is needed, or renormalizing the window would "
             "hide the rest. Use a smaller blur (defocus_um, Zernike coefficients), a smaller "
             "aperture or larger images."
@@ -193,21 +199,23 @@ class RefractiveLens(Encoder):
     def measure(self, images: torch.Tensor) -> torch.Tensor:
         psf = self.psf(*images.shape[-2:]).to(images.dtype)
         self._last_psf = psf
-        spectrum = self._psf_spectrum(psf)
+        spectrum = self._psf_spectrum(psf, tuple(images.shape[-2:]))
         blurred = fft_convolve(images, psf, self.config.padding, spectrum)  # S linear: unit gain
         return blurred + self._noise(images)
 
-    def _psf_spectrum(self, psf: torch.Tensor) -> torch.Tensor | None:
+    def _psf_spectrum(
+        self, psf: torch.Tensor, image_size: tuple[int, int]
+    ) -> torch.Tensor | None:
         """The PSF's spectrum on the convolution grid, kept with the cached PSF (a fixed lens
         transforms its PSF once, not once per batch); ``None`` while the PSF is being trained."""
         if psf.requires_grad:
             return None
         cached = self._spectrum_cache
-        if cached is not None and cached[0] is psf:
-            return cached[1]
-        height, width = psf.shape[-2:]
-        spectrum = kernel_spectrum(psf, convolution_grid((height, width), (height, width)))
-        self._spectrum_cache = (psf, spectrum)
+        if cached is not None and cached[0] is psf and cached[1] == image_size:
+            return cached[2]
+        grid = convolution_grid(image_size, tuple(psf.shape[-2:]))
+        spectrum = kernel_spectrum(psf, grid)
+        self._spectrum_cache = (psf, image_size, spectrum)
         return spectrum
 
     def has_sensor_noise(self) -> bool:
@@ -236,7 +244,8 @@ class RefractiveLens(Encoder):
         _, height, width = input_shape
         with torch.no_grad():
             psf = self.psf(height, width)
-            centre = psf[:, height // 2 - 16 : height // 2 + 17, width // 2 - 16 : width // 2 + 17]
+            cy, cx = psf.shape[-2] // 2, psf.shape[-1] // 2  # the optical axis
+            centre = psf[:, max(0, cy - 16) : cy + 17, max(0, cx - 16) : cx + 17]
             return {
                 "psf (R, G, B; central 33 px)": centre,
                 "height map (µm)": self.height_map_m() * 1e6,

@@ -42,6 +42,7 @@ from privbench.api.evaluation import (
     MetricSpec,
     RunContext,
 )
+from privbench.api.items import ItemScores
 from privbench.api.registry import register_task
 from privbench.captioning import (
     CaptionModelConfig,
@@ -218,4 +219,6 @@ class Captioning(Evaluation):
                 "skipped_metrics": scores.skipped,
                 "training": history.summary(),
             },
+            # CIDEr-D of the corpus is the mean of the per-scene scores (pycocoevalcap)
+            items=ItemScores.per_item(scores.per_image["cider"]),
         )

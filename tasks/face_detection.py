@@ -24,6 +24,7 @@ from privbench.api.evaluation import (
     MetricSpec,
     RunContext,
 )
+from privbench.api.items import ItemScores
 from privbench.api.registry import register_task
 from privbench.detection import (
     DetectionSet,
@@ -94,14 +95,17 @@ def detection_splits(
     return sets, test, clean_hw
 
 
-def score_detector(model, test: dict, clean_hw, config, device) -> tuple[dict[str, float], dict]:
-    """Predictions on the test measurements, mapped back to clean pixels, and their
-    metrics and curves."""
+def score_detector(
+    model, test: dict, clean_hw, config, device
+) -> tuple[dict[str, float], dict, ItemScores]:
+    """Predictions on the test measurements, mapped back to clean pixels: their metrics,
+    curves and AP50's parts per test image (for the leaderboard's intervals)."""
     batch_size = config.detector.training.eval_batch_size
     predictions = detect_in_clean_coordinates(model, test["images"], clean_hw, batch_size, device)
-    return detection_report(
+    metrics, curves = detection_report(
         predictions, test["boxes"], false_positives_per_image=config.roc_false_positives_per_image
     )
+    return metrics, curves, ItemScores.detections(predictions, test["boxes"])
 
 
 @register_task("face-detection")
@@ -120,11 +124,12 @@ class FaceDetection(Evaluation):
         model, training = fit_detector(
             self.config.detector, sets["train"], sets["val"], ctx, "face-detection", shared=True
         )
-        metrics, curves = score_detector(model, test, clean_hw, self.config, ctx.device)
+        metrics, curves, items = score_detector(model, test, clean_hw, self.config, ctx.device)
         measured_hw = tuple(test["images"].shape[-2:])
         return EvalResult(
             metrics=metrics,
             chance=0.0,
+            items=items,
             details={
                 "detector": self.config.detector.label(),
                 "measurement_scale_xy": list(measurement_scale(clean_hw, measured_hw)),

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from privbench.api.errors import DataError
 from privbench.api.evaluation import EvalInputs, EvalResult, Evaluation, MetricSpec, RunContext
+from privbench.api.items import ItemScores
 from privbench.api.registry import register_task
 from privbench.nn.training import ClassifierConfig, TrainConfig, fit_new_classifier, predict_logits
 
@@ -91,4 +92,5 @@ class FaceVsNoFace(Evaluation):
             metrics=binary_scores(logits, test_y),
             chance=majority_chance(test_y),
             details={"model": self.config.model, "training": history.summary()},
+            items=ItemScores.per_item((logits.argmax(dim=1) == test_y).float()),
         )

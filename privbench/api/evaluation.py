@@ -21,6 +21,7 @@ import torch
 
 from privbench.api.config import ComponentConfig, stable_hash, validate_config
 from privbench.api.errors import ConfigError, InputError
+from privbench.api.items import ItemScores
 from privbench.api.measurements import EncodedImages, Measurements
 
 Role = Literal["utility", "privacy"]
@@ -51,11 +52,14 @@ class MetricSpec:
 
 @dataclass
 class EvalResult:
-    """Raw metrics of one cell, plus the chance level of the headline metric (for normalization)."""
+    """Raw metrics of one cell, plus the chance level of the headline metric (for normalization)
+    and, where the evaluation can give it, its headline per test item (``items``: the
+    leaderboard's confidence intervals resample them, :mod:`privbench.api.items`)."""
 
     metrics: dict[str, float]
     chance: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    items: ItemScores | None = None
 
 
 class Progress:

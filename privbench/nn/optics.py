@@ -267,6 +267,7 @@ def fresnel_psf(
     samples_per_pixel: int,
     output_size: tuple[int, int],
     return_energy_fraction: bool = False,
+    keep_light: float | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """PSF per wavelength on the sensor grid, shape (len(λ), H, W), unit sum each (2PSC eq. 1).
 
@@ -274,7 +275,10 @@ def fresnel_psf(
     that falls outside that window is lost to it: ``return_energy_fraction=True`` also returns,
     per wavelength, the share of the light through the aperture that the window holds (the
     propagation is unitary, so the total is the wave grid's sum), so that a caller can refuse a
-    PSF whose renormalization would hide a large part of its light.
+    PSF whose renormalization would hide a large part of its light. ``keep_light`` (e.g. 0.99):
+    the window grows beyond H×W, in steps of an eighth of the image on each side and up to
+    1.75 × H×W (inside the padded wave grid), until it holds that share of the light; the PSF (the convolution
+    kernel) is then larger than the image, its axis still at pixel ``(K_h // 2, K_w // 2)``.
 
     ``height_map_m``: (aperture_samples, aperture_samples) surface height inside the aperture's
     bounding box (zero outside the disk), sampled at ``sample_pitch_m``; it is placed on a
@@ -318,20 +322,64 @@ def fresnel_psf(
         spectrum = spectrum * _subsample_shift(padded, shift_y, shift_x, spectrum.dtype, device)
     propagated = torch.fft.ifft2(spectrum)
     intensity = propagated.real**2 + propagated.imag**2
-    total = intensity.sum(dim=(-2, -1))
-    intensity = intensity[:, start : start + grid_samples, start : start + grid_samples]
+    # light per wave sample of the whole grid; a window's share counts its pixels × s² samples
+    total = intensity.sum(dim=(-2, -1)) / samples_per_pixel**2
+    # the sensor grid and whole pixels of the padded grid around it, on the same pixel lattice
+    margin = start // samples_per_pixel
+    first, last = (
+        start - margin * samples_per_pixel,
+        start + grid_samples + margin * samples_per_pixel,
+    )
+    intensity = intensity[:, first:last, first:last]
     sensor = (
         F.avg_pool2d(intensity.unsqueeze(0), samples_per_pixel).squeeze(0)
         if samples_per_pixel > 1
         else intensity
     )
-    psf = _crop_centre(sensor, output_size)
+    pixels = grid_samples // samples_per_pixel
+    axis = tuple(margin + (pixels - size) // 2 + size // 2 for size in output_size)
+    window = _light_keeping_window(sensor, axis, output_size, total, keep_light)
+    psf = sensor[..., _centred(axis[0], window[0]), _centred(axis[1], window[1])]
     inside = psf.sum(dim=(-2, -1), keepdim=True)
     psf = psf / inside.clamp_min(1e-30)
     if not return_energy_fraction:
         return psf
-    # the window's sum in wave samples (the pooling averaged s² of them per pixel)
-    return psf, (inside.view(-1) * samples_per_pixel**2 / total.clamp_min(1e-30)).detach()
+    return psf, (inside.view(-1) / total.clamp_min(1e-30)).detach()
+
+
+def _centred(axis: int, size: int) -> slice:
+    """The ``size`` pixels whose index ``size // 2`` is ``axis``."""
+    return slice(axis - size // 2, axis - size // 2 + size)
+
+
+def _light_keeping_window(
+    sensor: torch.Tensor,
+    axis: tuple[int, int],
+    size: tuple[int, int],
+    total: torch.Tensor,
+    keep_light: float | None,
+) -> tuple[int, int]:
+    """The PSF window: ``size``, grown (``keep_light``) in steps of an eighth of it on each side
+    until every channel keeps ``keep_light`` of ``total``; at most 1.75 × ``size``, so that a
+    guard band of the padded wave grid stays outside it: light that reaches the grid's edge
+    wraps around (the FFT is periodic) and must count as lost, not as kept."""
+    if keep_light is None:
+        return size
+    steps = [max(1, s // 8) for s in size]
+    window = size
+    for _ in range(64):
+        inside = sensor[..., _centred(axis[0], window[0]), _centred(axis[1], window[1])]
+        if float((inside.detach().sum(dim=(-2, -1)) / total).min()) >= keep_light:
+            return window
+        grown = tuple(w + 2 * step for w, step in zip(window, steps))
+        fits = all(
+            a - g // 2 >= 0 and a - g // 2 + g <= extent and 4 * g <= 7 * s
+            for a, g, extent, s in zip(axis, grown, sensor.shape[-2:], size)
+        )
+        if not fits:
+            return window
+        window = grown
+    return window
 
 
 def _aperture_placement(
@@ -362,13 +410,6 @@ def _subsample_shift(
     frequencies = torch.fft.fftfreq(samples, dtype=torch.float64)
     ramp = -2 * math.pi * (frequencies.view(-1, 1) * shift_y + frequencies.view(1, -1) * shift_x)
     return torch.polar(torch.ones_like(ramp), ramp).to(device=device, dtype=dtype)
-
-
-def _crop_centre(array: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    height, width = size
-    top = (array.shape[-2] - height) // 2
-    left = (array.shape[-1] - width) // 2
-    return array[..., top : top + height, left : left + width]
 
 
 def psf_width_px(psf: torch.Tensor) -> torch.Tensor:

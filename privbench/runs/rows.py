@@ -111,6 +111,8 @@ class ResultRow:
         headline = evaluation.headline
         spec = evaluation.metrics.get(headline)
         details = dict(result.details)
+        if result.items is not None:
+            details["items"] = result.items.to_dict()
         if fitted.designer is not None:
             details["designer"] = fitted.designer
         if outcome.data_source_fingerprint is not None:
