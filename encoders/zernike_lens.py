@@ -189,8 +189,8 @@ class RefractiveLens(Encoder):
         shares = ", ".join(f"{100 * float(v):.0f} %" for v in energy)
         raise ConfigError(
             f"{self.name}: its PSF keeps only {shares} (per colour channel) of the light inside "
-            f"the largest window the simulation holds ({height}×{width} px, 1.75 × the image; RMS radius "
-            f"{float(psf_width_px(psf.detach()).max()):.1f} px); at least "
+            f"the largest window the simulation holds ({height}×{width} px, 1.75 × the image; "
+            f"RMS radius {float(psf_width_px(psf.detach()).max()):.1f} px); at least "
             f"{100 * MIN_PSF_ENERGY_FRACTION:.0f} % is needed, or renormalizing the window would "
             "hide the rest. Use a smaller blur (defocus_um, Zernike coefficients), a smaller "
             "aperture or larger images."
@@ -203,9 +203,7 @@ class RefractiveLens(Encoder):
         blurred = fft_convolve(images, psf, self.config.padding, spectrum)  # S linear: unit gain
         return blurred + self._noise(images)
 
-    def _psf_spectrum(
-        self, psf: torch.Tensor, image_size: tuple[int, int]
-    ) -> torch.Tensor | None:
+    def _psf_spectrum(self, psf: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor | None:
         """The PSF's spectrum on the convolution grid, kept with the cached PSF (a fixed lens
         transforms its PSF once, not once per batch); ``None`` while the PSF is being trained."""
         if psf.requires_grad:

@@ -277,8 +277,9 @@ def fresnel_psf(
     propagation is unitary, so the total is the wave grid's sum), so that a caller can refuse a
     PSF whose renormalization would hide a large part of its light. ``keep_light`` (e.g. 0.99):
     the window grows beyond H×W, in steps of an eighth of the image on each side and up to
-    1.75 × H×W (inside the padded wave grid), until it holds that share of the light; the PSF (the convolution
-    kernel) is then larger than the image, its axis still at pixel ``(K_h // 2, K_w // 2)``.
+    1.75 × H×W (inside the padded wave grid), until it holds that share of the light; the PSF
+    (the convolution kernel) is then larger than the image, its axis still at pixel
+    ``(K_h // 2, K_w // 2)``.
 
     ``height_map_m``: (aperture_samples, aperture_samples) surface height inside the aperture's
     bounding box (zero outside the disk), sampled at ``sample_pitch_m``; it is placed on a

@@ -13,6 +13,19 @@ SUMMARY_COLUMNS = ["encoder", "utility", "privacy", "worst_attack", "pareto"]
 LEFT_RANKED = ("encoder", "worst_attack")
 LEFT_REPORTED = ("encoder", "matches", "reference")
 
+#: The 95 % interval columns shown right after the summary, where the table has them.
+INTERVAL_DISPLAY = ["utility_lo", "utility_hi", "privacy_lo", "privacy_hi"]
+#: What the scores and the rank marks mean, under every ranked table (Markdown and HTML).
+SCORES_NOTE = (
+    "utility = (task headline on measurements − chance) ÷ (on clean images − chance), clipped to "
+    "[0, 1], mean over tasks; privacy = 1 − (attack success − chance) ÷ (clean attack success − "
+    "chance), clipped to [0, 1], worst case over attacks. `_lo`/`_hi`: 95 % intervals (column "
+    "`interval` says how: over seeds, or a bootstrap over the test items of a single training "
+    "run, which leaves the training run's own variation out). A rank marked ≈ is not separated "
+    "from the next one: their privacy intervals overlap. `pareto` marks the non-dominated "
+    "encoders."
+)
+
 REPORTED_TITLE = (
     "Reported by the paper (reference rows: not ranked, not in the normalized scores or the "
     "Pareto plot)"
@@ -38,6 +51,15 @@ def format_reported(value: Any) -> str:
 
 
 def display_columns(table: pd.DataFrame) -> list[str]:
-    """Summary columns, then the raw metrics (evaluation.metric), then encoder identity."""
+    """Summary columns and their intervals, then the raw metrics (evaluation.metric), then
+    encoder identity and how the intervals were obtained."""
+    intervals = [c for c in INTERVAL_DISPLAY if c in table.columns]
     metrics = [c for c in table.columns if "." in c]
-    return SUMMARY_COLUMNS + metrics + [c for c in ("alpha", "seeds") if c in table.columns]
+    meta = [c for c in ("alpha", "seeds", "interval") if c in table.columns]
+    return SUMMARY_COLUMNS + intervals + metrics + meta
+
+
+def rank_label(rank: int, row: pd.Series) -> str:
+    """The rank, marked ≈ where the row's privacy interval overlaps the next row's."""
+    separated = row.get("privacy_separated")
+    return f"{rank} ≈" if separated is not None and not bool(separated) else str(rank)

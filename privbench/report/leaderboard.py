@@ -20,10 +20,12 @@ from privbench.report.formatting import (
     LEFT_RANKED,
     LEFT_REPORTED,
     REPORTED_TITLE,
+    SCORES_NOTE,
     SUMMARY_COLUMNS,
     display_columns,
     format_reported,
     format_value,
+    rank_label,
 )
 from privbench.report.page import CLEAN_SAMPLE, Section, to_html
 from privbench.report.pareto import plot_pareto
@@ -87,17 +89,9 @@ def to_markdown(table: pd.DataFrame, title: str, comparison: pd.DataFrame | None
         "|" + "---|" * (len(columns) + 1),
     ]
     for rank, (_, row) in enumerate(table.iterrows(), start=1):
-        lines.append(f"| {rank} | " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
-    lines += [
-        "",
-        (
-            "utility = task headline metric on measurements ÷ on clean images (identity encoder), "
-            "mean over tasks; privacy = 1 − (attack success − chance) ÷ (clean attack success − "
-            "chance), clipped to [0, 1], worst case over attacks. `pareto` marks the "
-            "non-dominated encoders."
-        ),
-        "",
-    ]
+        cells = " | ".join(format_value(row.get(c)) for c in columns)
+        lines.append(f"| {rank_label(rank, row)} | {cells} |")
+    lines += ["", SCORES_NOTE, ""]
     if comparison is not None and not comparison.empty:
         lines.append(reported_markdown(comparison))
     return "\n".join(lines)
@@ -116,7 +110,7 @@ def print_table(table: pd.DataFrame, title: str, console=None) -> None:
     for column in columns:
         rich_table.add_column(column, justify="left" if column in LEFT_RANKED else "right")
     for rank, (_, row) in enumerate(table.iterrows(), start=1):
-        rich_table.add_row(str(rank), *(format_value(row.get(c)) for c in columns))
+        rich_table.add_row(rank_label(rank, row), *(format_value(row.get(c)) for c in columns))
     console.print(rich_table)
 
 

@@ -17,9 +17,11 @@ from privbench.report.formatting import (
     LEFT_RANKED,
     LEFT_REPORTED,
     REPORTED_TITLE,
+    SCORES_NOTE,
     display_columns,
     format_reported,
     format_value,
+    rank_label,
 )
 
 PAGE_TEMPLATE = "leaderboard.html.j2"
@@ -59,6 +61,7 @@ def to_html(sections: list[Section], samples: dict[str, str], figure: str | None
         .render(
             sections=[_section_view(index, section) for index, section in enumerate(sections)],
             reported_title=REPORTED_TITLE,
+            scores_note=SCORES_NOTE,
             samples=samples,
             clean_sample=CLEAN_SAMPLE,
             figure=figure,
@@ -70,7 +73,7 @@ def _section_view(index: int, section: Section) -> dict[str, Any]:
     columns = display_columns(section.table)
     rows = [
         {
-            "rank": rank,
+            "rank": rank_label(rank, row),
             "front": bool(row.get("pareto")),
             "cells": [_cell(format_value(row.get(c)), c in LEFT_RANKED) for c in columns],
         }

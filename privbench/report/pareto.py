@@ -39,6 +39,7 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
     for index, row in valid.iterrows():
         style = {"s": 70, "zorder": 3, "edgecolor": "black", "linewidth": 0.6}
         color = "tab:red" if index in on_front else "tab:blue"
+        _error_bars(axes, row, color)
         axes.scatter(row["utility"], row["privacy"], color=color, **style)
     _annotate_without_overlap(axes, valid, figure.dpi)
     if len(front) >= 1:
@@ -46,12 +47,24 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
         axes.plot(
             xs, ys, color="tab:red", linewidth=1.5, zorder=2, label="Pareto front (non-dominated)"
         )
-    axes.set_xlabel("utility (task metric on measurements ÷ on clean images; mean over tasks)")
+    axes.set_xlabel("utility (share of the clean images' advantage over chance; mean over tasks)")
     axes.set_ylabel("privacy (1 − normalized attack success; worst case over attacks)")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     if len(front):
         axes.legend(loc="lower left", fontsize=8)
+    methods = sorted({str(m) for m in table.get("interval", pd.Series(dtype=object)).dropna()})
+    if methods:
+        axes.text(
+            0.01,
+            0.99,
+            "error bars: 95 % intervals, " + "; ".join(methods),
+            transform=axes.transAxes,
+            ha="left",
+            va="top",
+            fontsize=7,
+            color="gray",
+        )
     if not missing.empty:
         names = ", ".join(str(n) for n in missing["encoder"])
         axes.text(
@@ -69,6 +82,27 @@ def plot_pareto(table: pd.DataFrame, path: str | Path, title: str = "Privacy vs 
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def _error_bars(axes, row: pd.Series, color: str) -> None:
+    """The encoder's 95 % intervals of utility (x) and privacy (y), where the table has them."""
+    bounds = [row.get(name) for name in ("utility_lo", "utility_hi", "privacy_lo", "privacy_hi")]
+    if any(b is None or not np.isfinite(float(b)) for b in bounds):
+        return
+    u_lo, u_hi, p_lo, p_hi = (float(b) for b in bounds)
+    utility, privacy = float(row["utility"]), float(row["privacy"])
+    axes.errorbar(
+        utility,
+        privacy,
+        xerr=[[max(0.0, utility - u_lo)], [max(0.0, u_hi - utility)]],
+        yerr=[[max(0.0, privacy - p_lo)], [max(0.0, p_hi - privacy)]],
+        fmt="none",
+        ecolor=color,
+        elinewidth=0.9,
+        capsize=2,
+        alpha=0.7,
+        zorder=2,
+    )
 
 
 #: The line from a label that had to move to its point.

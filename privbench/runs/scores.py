@@ -26,7 +26,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from privbench.runs.intervals import BootstrapIntervals, t_interval
+
 CLEAN_ENCODER = "identity"
+#: the 95 % intervals of utility and privacy, and how they were obtained
+INTERVAL_COLUMNS = ["utility_lo", "utility_hi", "privacy_lo", "privacy_hi", "interval"]
 GROUP_COLUMNS = ["benchmark", "benchmark_version", "dataset_fingerprint"]
 ENCODER_COLUMNS = [
     "encoder_label",
@@ -132,6 +136,10 @@ def score_rows(rows: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     rows = rows.merge(reference, on=clean_key, how="left")
+    # one text key per (evaluation, config, seed, …): pairs a cell with its clean reference
+    rows["clean_key_text"] = [
+        repr(tuple(values)) for values in rows[clean_key].itertuples(index=False)
+    ]
     normalized = []
     for row in rows.itertuples(index=False):
         score = normalized_utility if row.role == "utility" else normalized_privacy
@@ -155,6 +163,7 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=["encoder", "utility", "privacy", "worst_attack"])
     scored = score_rows(rows)
+    bootstrap = BootstrapIntervals(scored[scored["encoder"] == CLEAN_ENCODER])
     records = []
     for key, group in scored.groupby(ENCODER_COLUMNS, dropna=False, sort=False):
         label, name, config_hash, weights_hash, alpha, study, trial = key
@@ -187,6 +196,7 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
         finite = {k: v for k, v in privacies.items() if not math.isnan(v)}
         record["worst_attack"] = min(finite, key=finite.get) if finite else None
         record["seeds"] = int(group["seed"].nunique())
+        record.update(_interval(group, bootstrap, record["seeds"]))
         records.append(record)
     table = pd.DataFrame.from_records(records)
     front = [
@@ -194,14 +204,41 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
         for i in pareto_front_indices(table["utility"].to_numpy(), table["privacy"].to_numpy())
     ]
     table["pareto"] = table.index.isin(front)
-    leading = ["encoder", "utility", "privacy", "worst_attack", "pareto"]
+    leading = ["encoder", "utility", "privacy", "worst_attack", "pareto"] + INTERVAL_COLUMNS
     rest = [c for c in table.columns if c not in leading]
     metric_columns = sorted(c for c in rest if "." in c)
     meta = [c for c in rest if c not in metric_columns]
     table = table[leading + metric_columns + meta]
-    return table.sort_values(
+    table = table.sort_values(
         ["privacy", "utility"], ascending=False, na_position="last"
     ).reset_index(drop=True)
+    # a rank is separated from the next one when their privacy intervals do not overlap (None:
+    # an interval is unknown; the last rank has no next one)
+    low, below = table["privacy_lo"].tolist(), table["privacy_hi"].shift(-1).tolist()
+    table["privacy_separated"] = [
+        True
+        if index == len(low) - 1
+        else (None if _missing(lo) or _missing(next_hi) else bool(lo > next_hi))
+        for index, (lo, next_hi) in enumerate(zip(low, below))
+    ]
+    return table
+
+
+def _interval(group: pd.DataFrame, bootstrap: BootstrapIntervals, seeds: int) -> dict:
+    """The encoder's 95 % intervals (:mod:`privbench.runs.intervals`): over seeds when there are
+    several, a bootstrap over test items when there is one."""
+    if seeds < 2:
+        return bootstrap.interval(group)
+    per_seed = {"utility": [], "privacy": []}
+    for _, cells in group.groupby("seed"):
+        utility = cells.loc[cells["role"] == "utility", "normalized"].dropna()
+        per_seed["utility"].append(float(utility.mean()) if len(utility) else math.nan)
+        privacy = cells.loc[cells["role"] != "utility", "normalized"]
+        per_seed["privacy"].append(worst_case_privacy(privacy.tolist()))
+    out: dict = {"interval": f"Student t over {seeds} seeds"}
+    for name, values in per_seed.items():
+        out[f"{name}_lo"], out[f"{name}_hi"] = t_interval(values)
+    return out
 
 
 def split_groups(rows: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
