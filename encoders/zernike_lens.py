@@ -186,7 +186,7 @@ class RefractiveLens(Encoder):
         if self.training or float(energy.min()) >= MIN_PSF_ENERGY_FRACTION:
             return
         height, width = psf.shape[-2:]
-        shares = ", ".join(f"{100 * float(v):.0f} %" for v in energy)
+        shares = ", ".join(f"{100 * float(v):.1f} %" for v in energy)
         raise ConfigError(
             f"{self.name}: its PSF keeps only {shares} (per colour channel) of the light inside "
             f"the largest window the simulation holds ({height}×{width} px, 1.75 × the image; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.detections import random_detections
 
 import privbench
 from privbench.api.cache import ArtifactCache
@@ -197,19 +198,7 @@ def test_discrete_roc_on_a_hand_made_case():
 
 
 def test_interpolated_ap50_equals_torchmetrics_on_random_detections():
-    generator = torch.Generator().manual_seed(3)
-    targets, predictions = [], []
-    for _ in range(12):
-        k = int(torch.randint(0, 4, (1,), generator=generator))
-        corners = torch.rand(k, 2, generator=generator) * 80
-        truth = torch.cat([corners, corners + 10 + torch.rand(k, 2, generator=generator) * 30], 1)
-        noisy = truth + torch.randn(k, 4, generator=generator) * 4
-        clutter = torch.rand(2, 2, generator=generator) * 90
-        boxes = torch.cat([noisy, torch.cat([clutter, clutter + 15], 1)])
-        targets.append(truth)
-        predictions.append(
-            {"boxes": boxes, "scores": torch.rand(boxes.shape[0], generator=generator)}
-        )
+    predictions, targets = random_detections(12, seed=3)
     assert interpolated_ap(precision_recall(predictions, targets)) == pytest.approx(
         coco_ap(predictions, targets)["ap50"], abs=1e-6
     )

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from support.detections import random_detections
+from support.result_rows import result_row
 
 from privbench.api.items import ItemScores
 from privbench.runs.intervals import BOOTSTRAP, t_interval
@@ -14,33 +15,7 @@ from privbench.runs.scores import leaderboard_table
 
 
 def _row(encoder, evaluation, role, items, chance, seed=0):
-    value = float(np.mean(items))
-    return {
-        "benchmark": "b",
-        "benchmark_version": "1",
-        "dataset_fingerprint": "f",
-        "dataset": "d",
-        "encoder": encoder,
-        "encoder_label": encoder,
-        "encoder_config_hash": encoder + "h",
-        "encoder_weights_hash": None,
-        "alpha": None,
-        "study": None,
-        "trial": None,
-        "evaluation": evaluation,
-        "evaluation_version": "1",
-        "evaluation_config": {},
-        "role": role,
-        "protocol": None,
-        "seed": seed,
-        "metrics": {"m": value},
-        "headline_metric": "m",
-        "headline_value": value,
-        "higher_is_better": True,
-        "chance": chance,
-        "source": "measured",
-        "details": {"items": ItemScores.per_item(items).to_dict()},
-    }
+    return result_row(encoder, evaluation, role, None, chance, seed, items=items)
 
 
 def test_one_seed_bootstrap_matches_the_binomial_interval():
@@ -105,19 +80,7 @@ def test_several_seeds_give_a_student_t_interval():
 def test_weighted_ap_equals_pycocotools_on_the_duplicated_images():
     from privbench.detection import coco_ap
 
-    generator = torch.Generator().manual_seed(4)
-    targets, predictions = [], []
-    for _ in range(10):
-        k = int(torch.randint(1, 4, (1,), generator=generator))
-        corners = torch.rand(k, 2, generator=generator) * 80
-        truth = torch.cat([corners, corners + 20], 1)
-        noisy = truth + torch.randn(k, 4, generator=generator) * 3
-        clutter = torch.rand(3, 2, generator=generator) * 90
-        boxes = torch.cat([noisy, torch.cat([clutter, clutter + 15], 1)])
-        targets.append(truth)
-        predictions.append(
-            {"boxes": boxes, "scores": torch.rand(boxes.shape[0], generator=generator)}
-        )
+    predictions, targets = random_detections(10, seed=4, clutter=3, min_faces=1)
     items = ItemScores.detections(predictions, targets)
     counts = np.array([[1] * 10, [2, 0, 1, 3, 0, 1, 1, 0, 2, 0]])
     resampled = items.resampled(counts)

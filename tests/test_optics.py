@@ -317,7 +317,7 @@ def test_the_psf_window_grows_until_it_keeps_the_light_and_refuses_beyond_the_si
         assert torch.allclose(lens(flat), flat, atol=1e-5)
         too_much = DefocusLens(defocus_um=12.0, noise_std=0.0)
         too_much.train().psf(64, 64)  # a designer may pass through such a state
-        with pytest.raises(ConfigError, match=r"keeps only 7\d %.*1.75 × the image"):
+        with pytest.raises(ConfigError, match=r"keeps only 7\d\.\d %.*1.75 × the image"):
             too_much.eval().psf(64, 64)  # also when the PSF comes from the cache
         with pytest.raises(ConfigError, match="smaller blur"):
             too_much.eval()(torch.rand(1, 3, 64, 64))

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from support.result_rows import result_row
 
 from privbench.report.pareto import pareto_front, plot_pareto
 from privbench.runs.scores import (
@@ -62,32 +63,7 @@ def test_pareto_front_indices():
     assert sorted(pareto_front_indices(utility, privacy)) == [0, 3, 4]
 
 
-def _row(encoder, evaluation, role, value, chance=None, seed=0, protocol=None, metric="m"):
-    return {
-        "benchmark": "b",
-        "benchmark_version": "1",
-        "dataset_fingerprint": "f",
-        "dataset": "d",
-        "encoder": encoder,
-        "encoder_label": encoder,
-        "encoder_config_hash": encoder + "h",
-        "encoder_weights_hash": None,
-        "alpha": None,
-        "study": None,
-        "trial": None,
-        "evaluation": evaluation,
-        "evaluation_version": "1",
-        "evaluation_config": {},
-        "role": role,
-        "protocol": protocol,
-        "seed": seed,
-        "metrics": {metric: value},
-        "headline_metric": metric,
-        "headline_value": value,
-        "higher_is_better": True,
-        "chance": chance,
-        "source": "measured",
-    }
+_row = result_row
 
 
 def test_leaderboard_table_hand_made():

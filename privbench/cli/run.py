@@ -58,6 +58,11 @@ def run_command(
     """Run a benchmark end to end: data, encoders, tasks, attacks, store, leaderboard, Pareto plot.
 
     Cells already in the store are skipped, so rerunning after an interruption resumes.
+
+    Cost: the default benchmark (synthfaces, quick preset, 10 encoder configurations × 10
+    cells) took 49 minutes on 2 CPU cores from an empty cache (measured 2026-12-02, README
+    "Where the default run's time goes"); with everything cached, a rerun only reads the store
+    and renders the leaderboard.
     """
     from rich.markup import escape
 

@@ -370,7 +370,7 @@ def _light_keeping_window(
     window = size
     for _ in range(64):
         inside = sensor[..., _centred(axis[0], window[0]), _centred(axis[1], window[1])]
-        if float((inside.detach().sum(dim=(-2, -1)) / total).min()) >= keep_light:
+        if float((inside.detach().sum(dim=(-2, -1)) / total.detach()).min()) >= keep_light:
             return window
         grown = tuple(w + 2 * step for w, step in zip(window, steps))
         fits = all(
