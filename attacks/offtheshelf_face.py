@@ -202,11 +202,11 @@ class OffTheShelfFace(Evaluation):
         face = float(round(side * scale))
         return views, (pad, pad, pad + face, pad + face)
 
-    def _found(self, models, detector: str, views: list[np.ndarray], face_box) -> np.ndarray:
-        """Per view: does ``detector`` return a box matching ``face_box`` (None: any box at all)?"""
+    def _found(self, detector: str, views: list[np.ndarray], face_box) -> np.ndarray:
+        """Per view: does ``detector`` return a box matching ``face_box`` (None: any box at all)?
+        Run in as many processes as the cell has CPU threads (:func:`face_models.detect_many`)."""
         hits = []
-        for view in views:
-            boxes = models.detect(detector, view)
+        for boxes in face_models.detect_many(detector, views, torch.get_num_threads()):
             if face_box is None:
                 hits.append(len(boxes) > 0)
             else:
@@ -216,8 +216,8 @@ class OffTheShelfFace(Evaluation):
                 )
         return np.asarray(hits, dtype=bool)
 
-    def _descriptors(self, models, views: list[np.ndarray], face_box) -> np.ndarray:
-        return np.stack([models.describe(view, face_box) for view in views])
+    def _descriptors(self, views: list[np.ndarray], face_box) -> np.ndarray:
+        return face_models.describe_many(views, face_box, torch.get_num_threads())
 
     def _clean_descriptors(self, models, clean: torch.Tensor, ctx: RunContext) -> np.ndarray:
         """Descriptors of the attacker's clean gallery (shared by every encoder's
@@ -234,7 +234,7 @@ class OffTheShelfFace(Evaluation):
 
         def describe() -> np.ndarray:
             views, box = self._crop_views(clean, clean.float() / 255.0)
-            return self._descriptors(models, views, box)
+            return self._descriptors(views, box)
 
         if ctx.cache is None:
             return describe()
@@ -303,10 +303,10 @@ class OffTheShelfFace(Evaluation):
         )
         for detector in cfg.detectors:
             metrics[f"detect_{detector}"] = float(
-                self._found(models, detector, face_views, face_box).mean()
+                self._found(detector, face_views, face_box).mean()
             )
             metrics[f"false_alarm_{detector}"] = float(
-                self._found(models, detector, non_face_views, None).mean()
+                self._found(detector, non_face_views, None).mean()
             )
         metrics["detect_best"] = max(metrics[f"detect_{d}"] for d in cfg.detectors)
 
@@ -321,7 +321,7 @@ class OffTheShelfFace(Evaluation):
             scaled_box = tuple(v * scale for v in box)
             for detector in cfg.detectors:
                 metrics[f"astronaut_{detector}"] = float(
-                    self._found(models, detector, [view], scaled_box)[0]
+                    self._found(detector, [view], scaled_box)[0]
                 )
 
         # Identification with the recognition network's descriptors.
@@ -329,14 +329,14 @@ class OffTheShelfFace(Evaluation):
             gallery_images = faces
             ids = np.arange(faces.shape[0])
             gallery_ids, probe_ids = ids, ids
-            encoded_gallery = self._descriptors(models, face_views, face_box)
+            encoded_gallery = self._descriptors(face_views, face_box)
             mirrored = faces.flip(
                 -1
             )  # the camera sees the mirrored face: never the gallery picture itself
             probe_views, box = self._crop_views(
                 mirrored, inputs.encode_images(mirrored), inputs.measurement_range
             )
-            probe_descriptors = self._descriptors(models, probe_views, box)
+            probe_descriptors = self._descriptors(probe_views, box)
             details["identification_set"] = f"lfw_subset ({faces.shape[0]} faces, mirrored probes)"
         else:
             folder_images, labels, people = self._folder_faces()
@@ -345,7 +345,7 @@ class OffTheShelfFace(Evaluation):
             )
             for detector in cfg.detectors:
                 metrics[f"folder_detect_{detector}"] = float(
-                    self._found(models, detector, folder_views, box).mean()
+                    self._found(detector, folder_views, box).mean()
                 )
             gallery, probes = self._gallery_split(labels)
             gallery_images, gallery_ids, probe_ids = (
@@ -353,8 +353,8 @@ class OffTheShelfFace(Evaluation):
                 labels[gallery],
                 labels[probes],
             )
-            encoded_gallery = self._descriptors(models, [folder_views[i] for i in gallery], box)
-            probe_descriptors = self._descriptors(models, [folder_views[i] for i in probes], box)
+            encoded_gallery = self._descriptors([folder_views[i] for i in gallery], box)
+            probe_descriptors = self._descriptors([folder_views[i] for i in probes], box)
             details["identification_set"] = (
                 f"folder {cfg.folder} ({len(set(gallery_ids.tolist()))} "
                 f"of {len(people)} people, {len(probes)} probes)"

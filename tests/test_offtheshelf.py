@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -107,6 +108,27 @@ def test_strong_blur_defeats_the_real_models(clean_camera):
     assert sum(blurred.metrics[f"astronaut_{d}"] for d in face_models.DETECTORS) < len(
         face_models.DETECTORS
     )
+
+
+@needs_faces
+def test_face_models_in_worker_processes_give_the_same_results_and_report_errors():
+    # dlib's deep models hold the GIL, so a 2-thread cell runs them in 2 worker processes
+    from privbench.nn.face_worker import FaceWorkerError
+
+    faces, _ = face_models.lfw_subset(6, 64)
+    views = [face_models.detector_view(face.float() / 255.0, 100 / 64, 25) for face in faces]
+    models = face_models.load_face_models()
+    for detector in face_models.DETECTORS:
+        inline = [models.detect(detector, view) for view in views]
+        pooled = face_models.detect_many(detector, views, workers=2)
+        assert all((a == b).all() and a.shape == b.shape for a, b in zip(inline, pooled))
+    box = (25.0, 25.0, 125.0, 125.0)
+    inline = np.stack([models.describe(view, box) for view in views])
+    assert np.array_equal(face_models.describe_many(views, box, workers=2), inline)
+    with pytest.raises(FaceWorkerError, match="ConfigError: Unknown face detector"):
+        face_models.detect_many("no-such-detector", views, workers=2)
+    # the pool survives a failed request
+    assert len(face_models.detect_many("dlib-hog", views, workers=2)) == len(views)
 
 
 @needs_faces
