@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from privbench.api.items import ItemScores
+from privbench.runs.scores import share_of_clean_advantage
 
 RESAMPLES = 1000
 #: how each interval was obtained (the leaderboard's ``interval`` column)
@@ -60,15 +61,7 @@ def _draws(key: str, items: int, resamples: int) -> np.ndarray:
 
 def _normalized(values, clean, chance, higher_is_better, role) -> np.ndarray:
     """:func:`~privbench.runs.scores.normalized_utility`/``normalized_privacy`` on arrays."""
-    advantage = np.asarray(clean, dtype=np.float64) - chance
-    valid = advantage > 0 if higher_is_better else advantage < 0
-    share = np.divide(
-        np.asarray(values, dtype=np.float64) - chance,
-        advantage,
-        out=np.full(np.shape(advantage), np.nan),
-        where=valid,
-    )
-    share = np.where(valid, share, np.nan)
+    share = share_of_clean_advantage(values, clean, chance, higher_is_better)
     return np.clip(share if role == "utility" else 1.0 - share, 0.0, 1.0)
 
 

@@ -26,8 +26,6 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from privbench.runs.intervals import BootstrapIntervals, t_interval
-
 CLEAN_ENCODER = "identity"
 #: the 95 % intervals of utility and privacy, and how they were obtained
 INTERVAL_COLUMNS = ["utility_lo", "utility_hi", "privacy_lo", "privacy_hi", "interval"]
@@ -74,15 +72,20 @@ def normalized_privacy(
 def _share_of_clean_advantage(
     value: float, clean_value: float, chance: float, higher_is_better: bool
 ) -> float:
-    """(value − chance)/(clean value − chance): how much of the clean images' advantage over
-    chance is left; NaN when a value is missing or clean images do not beat chance in the
-    metric's direction."""
     if _missing(value) or _missing(clean_value) or _missing(chance):
         return math.nan
-    advantage_clean = clean_value - chance
-    if (advantage_clean <= 0) if higher_is_better else (advantage_clean >= 0):
-        return math.nan
-    return (value - chance) / advantage_clean
+    return float(share_of_clean_advantage(value, clean_value, chance, higher_is_better))
+
+
+def share_of_clean_advantage(values, clean_values, chance: float, higher_is_better: bool):
+    """(value − chance)/(clean value − chance), elementwise on arrays (the bootstrap's
+    resamples) or numbers: how much of the clean images' advantage over chance is left; NaN
+    where clean images do not beat chance in the metric's direction."""
+    advantage = np.asarray(clean_values, dtype=np.float64) - chance
+    valid = advantage > 0 if higher_is_better else advantage < 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (np.asarray(values, dtype=np.float64) - chance) / advantage
+    return np.where(valid, share, np.nan)
 
 
 def worst_case_privacy(privacies: Iterable[float]) -> float:
@@ -162,6 +165,8 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows[rows["source"].fillna("measured") != "reported"]
     if rows.empty:
         return pd.DataFrame(columns=["encoder", "utility", "privacy", "worst_attack"])
+    from privbench.runs.intervals import BootstrapIntervals  # it builds on this module
+
     scored = score_rows(rows)
     bootstrap = BootstrapIntervals(scored[scored["encoder"] == CLEAN_ENCODER])
     records = []
@@ -224,9 +229,11 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _interval(group: pd.DataFrame, bootstrap: BootstrapIntervals, seeds: int) -> dict:
+def _interval(group: pd.DataFrame, bootstrap, seeds: int) -> dict:
     """The encoder's 95 % intervals (:mod:`privbench.runs.intervals`): over seeds when there are
-    several, a bootstrap over test items when there is one."""
+    several, a bootstrap over test items (``bootstrap``) when there is one."""
+    from privbench.runs.intervals import t_interval
+
     if seeds < 2:
         return bootstrap.interval(group)
     per_seed = {"utility": [], "privacy": []}
