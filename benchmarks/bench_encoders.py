@@ -26,7 +26,8 @@ import time
 import torch
 
 import privbench
-from privbench.nn.optics import direct_convolve, fft_convolve, fresnel_psf, zernike
+from privbench.nn.convolution import direct_convolve, fft_convolve
+from privbench.nn.optics import fresnel_psf, zernike
 
 
 def timed(function, repeats: int, warmup: int = 1) -> float:

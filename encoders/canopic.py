@@ -28,7 +28,7 @@ from pydantic import Field
 
 from privbench.api.encoder import Encoder, EncoderConfig
 from privbench.api.registry import register_encoder
-from privbench.nn.optics import fft_convolve
+from privbench.nn.convolution import fft_convolve
 
 
 def gaussian_kernel_2d(size: int, sigma_px: float) -> torch.Tensor:

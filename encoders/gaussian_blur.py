@@ -10,7 +10,7 @@ from pydantic import Field
 
 from privbench.api.encoder import Encoder, EncoderConfig
 from privbench.api.registry import register_encoder
-from privbench.nn.optics import replicate_pad
+from privbench.nn.convolution import replicate_pad
 
 
 class GaussianBlurConfig(EncoderConfig):

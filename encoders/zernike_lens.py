@@ -18,14 +18,8 @@ from pydantic import Field, model_validator
 from privbench.api.encoder import MIN_INPUT_SIZE, Encoder, EncoderConfig
 from privbench.api.errors import ConfigError
 from privbench.api.registry import register_encoder
-from privbench.nn.optics import (
-    convolution_grid,
-    fft_convolve,
-    fresnel_psf,
-    kernel_spectrum,
-    psf_width_px,
-    zernike_basis,
-)
+from privbench.nn.convolution import convolution_grid, fft_convolve, kernel_spectrum
+from privbench.nn.optics import fresnel_psf, psf_width_px, zernike_basis
 
 
 class LensConfig(EncoderConfig):

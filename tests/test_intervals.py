@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from support.detections import random_detections
 from support.result_rows import result_row
 
@@ -89,3 +90,11 @@ def test_weighted_ap_equals_pycocotools_on_the_duplicated_images():
     duplicated = coco_ap([predictions[i] for i in drawn], [targets[i] for i in drawn])
     assert resampled[1] == pytest.approx(duplicated["ap50"], abs=1e-6)
     assert ItemScores.from_dict(items.to_dict()) == items
+
+
+def test_ap_parts_without_any_detection_resample_to_zero():
+    # a camera through which the detector finds nothing (the paper presets' fixture data)
+    targets = [torch.tensor([[10.0, 10.0, 40.0, 40.0]]), torch.zeros(0, 4)]
+    predictions = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0)}] * 2
+    items = ItemScores.detections(predictions, targets)
+    assert items.resampled(np.ones((3, 2))).tolist() == [0.0, 0.0, 0.0]

@@ -5,13 +5,15 @@ import pytest
 import torch
 
 from privbench.api.errors import ConfigError
-from privbench.nn.optics import (
+from privbench.nn.convolution import (
     convolution_grid,
     direct_convolve,
     fast_fft_length,
     fft_convolve,
-    fresnel_psf,
     kernel_spectrum,
+)
+from privbench.nn.optics import (
+    fresnel_psf,
     noll_to_nm,
     psf_width_px,
     pupil_coordinates,
@@ -236,7 +238,7 @@ def test_gradcheck_in_float64():
 
 @pytest.mark.parametrize("pads", [(1, 2, 3, 0), (9, 12, 0, 20), (40, 1, 1, 40)])
 def test_replicate_pad_is_numpy_edge_padding_also_beyond_the_image_size(pads):
-    from privbench.nn.optics import replicate_pad
+    from privbench.nn.convolution import replicate_pad
 
     top, bottom, left, right = pads
     images = torch.rand(2, 3, 8, 10, dtype=torch.float64)

@@ -108,6 +108,8 @@ def _weighted_ap50(items: ItemScores, counts: np.ndarray) -> np.ndarray:
     image_of, hits = image_of[order], hits[order]
     faces = counts @ np.asarray(items.faces, dtype=np.float64)
     result = np.zeros(counts.shape[0])
+    if hits.size == 0:  # no detection kept (none at all, or no true positive): AP 0
+        return result
     for start in range(0, counts.shape[0], 64):  # bounded memory: 64 resamples at a time
         weights = counts[start : start + 64][:, image_of]
         tp = np.cumsum(weights * hits, axis=1)

@@ -280,9 +280,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     writes instead of waiting for it, and a busy timeout, so that a writer waits for another
     writer's transaction (one short insert) instead of failing at once. WAL is a property of
     the file (an in-memory database stays in its own mode)."""
+    import sqlite3
+    import time
+
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    # Switching the journal mode needs the file's exclusive lock, and SQLite may answer
+    # "database is locked" at once instead of waiting while another process migrates the store
+    # (seen with two processes opening a new store on a loaded machine): retry for as long as
+    # the busy timeout.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.close()
 
 
