@@ -85,6 +85,15 @@ def test_run_and_leaderboard_from_store(capsys, toy, tmp_path):
         assert (tmp_path / "again" / name).is_file()
 
 
+def test_leaderboard_of_a_store_that_does_not_exist_names_it_and_creates_nothing(capsys, tmp_path):
+    missing = tmp_path / "nowhere" / "results.db"
+    tmp_path.joinpath("nowhere").mkdir()
+    code, output = _cli(capsys, "leaderboard", "--store", f"sqlite:///{missing}")
+    assert code not in (0, None)
+    assert f"There is no results store at '{missing}'" in output and "privbench run" in output
+    assert not missing.exists()
+
+
 def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
     spec = _write_spec(toy, tmp_path)
     script = tmp_path / "run_privbench.py"

@@ -24,8 +24,9 @@ def leaderboard_command(
 ):
     """Render the leaderboard (terminal, Markdown, CSV, HTML, Pareto plot) from a results store."""
     from privbench.report.leaderboard import render_outputs
-    from privbench.runs.store import ResultStore
+    from privbench.runs.store import ResultStore, require_existing_store
 
+    require_existing_store(store)
     rows = ResultStore(store).dataframe(benchmark=benchmark)
     if rows.empty:
         which = f" for {benchmark}" if benchmark else ""

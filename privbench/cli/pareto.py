@@ -29,8 +29,9 @@ def pareto_command(
     """
     from privbench.report.pareto import hypervolume, plot_fronts
     from privbench.runs.scores import leaderboard_table, split_groups
-    from privbench.runs.store import ResultStore
+    from privbench.runs.store import ResultStore, require_existing_store
 
+    require_existing_store(store)
     rows = ResultStore(store).dataframe(benchmark=benchmark)
     if rows.empty:
         raise PrivbenchError(

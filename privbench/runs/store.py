@@ -336,6 +336,22 @@ def _bad_url(url: str, error: Exception) -> str:
     )
 
 
+def require_existing_store(url: str) -> None:
+    """For commands that only read a store (``privbench leaderboard``): a SQLite file that does
+    not exist is an error naming it, instead of a new, empty store created by opening it."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # ResultStore reports a malformed URL
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if database and database != ":memory:" and not Path(database).expanduser().is_file():
+        raise StoreError(
+            f"There is no results store at {str(Path(database).expanduser())!r} (from --store "
+            f"{_shown(url)!r}). Run `privbench run --out DIR` first, or point --store at an "
+            "existing one, e.g. sqlite:///privbench-out/results.db."
+        )
+
+
 def _check_sqlite_folder(engine: sa.Engine, url: str) -> None:
     """A SQLite file in a missing folder: say so, rather than SQLite's 'unable to open'."""
     if engine.dialect.name != "sqlite":
