@@ -64,7 +64,7 @@ from privbench.api.evaluation import (
 from privbench.api.items import ItemScores
 from privbench.api.registry import register_attack
 from privbench.nn import face_models
-from privbench.nn.imaging import to_common_grid
+from privbench.nn.imaging import INTENSITY_RANGE, to_common_grid
 
 DetectorName = Literal["opencv-haar", "dlib-hog", "dlib-cnn"]
 #: Border of replicated edge pixels around a tight face crop in the detector view, as a
@@ -120,13 +120,6 @@ class OffTheShelfFaceConfig(EvaluationConfig):
         if len(set(value)) != len(value):
             raise ValueError("each detector may be listed once")
         return value
-
-
-def nearest_neighbour_top1(
-    gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray
-) -> float:
-    """Fraction of probes whose nearest gallery descriptor (Euclidean) has the probe's identity."""
-    return float(nearest_neighbour_hits(gallery, gallery_ids, probes, probe_ids).mean())
 
 
 def nearest_neighbour_hits(
@@ -190,7 +183,7 @@ class OffTheShelfFace(Evaluation):
         self,
         clean: torch.Tensor,
         measured: torch.Tensor,
-        value_range: tuple[float, float] = (0.0, 1.0),
+        value_range: tuple[float, float] = INTENSITY_RANGE,
     ) -> tuple[list[np.ndarray], tuple[float, ...]]:
         """Detector views of face crops (clean or encoded, on the clean grid) and the
         face box in them (``value_range``: the measurement's declared range)."""

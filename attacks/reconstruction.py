@@ -43,7 +43,7 @@ from privbench.api.measurements import (
 from privbench.api.registry import register_attack
 from privbench.nn.classifiers import build_classifier
 from privbench.nn.fit import FitHistory, fit, shuffled_batches
-from privbench.nn.imaging import psnr, to_common_grid
+from privbench.nn.imaging import INTENSITY_RANGE, psnr, to_common_grid
 from privbench.nn.training import (
     ClassifierConfig,
     fit_new_classifier,
@@ -332,7 +332,7 @@ class Reconstruction(Evaluation):
         measured: torch.Tensor,
         labels,
         device,
-        value_range: tuple[float, float] = (0.0, 1.0),
+        value_range: tuple[float, float] = INTENSITY_RANGE,
     ) -> tuple[dict[str, float], torch.Tensor]:
         """The attack's scores on test images ``clean`` and their ``measured`` measurements
         (``value_range``: the encoder's declared measurement range), and which reconstructions

@@ -14,7 +14,7 @@ from privbench.api.encoder import Encoder
 from privbench.api.errors import ConfigError
 from privbench.api.evaluation import RunContext
 from privbench.nn.fit import FitHistory
-from privbench.nn.imaging import to_common_grid
+from privbench.nn.imaging import INTENSITY_RANGE, to_common_grid
 
 #: Checkpoint format of the designers' runs of :func:`fit` (part of their signature).
 CHECKPOINT_FORMAT = 1
@@ -30,7 +30,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 def distortion_term(
     clean: torch.Tensor,
     measurement: torch.Tensor,
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] = INTENSITY_RANGE,
 ) -> torch.Tensor:
     """2PSC's 1 − (1/J) Σ_ℓ ‖Y_ℓ − X_ℓ‖², with Y on the scene's grid (:func:`to_common_grid`,
     ``value_range``: the encoder's declared measurement range).
