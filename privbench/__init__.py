@@ -61,6 +61,16 @@ def run(spec: Any = None, **options: Any):
     return _run(spec, **options)
 
 
+def evaluate(camera: Any, benchmark: Any = None, **options: Any):
+    """Run your own camera (an Encoder instance or a plain ``nn.Module``) on a benchmark like a
+    registered encoder, beside ``identity`` (the clean reference); ``options``: ``label``,
+    ``compare``, ``designer``, ``alphas``, ``measurement_range`` and :func:`run`'s options. See
+    :func:`privbench.pipeline.evaluate`."""
+    from privbench.pipeline import evaluate as _evaluate
+
+    return _evaluate(camera, benchmark, **options)
+
+
 __all__ = [
     "AdapterConfig",
     "ComponentConfig",
@@ -68,6 +78,7 @@ __all__ = [
     "FolderAdapter",
     "Protocol",
     "dataset_adapter",
+    "evaluate",
     "load_dataset",
     "Designer",
     "DesignerConfig",

@@ -55,7 +55,7 @@ from privbench.captioning import (
     normalize_caption,
     train_captioner,
 )
-from privbench.captioning.metrics import most_frequent_caption, score_caption_sets
+from privbench.captioning.metrics import java_missing, most_frequent_caption, score_caption_sets
 
 PART = "scenes"
 
@@ -140,6 +140,10 @@ class Captioning(Evaluation):
         ),
     }
     headline = "cider"
+
+    def missing_prerequisites(self) -> list[str]:
+        reason = java_missing()
+        return [reason] if reason else []
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
         config = self.config

@@ -968,3 +968,23 @@ def test_a_benchmark_runs_on_a_real_format_dataset(tmp_path):
     assert row["dataset"] == "vggface2" and row["dataset_fingerprint"] == expected.fingerprint
     assert row["chance"] == pytest.approx(1 / 3)  # the attack sees the adapter's 3 identities
     assert 0.0 <= row["headline_value"] <= 1.0 and row["role"] == "privacy"
+
+
+def test_a_16_bit_grey_png_keeps_its_values(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from privbench.data.formats.pixels import to_rgb8
+    from privbench.report.show import load_image
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)  # a 16-bit grey PNG (opened as mode I;16 or I)
+    with Image.open(path) as opened:
+        assert opened.mode in ("I;16", "I")
+        rgb = np.asarray(to_rgb8(opened))
+    expected = np.round(ramp / 65535 * 255).astype(np.uint8)
+    assert np.array_equal(rgb[..., 0], expected) and np.array_equal(rgb[..., 2], expected)
+    shown = load_image(path)[0, 0].numpy()
+    assert abs(float(shown.mean()) - float(expected.mean()) / 255) < 1e-3
+    assert (shown >= 0.999).mean() < 0.01  # was 99.5 % white

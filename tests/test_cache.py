@@ -126,3 +126,37 @@ def test_a_failed_build_saves_nothing_and_releases_the_lock(tmp_path):
     assert cache.get_or_build("models", "k", lambda: torch.ones(2)).sum() == 2
     with pytest.raises(TypeError, match="models/none returned None"):
         cache.get_or_build("models", "none", lambda: None)
+
+
+def test_damage_inside_an_artifact_is_recomputed_not_loaded(tmp_path):
+    import torch
+
+    from privbench.api.cache import ArtifactCache
+
+    cache = ArtifactCache(tmp_path)
+    weights = {"w": torch.arange(10000, dtype=torch.float32)}
+    path = cache.save("models", "k", weights)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the tensor: torch.load would accept it
+    path.write_bytes(bytes(data))
+    assert cache.load("models", "k") is None and not path.exists()
+    cache.save("models", "k", weights)
+    assert torch.equal(cache.load("models", "k")["w"], weights["w"])
+
+
+def test_zeros_written_into_a_cached_measurement_file_are_noticed(toy, tmp_path):
+    from privbench.pipeline import run
+
+    spec = toy.toy_spec(encoders=["identity", "pixelate"])
+    first = run(spec, out_dir=tmp_path / "a", cache_dir=tmp_path / "cache")
+    encoded = sorted((tmp_path / "cache" / "encoded").glob("*.npy"))
+    assert encoded
+    for path in encoded:  # the fault-injection probe's damage: zeros over the middle
+        size = path.stat().st_size
+        with open(path, "r+b") as handle:
+            handle.seek(size // 2)
+            handle.write(b"\0" * (size // 4))
+    again = run(spec, out_dir=tmp_path / "b", cache_dir=tmp_path / "cache")
+    key = ["encoder_label", "evaluation"]
+    expected = first.set_index(key)["metrics"].to_dict()
+    assert again.set_index(key)["metrics"].to_dict() == expected

@@ -243,3 +243,72 @@ def test_shared_options_are_declared_once():
             if {"--device", "--cache-dir", "--spec"} & set(param.opts):
                 helps.setdefault(param.opts[0], set()).add(param.help)
     assert helps and all(len(texts) == 1 for texts in helps.values()), helps
+
+
+def _wait_for_rows(database, count: int, process, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if database.exists():
+            try:
+                query = "select count(*) from results"
+                if sqlite3.connect(database).execute(query).fetchone()[0] >= count:
+                    return
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.1)
+
+
+def test_output_to_a_pipe_streams_progress_and_prints_the_whole_table(toy, tmp_path):
+    spec = _write_spec(toy, tmp_path)
+    script = tmp_path / "run_privbench.py"
+    script.write_text(RUNNER_SCRIPT)
+    args = [sys.executable, str(script), *_run_args(spec, tmp_path / "out", tmp_path / "cache")]
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "80"}
+    finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    lines = finished.stdout.splitlines()
+    assert "cells: 0/6" in lines
+    done = [line for line in lines if line.startswith("cells: 6/6,")]
+    assert done and "elapsed" in done[0]
+    # the table is printed at its full width, nothing cut to 80 columns
+    header = next(line for line in lines if "worst_attack" in line)
+    assert len(header) > 80 and "…" not in finished.stdout
+    assert any("gaussian-blur" in line for line in lines)
+
+
+def test_sigterm_prints_the_resume_hint(toy, tmp_path):
+    spec = _write_spec(toy, tmp_path)
+    script = tmp_path / "run_privbench.py"
+    script.write_text(RUNNER_SCRIPT)
+    args = [sys.executable, str(script), *_run_args(spec, tmp_path / "out", tmp_path / "cache")]
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "TOY_SLEEP": "1.0"}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(tmp_path / "out" / "results.db", 1, process)
+    assert process.poll() is None, "the run finished before it could be terminated"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, out + err
+    assert "terminated (SIGTERM)" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err
+
+
+def test_list_shows_whole_first_paragraphs(capsys):
+    import privbench
+    from privbench.api.registry import ENCODERS
+    from privbench.cli.listing import description
+
+    code, output = _cli(capsys, "list", "encoders")
+    assert code in (0, None)
+    for name in privbench.list_encoders():
+        text = description(ENCODERS.get(name))
+        assert text and " ".join(text.split()) in output, name
+    multi_line = [n for n in privbench.list_encoders() if "\n" in (ENCODERS.get(n).__doc__ or "").strip().split("\n\n")[0]]
+    for name in multi_line:  # the ones a first line used to cut
+        assert description(ENCODERS.get(name)).endswith((".", ")")), name
+
+
+def test_help_texts_show_option_types_people_can_read(capsys):
+    code, output = _cli(capsys, "run", "--help")
+    assert code == 0 and "<bool>" not in output
+    code, output = _cli(capsys, "figure", "--help")
+    assert "privbench[faces]" in output

@@ -1,7 +1,7 @@
 """The cluster how-to says only what the real command lines accept, and its SLURM script works.
 
-- Every ``privbench`` and ``ray`` command quoted in docs/cluster.md and in the README's scaling
-  section, and every one the sbatch script runs, is parsed by the real CLI (privbench's typer
+- Every ``privbench`` and ``ray`` command quoted in docs/cluster.md and in docs/running-at-scale.md,
+  and every one the sbatch script runs, is parsed by the real CLI (privbench's typer
   app, Ray's click app) without being run: an option that does not exist, or a value of the
   wrong type, fails here. Spec fragments in the how-to validate as spec entries.
 - The sbatch script passes ``bash -n`` (and shellcheck where it is installed), and keeps its
@@ -37,9 +37,8 @@ from privbench.runs.spec import ComponentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_DOC = ROOT / "docs" / "cluster.md"
-README = ROOT / "README.md"
+SCALING_DOC = ROOT / "docs" / "running-at-scale.md"
 SBATCH = ROOT / "scripts" / "slurm" / "privbench.sbatch"
-README_SECTION = "## Running at scale: workers, GPUs, clusters"
 
 #: Values that shell variables in quoted command lines stand for when they are parsed.
 SHELL_VALUES = {
@@ -62,11 +61,9 @@ KEYWORDS = {"until", "while", "if", "then", "do", "!", "{"}
 
 
 # -- extracting command lines -------------------------------------------------------------------
-def readme_section() -> str:
-    text = README.read_text()
-    assert README_SECTION in text, f"the README has no {README_SECTION!r} section"
-    section = text.split(README_SECTION, 1)[1]
-    return section.split("\n## ", 1)[0]
+def scaling_page() -> str:
+    """The scaling page of the docs (it was the README's scaling section)."""
+    return SCALING_DOC.read_text()
 
 
 def shell_snippets(markdown: str) -> list[tuple[str, bool]]:
@@ -122,9 +119,9 @@ def _is_program(word: str, program: str) -> bool:
 
 
 def documented(program: str, full: bool) -> list[list[str]]:
-    """The invocations of ``program`` in docs/cluster.md and the README's scaling section:
+    """The invocations of ``program`` in docs/cluster.md and docs/running-at-scale.md:
     full command lines (``full``) or mentions in prose."""
-    snippets = shell_snippets(CLUSTER_DOC.read_text()) + shell_snippets(readme_section())
+    snippets = shell_snippets(CLUSTER_DOC.read_text()) + shell_snippets(scaling_page())
     return [args for text, kind in snippets if kind == full for args in commands(text, program)]
 
 
@@ -230,7 +227,7 @@ def test_documented_spec_fragments_are_valid_entries():
 
 
 def test_the_paths_the_how_to_names_exist():
-    text = CLUSTER_DOC.read_text() + readme_section()
+    text = CLUSTER_DOC.read_text() + scaling_page()
     named = set(re.findall(r"(?<![\w/.])((?:docs|scripts)/[\w./-]+\.(?:md|sbatch))", text))
     assert {"docs/cluster.md", "scripts/slurm/privbench.sbatch"} <= named
     assert all((ROOT / path).is_file() for path in named), named

@@ -302,6 +302,26 @@ def test_plot_protocol_curves_writes_a_figure(tmp_path):
         plot_protocol_curves({"x": {}}, tmp_path / "bad.png")
 
 
+def test_identical_protocol_curves_say_so_instead_of_hiding(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    labels = []
+    original = matplotlib.axes.Axes.plot
+
+    def record(self, *args, **kwargs):
+        labels.append(kwargs.get("label"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    curve = {
+        "precision_recall": precision_recall(HAND_PREDICTIONS, HAND_TARGETS),
+        "discrete_roc": discrete_roc(HAND_PREDICTIONS, HAND_TARGETS),
+    }
+    plot_protocol_curves({"pretrained": curve, "retrained": curve}, tmp_path / "fig.png")
+    assert any(label and "identical to pretrained" in label for label in labels)
+    assert "retrained (= pretrained)" in labels
+
+
 # -- detectors -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("architecture", ["fcos", "retinanet", "faster-rcnn"])
 def test_torchvision_detectors_train_and_detect_on_any_channel_count(architecture):

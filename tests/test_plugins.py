@@ -341,13 +341,13 @@ def test_broken_plugin_warns_instead_of_breaking(tmp_path):
 
 
 def test_readme_registration_example_runs(toy, tmp_path):
-    """The README's "Register your own encoder" example is executed verbatim."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    """The docs' "Register your own encoder" example is executed verbatim."""
+    readme = (Path(__file__).parent.parent / "docs" / "python-api.md").read_text()
     marker = "<!-- tested-example: register-encoder -->"
     assert marker in readme
     block = readme.split(marker, 1)[1].split("```python", 1)[1].split("```", 1)[0]
     namespace: dict = {}
-    exec(compile(textwrap.dedent(block), "README.md", "exec"), namespace)
+    exec(compile(textwrap.dedent(block), "docs/python-api.md", "exec"), namespace)
     assert "vignette" in privbench.list_encoders()
     frame = privbench.run(
         toy.toy_spec(encoders=["identity", "vignette"]),

@@ -154,3 +154,71 @@ def test_builtin_spec_loads_and_resolves_presets():
         assert (
             privbench.get_attack(entry.name, **entry.config).config.detector == task.config.detector
         )
+
+
+def test_bad_components_and_missing_prerequisites_fail_before_any_file_or_data(
+    toy, tmp_path, monkeypatch
+):
+    import privbench.captioning.metrics as caption_metrics
+    from privbench.api.errors import ConfigError, PrerequisiteError
+
+    bad = toy.toy_spec(encoders=["identity", {"name": "gaussian-blur", "config": {"sigma_px": -1}}])
+    before = toy.CALLS["dataset"]
+    with pytest.raises(ConfigError, match="gaussian-blur"):
+        _run(toy, tmp_path, spec=bad)
+    monkeypatch.setattr(caption_metrics.shutil, "which", lambda name: None)
+    needs_java = toy.toy_spec(tasks=["toy-utility", "captioning"])
+    with pytest.raises(PrerequisiteError, match="Java runtime.*openjdk-17-jre-headless.*captioning"):
+        _run(toy, tmp_path, spec=needs_java)
+    assert toy.CALLS["dataset"] == before  # no data was built
+    assert not (tmp_path / "out").exists()
+
+
+def test_rows_record_what_changes_a_metric(toy, tmp_path):
+    import importlib.metadata
+    import shutil
+    import subprocess
+
+    row = _run(toy, tmp_path).results.iloc[0]
+    versions = row["package_versions"]
+    for name in ("torch", "scipy", "pycocotools", "pycocoevalcap", "torchmetrics"):
+        assert versions[name] == importlib.metadata.version(name), name
+    if shutil.which("java"):
+        reported = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+        assert versions["java"].split()[-1] in reported
+    assert row["execution"]["cpu"] and int(row["execution"]["cpu_count"]) >= 1
+
+
+def test_sample_strips_line_up_and_the_titles_agree(toy, tmp_path):
+    from PIL import Image
+
+    spec = toy.toy_spec(encoders=["identity", {"name": "low-res", "config": {"size_px": 16}}])
+    _run(toy, tmp_path, spec=spec)
+    sizes = {Image.open(p).size for p in (tmp_path / "out" / "samples").glob("*.png")}
+    assert len(sizes) == 1  # the clean strip and every encoder's: 4 × 64 px + 3 gaps
+    html = (tmp_path / "out" / "index.html").read_text()
+    # the run's page and `privbench leaderboard` on its store title the section alike
+    from privbench.report.leaderboard import render_outputs
+
+    rows = ResultStore(f"sqlite:///{tmp_path / 'out' / 'results.db'}").dataframe()
+    render_outputs(rows, tmp_path / "again")
+    again = (tmp_path / "again" / "index.html").read_text()
+    title = html.split("<h2>", 1)[1].split("</h2>", 1)[0]
+    assert title == again.split("<h2>", 1)[1].split("</h2>", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (None, "got NoneType"),
+        ([1, 2], "got list"),
+        ({"name": "x", 1: 2, "encoders": ["identity"]}, "the key 1 at the top level is a int"),
+        ({"name": "x", "encoders": [{"name": "identity", "config": {None: 1}}]}, "encoders\\[0\\].config"),
+        ({"name": "x", "encoders": ["identity"], "tasks": ["toy-utility"], "seeds": [2**64]}, "seeds must be integers from 0"),
+    ],
+)
+def test_malformed_specs_are_config_errors(toy, source, message):
+    from privbench.api.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_spec(source)

@@ -327,3 +327,23 @@ def test_a_row_the_table_refuses_is_an_error_not_a_duplicate(tmp_path):
     with pytest.raises(StoreError, match="Could not write the result of cell cell01.*NOT NULL"):
         store.add(_row(1, dataset=None))
     assert len(store) == 0
+
+
+def test_a_damaged_sqlite_store_is_a_store_error_with_a_way_forward(toy, tmp_path, capsys):
+    from privbench.api.errors import StoreError
+    from privbench.cli import main
+    from privbench.pipeline import run
+
+    run(toy.toy_spec(), out_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    database = tmp_path / "out" / "results.db"
+    ResultStore(f"sqlite:///{database}").close()
+    size = database.stat().st_size
+    with open(database, "r+b") as handle:  # random bytes over the middle of the file
+        handle.seek(size // 3)
+        handle.write(bytes(range(256)) * (size // 3 // 256 + 1))
+    with pytest.raises(StoreError, match=r"\.recover \| sqlite3 recovered\.db"):
+        ResultStore(f"sqlite:///{database}").dataframe()
+    with pytest.raises(SystemExit) as info:
+        main(["leaderboard", "--store", f"sqlite:///{database}", "--out", str(tmp_path / "lb")])
+    output = capsys.readouterr()
+    assert info.value.code != 0 and "Traceback" not in output.err and ".recover" in output.err

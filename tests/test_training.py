@@ -251,3 +251,15 @@ def test_training_state_starts_over_on_an_unreadable_checkpoint_and_counts_patie
     assert (resumed.epoch, resumed.finished, resumed.bad_epochs) == (3, True, 2)
     assert resumed.best_score == (0.5, -1.0) and resumed.history.resumed_from_epoch == 3
     assert torch.load(path, weights_only=False)["best_score"] == [0.5, -1.0]
+
+
+def test_a_diverged_training_is_a_failed_cell_never_a_row(toy, tmp_path):
+    from privbench.pipeline import run
+
+    diverging = {"name": "toy-trained-attack", "config": {"lr": 1e38, "epochs": 3}}
+    spec = toy.toy_spec(encoders=["identity"], attacks=[diverging])
+    report = run(spec, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", report=True)
+    assert len(report.failures) == 1
+    assert "diverged at epoch" in report.failures[0][1]
+    assert "Lower the learning rate" in report.failures[0][1]
+    assert (report.results["evaluation"] != "toy-trained-attack").all()

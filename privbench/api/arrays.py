@@ -304,16 +304,41 @@ def write_array(path: str | Path, values: torch.Tensor) -> ArrayFile:
     return ArrayFile(path)
 
 
-def open_array(path: str | Path) -> ArrayFile | None:
+#: Files whose bytes matched their recorded digest in this process: (path, size, mtime) →
+#: True. A cache file is hashed once per process, not once per cell that opens it.
+_VERIFIED: dict[tuple[str, int, int], bool] = {}
+
+
+def open_array(path: str | Path, *, verify: bool = False) -> ArrayFile | None:
     """The array file at ``path``, or None when it is missing or cannot be opened (a damaged
-    cache file is rebuilt, never trusted)."""
+    cache file is rebuilt, never trusted). ``verify``: also None (and the file deleted) when
+    its bytes do not hash to the digest recorded when it was written, or it has none: the
+    memory-mapped measurement cache, where a damaged file would otherwise be read as data."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        return ArrayFile(path)
+        array = ArrayFile(path)
     except DataError:
         return None
+    if verify and not _matches_recorded_digest(array):
+        array.close()
+        path.unlink(missing_ok=True)
+        array.digest_path.unlink(missing_ok=True)
+        return None
+    return array
+
+
+def _matches_recorded_digest(array: ArrayFile) -> bool:
+    stat = array.path.stat()
+    key = (str(array.path), stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        try:
+            recorded = json.loads(array.digest_path.read_text())["sha256"]
+        except (OSError, ValueError, KeyError):
+            return False
+        _VERIFIED[key] = array._compute_digest() == recorded
+    return _VERIFIED[key]
 
 
 def _write_json(path: Path, value: Any) -> None:

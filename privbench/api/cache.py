@@ -4,7 +4,9 @@ Artifacts are stored under ``<root>/<kind>/<key>.pt`` where ``key`` hashes every
 artifact depends on, so a rerun finds what it computed before and a changed config misses
 exactly the artifacts it touches. Writes are atomic (temp file + rename): a killed process
 never leaves a half-written artifact behind, and a reader that opens the file while a writer
-replaces it keeps reading the complete old file.
+replaces it keeps reading the complete old file. Each artifact has the SHA-256 of its bytes
+beside it (``<key>.pt.sha256``): a damaged file (a bad disk, a partial copy) is recomputed, not
+loaded (``torch.load`` reads random bytes inside a tensor without complaint).
 
 Several processes (Ray workers of one run, or several runs) may share one cache. An artifact
 that many cells need (the clean detector, the clean face-ID model, ...) is built through
@@ -18,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -66,9 +69,8 @@ class ArtifactCache:
         if not path.is_file():
             self.misses += 1
             return None
-        try:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a corrupt artifact is recomputed, never trusted
+        value = load_verified(path)
+        if value is None:  # damaged (its checksum does not match): recomputed, never trusted
             path.unlink(missing_ok=True)
             self.misses += 1
             return None
@@ -158,25 +160,58 @@ def _forked_random_state() -> Iterator[None]:
 @section("io")
 def _read(path: Path) -> Any | None:
     """The value stored at ``path``; ``None`` when there is no file or it cannot be read."""
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a corrupt artifact is recomputed, never trusted
-        return None
+    return load_verified(path)
+
+
+def checksum_path(path: Path) -> Path:
+    """The SHA-256 of the bytes of ``path``, written beside it by :func:`atomic_torch_save`."""
+    return path.with_name(path.name + ".sha256")
 
 
 @section("io")
 def atomic_torch_save(value: Any, path: Path) -> None:
+    """Save ``value`` at ``path`` atomically (a temporary file renamed into place) with the
+    SHA-256 of its bytes beside it (written first: a kill in between leaves a mismatch, which
+    :func:`load_verified` reads as damage). ``torch.load`` does not notice damage inside a
+    file — random bytes in a weights tensor load fine — so the checksum is what does."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    data = buffer.getvalue()
+    _atomic_write(checksum_path(path), hashlib.sha256(data).hexdigest().encode())
+    _atomic_write(path, data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
     try:
-        torch.save(value, temporary)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+@section("io")
+def load_verified(path: Path, *, weights_only: bool = True) -> Any | None:
+    """The value :func:`atomic_torch_save` stored at ``path``, or None when the file is
+    missing, has no checksum, or its bytes do not match it (damaged, or written by a privbench
+    that kept no checksums): the caller rebuilds it, never trusting it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = path.read_bytes()
+        expected = checksum_path(path).read_text().strip()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != expected:
+        return None
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=weights_only)
+    except Exception:  # noqa: BLE001 - a checksummed file torch cannot read: rebuild it
+        return None
 
 
 def tensor_content_digest(*tensors: torch.Tensor | Sequence[torch.Tensor]) -> str:

@@ -57,31 +57,49 @@ class Encoder(nn.Module):
     # -- identity -----------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self.registered_name or type(self).__name__
+        return self.registered_name if self.is_registered() else type(self).__name__
+
+    def is_registered(self) -> bool:
+        """Whether this class itself is the registered encoder its ``registered_name`` names (a
+        subclass inherits the name, not the registration)."""
+        if not self.registered_name:
+            return False
+        from privbench.api.registry import ENCODERS
+
+        return self.registered_name in ENCODERS and ENCODERS.get(self.registered_name) is type(
+            self
+        )
+
+    def code_fingerprint(self) -> str:
+        """What identifies an unregistered encoder's code, which declares no :attr:`version`:
+        the hash of the source files defining its classes
+        (:func:`privbench.api.camera.source_fingerprint`)."""
+        from privbench.api.camera import source_fingerprint
+
+        return source_fingerprint(self)
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
 
     def config_hash(self) -> str:
-        """Hash of name + config (+ the encoder's :attr:`version` once it is past "1"):
-        identifies an encoder configuration (not its learned weights)."""
+        """Hash of name + config (+ the encoder's :attr:`version` once it is past "1"; + its
+        source code when it is not registered, :meth:`code_fingerprint`): identifies an
+        encoder configuration (not its learned weights)."""
         payload: dict[str, Any] = {"encoder": self.name, "config": self.config_dict()}
         if self.version != "1":  # version 1 is implied: the keys of stored results stay valid
             payload["version"] = self.version
+        if not self.is_registered():
+            payload["source"] = self.code_fingerprint()
         return stable_hash(payload)
 
     @section("hash")
     def weights_hash(self) -> str | None:
-        """Hash of the learnable parameters' values (``None`` for fixed encoders)."""
-        if not self.learnable:
-            return None
-        import hashlib
-
-        digest = hashlib.sha256()
-        for key, value in sorted(self.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(value.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        """Hash of the parameters' and buffers' values: of a learnable encoder, and of an
+        unregistered one (whose config does not determine its weights); ``None`` for a
+        registered fixed encoder and for one without any tensors."""
+        fixed_by_config = not self.learnable and self.is_registered()
+        state = self.state_dict()
+        return None if fixed_by_config or not state else state_hash(state)
 
     # -- the contract -------------------------------------------------------------------
     def output_shape(self, input_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -145,6 +163,19 @@ class Encoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images, who=self.name)
         return self.measure(images)
+
+
+def state_hash(state: dict[str, torch.Tensor]) -> str:
+    """The hash of a state dict's values (key by key, widened to float64 / complex128, so the
+    dtype a checkpoint was saved in does not change it): :meth:`Encoder.weights_hash`."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in sorted(state.items()):
+        digest.update(key.encode())
+        wide = torch.complex128 if value.is_complex() else torch.float64
+        digest.update(value.detach().to("cpu", wide).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def check_images(images: Any, *, who: str = "encoder", min_size: int = MIN_INPUT_SIZE) -> None:

@@ -29,6 +29,11 @@ class InputError(PrivbenchError, ValueError):
     """A tensor or image handed to privbench has the wrong shape, dtype or range."""
 
 
+class PrerequisiteError(PrivbenchError):
+    """Something a run needs on the machine is missing (a Java runtime, a model file); the
+    message says how to install it."""
+
+
 class StoreError(PrivbenchError):
     """The results store cannot be opened or written."""
 

@@ -97,6 +97,9 @@ class RunContext:
     cache: Any = None
     #: Called by designers after each cycle with its metrics (Optuna pruning listens here).
     report: Callable[[int, dict], None] = lambda step, values: None
+    #: The training curves of every model trained in this context, one per run of the training
+    #: loop (:func:`privbench.nn.epochs.training_curve`); the runner keeps them in the result row.
+    curves: list[dict[str, Any]] = field(default_factory=list)
 
     def checkpoint_path(self, name: str) -> Path | None:
         if self.workdir is None:
@@ -214,6 +217,12 @@ class Evaluation:
         return stable_hash(
             {"evaluation": self.name, "version": self.version, "config": self.config_dict()}
         )
+
+    def missing_prerequisites(self) -> list[str]:
+        """What this evaluation needs on the machine and does not find, each item saying how to
+        install it (a Java runtime, a model file). The runner checks it before any work, so a
+        run never stops at its first cell of this kind after an hour of others."""
+        return []
 
     def evaluate(self, inputs: EvalInputs, ctx: RunContext) -> EvalResult:
         """Fit the evaluation's model under its protocol and score it. Subclasses implement."""

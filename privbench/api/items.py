@@ -98,29 +98,37 @@ class ItemScores:
 def _weighted_ap50(items: ItemScores, counts: np.ndarray) -> np.ndarray:
     """COCO's interpolated AP50 with image i counted ``counts[:, i]`` times: detections keep
     their global score order, each weighted by its image's count (pycocotools' rule: precision
-    envelope, first point reaching each of the 101 recall levels, 0 beyond the last recall)."""
+    envelope, first point reaching each of the 101 recall levels, 0 beyond the last recall).
+
+    Only the true positives' points can carry the envelope (precision rises only at a true
+    positive; a false positive keeps the recall and lowers the precision), so each resample is
+    evaluated at the T true positives: the weighted false positives before each one come from
+    the per-image counts of false positives between consecutive true positives (an images × T
+    table), which makes a resample cost O(T), not O(detections). The counts are integers, so
+    the sums are exact and the values those of the point-by-point computation.
+    """
     image_of = np.concatenate(
         [np.full(len(s), i, dtype=np.int64) for i, s in enumerate(items.scores)] or [np.empty(0)]
     ).astype(np.int64)
     scores = np.concatenate([np.asarray(s, dtype=np.float64) for s in items.scores] or [[]])
-    hits = np.concatenate([np.asarray(h, dtype=np.float64) for h in items.hits] or [[]])
+    hits = np.concatenate([np.asarray(h, dtype=np.float64) for h in items.hits] or [[]]) > 0
     order = np.argsort(-scores, kind="mergesort")
     image_of, hits = image_of[order], hits[order]
     faces = counts @ np.asarray(items.faces, dtype=np.float64)
-    result = np.zeros(counts.shape[0])
-    if hits.size == 0:  # no detection kept (none at all, or no true positive): AP 0
-        return result
-    for start in range(0, counts.shape[0], 64):  # bounded memory: 64 resamples at a time
-        weights = counts[start : start + 64][:, image_of]
-        tp = np.cumsum(weights * hits, axis=1)
-        fp = np.cumsum(weights * (1 - hits), axis=1)
-        total = faces[start : start + 64, None]
-        recall = np.divide(tp, total, out=np.zeros_like(tp), where=total > 0)
-        precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
-        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-        for row in range(weights.shape[0]):
-            index = np.searchsorted(recall[row], RECALL_LEVELS, side="left")
-            reached = index < recall.shape[1]
-            values = np.where(reached, envelope[row][np.minimum(index, recall.shape[1] - 1)], 0)
-            result[start + row] = values.mean() if recall.shape[1] else 0.0
-    return result
+    true_positives = int(hits.sum())
+    if true_positives == 0:  # no detection kept (none at all, or no true positive): AP 0
+        return np.zeros(counts.shape[0])
+    # false positives between consecutive true positives, per image: segment k precedes TP k
+    segment = np.cumsum(hits) - hits  # TPs before each detection
+    before = ~hits & (segment < true_positives)  # after the last TP: never on the envelope
+    between = np.zeros((counts.shape[1], true_positives))
+    np.add.at(between, (image_of[before], segment[before]), 1.0)
+    tp = np.cumsum(counts[:, image_of[hits]], axis=1)
+    fp = np.cumsum(counts @ between, axis=1)
+    recall = np.divide(tp, faces[:, None], out=np.zeros_like(tp), where=faces[:, None] > 0)
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    reached = recall[:, :, None] >= RECALL_LEVELS[None, None, :]  # (R, T, 101)
+    first = reached.argmax(axis=1)
+    values = np.where(reached.any(axis=1), np.take_along_axis(envelope, first, axis=1), 0.0)
+    return values.mean(axis=1)

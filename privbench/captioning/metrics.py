@@ -50,13 +50,23 @@ class CaptionScores:
     per_image: dict[str, list[float]] = field(default_factory=dict)
 
 
+#: Why captioning cannot run without Java, and how to install it.
+JAVA_MISSING = (
+    "a Java runtime on PATH: caption metrics run pycocoevalcap's PTB tokenizer and METEOR, Java "
+    "programs (Debian/Ubuntu: apt-get install openjdk-17-jre-headless, about 200 MB; macOS: "
+    "brew install openjdk)"
+)
+
+
+def java_missing() -> str | None:
+    """:data:`JAVA_MISSING` when no ``java`` is on PATH, else None."""
+    return None if shutil.which("java") else JAVA_MISSING
+
+
 def _java() -> str:
     java = shutil.which("java")
     if java is None:
-        raise CaptionMetricError(
-            "Caption metrics need a Java runtime on PATH (pycocoevalcap's PTB tokenizer and METEOR "
-            "are Java programs); install a JRE (e.g. openjdk-17-jre-headless)."
-        )
+        raise CaptionMetricError(f"Caption metrics need {JAVA_MISSING}.")
     return java
 
 

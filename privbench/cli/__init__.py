@@ -8,7 +8,17 @@ import sys
 import typer
 
 from privbench.api.errors import PrivbenchError
-from privbench.cli import figure, leaderboard, listing, pareto, run, show, tune
+from privbench.cli import (
+    encoders,
+    entries,
+    figure,
+    leaderboard,
+    listing,
+    pareto,
+    run,
+    show,
+    tune,
+)
 from privbench.cli.console import error_console
 
 app = typer.Typer(
@@ -28,6 +38,10 @@ app.command("figure")(figure.figure_command)
 app.command("tune")(tune.tune_command)
 app.command("pareto")(pareto.pareto_command)
 app.command("show")(show.show_command)
+app.command("export")(entries.export_command)
+app.command("validate")(entries.validate_command)
+app.command("card")(encoders.card_command)
+app.add_typer(encoders.encoder_app, name="encoder")
 
 
 def _mount_optional_apps() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privbench.cli.console import console, interruptible, plain_log
+from privbench.cli.console import console, interruptible, run_progress
 from privbench.cli.options import (
     BenchmarkOption,
     CacheDirOption,
@@ -67,7 +67,8 @@ def figure_command(
         bool,
         typer.Option(
             "--detectors/--no-detectors",
-            help="Draw the boxes of the real packaged face detectors (needs privbench[faces]).",
+            help="Draw the boxes of the real packaged face detectors (needs the faces extra: "
+            "pip install 'privbench\\[faces]').",
         ),
     ] = True,
 ):
@@ -80,11 +81,10 @@ def figure_command(
     from privbench.nn.face_models import DETECTORS
     from privbench.report.figures import benchmark_figure
     from privbench.report.leaderboard import render_outputs
-    from privbench.runs.progress import RichProgressFactory
     from privbench.runs.store import ResultStore, default_store_url
 
     source = benchmark_source(benchmark, spec)
-    progress = RichProgressFactory(console=console)
+    progress, log = run_progress()
     with progress, interruptible():
         path = benchmark_figure(
             source,
@@ -99,7 +99,7 @@ def figure_command(
             reconstruction=reconstruction,
             detectors=DETECTORS if detectors else None,
             progress=progress,
-            log=plain_log(progress.console),
+            log=log,
         )
     console.print(f"  figure    {path}")
     if (out / "results.db").is_file():

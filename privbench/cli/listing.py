@@ -44,7 +44,13 @@ def list_command(
     table.add_column("name")
     table.add_column("description")
     for name in registry.names():
-        obj = registry.get(name)
-        doc = (obj.__doc__ or "").strip().splitlines()
-        table.add_row(name, doc[0] if doc else "")
+        table.add_row(name, description(registry.get(name)))
     console.print(table)
+
+
+def description(component) -> str:
+    """A component's docstring's first paragraph on one line (a sentence is never cut)."""
+    import inspect
+
+    doc = inspect.getdoc(component) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split())

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from privbench.cli.console import console, error_console, interruptible, plain_log, print_outputs
+from privbench.cli.console import (
+    console,
+    error_console,
+    interruptible,
+    print_outputs,
+    run_progress,
+)
 from privbench.cli.options import (
     AddressOption,
     BenchmarkOption,
@@ -23,6 +30,7 @@ from privbench.cli.options import (
     SpecOption,
     WorkersOption,
     benchmark_source,
+    parse_settings,
     split_names,
 )
 
@@ -54,6 +62,32 @@ def run_command(
     cpus_per_cell: CpusPerCellOption = None,
     gpus_per_cell: GpusPerCellOption = None,
     max_retries: MaxRetriesOption = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a spec field (repeatable; VALUE is YAML): "
+            "evaluations.NAME.FIELD (a task's or attack's config, e.g. "
+            "evaluations.face-id.training.epochs=3), designers.NAME.FIELD, or any spec path "
+            "(seeds=[0,1], dataset.config.preset=tiny).",
+        ),
+    ] = None,
+    encoder_file: Annotated[
+        str | None,
+        typer.Option(
+            "--encoder-file",
+            metavar="FILE.py:NAME",
+            help="Run your own camera instead of the benchmark's encoders: NAME in FILE.py is an "
+            "Encoder or nn.Module class (built without arguments), a function returning one, or "
+            "an instance. It runs beside identity (the clean reference) and the --encoders "
+            "given.",
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="With --encoder-file: the camera's leaderboard name."),
+    ] = None,
 ):
     """Run a benchmark end to end: data, encoders, tasks, attacks, store, leaderboard, Pareto plot.
 
@@ -67,26 +101,36 @@ def run_command(
     from rich.markup import escape
 
     from privbench.data.paths import parse_data_option
-    from privbench.pipeline import run
-    from privbench.report.leaderboard import print_reported_table, print_table
-    from privbench.runs.progress import RichProgressFactory
-    from privbench.runs.scores import leaderboard_table, split_groups
+    from privbench.api.camera import load_encoder_file
+    from privbench.api.errors import ConfigError
+    from privbench.pipeline import evaluate, render_report, run
 
     source = benchmark_source(benchmark, spec)
     data_paths = parse_data_option(data or [])
-    progress = RichProgressFactory(console=console)
-    with progress, interruptible():
-        report = run(
+    progress, log = run_progress()
+    if encoder_file is None:
+        if label is not None:
+            raise ConfigError("--label names the camera of --encoder-file; give both.")
+        execute = functools.partial(run, source, encoders=split_names(encoders))
+    else:
+        execute = functools.partial(
+            evaluate,
+            load_encoder_file(encoder_file),
             source,
+            label=label,
+            compare=split_names(encoders),
+        )
+    with progress, interruptible():
+        report = execute(
             preset=preset,
-            encoders=split_names(encoders),
+            overrides=parse_settings(settings, example="evaluations.face-id.training.epochs=3"),
             out_dir=out,
             store=store,
             device=device,
             seed=seed,
             cache_dir=cache_dir,
             progress=progress,
-            log=plain_log(progress.console),
+            log=log,
             report=True,
             data_paths=data_paths,
             workers=workers,
@@ -94,11 +138,10 @@ def run_command(
             cpus_per_cell=cpus_per_cell,
             gpus_per_cell=gpus_per_cell,
             execution=None if max_retries is None else {"max_retries": max_retries},
+            render=False,
         )
-    for key, rows in split_groups(report.results):
-        table = leaderboard_table(rows)
-        print_table(table, f"{key[0]} v{key[1]}", console)
-        print_reported_table(key[0], table, console)
+    # rendered here, once, with the terminal's tables (each table's bootstrap computed once)
+    report.outputs = render_report(report, out, console=console, print_terminal=True)
     duplicates = (
         f", {report.duplicates} stored first by another driver" if report.duplicates else ""
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privbench.cli.console import console, interruptible, plain_log
+from privbench.cli.console import console, interruptible, run_progress
 from privbench.cli.options import (
     AddressOption,
     CpusPerCellOption,
@@ -108,7 +108,6 @@ def tune_command(
     from privbench.engine import ExecutionConfig
     from privbench.report.leaderboard import render_outputs
     from privbench.report.pareto import hypervolume, plot_fronts
-    from privbench.runs.progress import RichProgressFactory
     from privbench.runs.scores import leaderboard_table
     from privbench.runs.store import ResultStore, default_store_url
     from privbench.runs.tuning import TuneSettings, trials_frame, tune
@@ -141,7 +140,7 @@ def tune_command(
         cpus_per_cell=cpus_per_cell,
         gpus_per_cell=gpus_per_cell,
     )
-    progress = RichProgressFactory(console=console)
+    progress, log = run_progress()
     with progress, interruptible():
         result = tune(
             settings,
@@ -149,7 +148,7 @@ def tune_command(
             store=store,
             device=device,
             progress=progress,
-            log=plain_log(progress.console),
+            log=log,
             execution=execution,
         )
     console.print(trials_frame(result).to_string(index=False))

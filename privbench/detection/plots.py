@@ -27,6 +27,7 @@ def plot_protocol_curves(
         raise InputError("plot_protocol_curves needs at least one protocol's curves.")
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     images = 0
+    drawn: dict[tuple, str] = {}  # curve values → the first protocol drawn with them
     for name, details in curves.items():
         if "precision_recall" not in details or "discrete_roc" not in details:
             raise InputError(
@@ -35,12 +36,20 @@ def plot_protocol_curves(
             )
         pr, roc = details["precision_recall"], details["discrete_roc"]
         ap50 = sum(pr["interpolated_precision"]) / len(pr["interpolated_precision"])
+        same = _identical_to(drawn, name, pr, roc)
+        hidden = f", identical to {same}: hidden under it" if same else ""
         left.plot(
             pr["recall_levels"],
             pr["interpolated_precision"],
-            label=f"{name} (AP50 {100 * ap50:.1f})",
+            label=f"{name} (AP50 {100 * ap50:.1f}{hidden})",
+            linestyle="--" if same else "-",
         )
-        right.plot(roc["false_positives"], roc["true_positive_rate"], label=name)
+        right.plot(
+            roc["false_positives"],
+            roc["true_positive_rate"],
+            label=f"{name}{' (= ' + same + ')' if same else ''}",
+            linestyle="--" if same else "-",
+        )
         images = max(images, int(roc.get("images", 0)))
     if (
         images
@@ -57,7 +66,7 @@ def plot_protocol_curves(
         xlabel="false positives",
         ylabel="true positive rate",
         ylim=(0, 1.02),
-        title="discrete ROC (FDDB)",
+        title="discrete ROC (FDDB-style matching)",
     )
     for axis in (left, right):
         axis.grid(alpha=0.3)
@@ -70,6 +79,24 @@ def plot_protocol_curves(
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _identical_to(drawn: dict[tuple, str], name: str, pr: dict, roc: dict) -> str | None:
+    """The protocol already drawn with exactly these curves (then this one would hide under
+    it without a word: the legend says so and the line is dashed), registering this one."""
+    key = tuple(
+        tuple(values)
+        for values in (
+            pr["recall_levels"],
+            pr["interpolated_precision"],
+            roc["false_positives"],
+            roc["true_positive_rate"],
+        )
+    )
+    if key in drawn:
+        return drawn[key]
+    drawn[key] = name
+    return None
 
 
 def curves_from_rows(

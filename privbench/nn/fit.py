@@ -31,10 +31,11 @@ from typing import Any, Protocol
 
 import torch
 
-from privbench.api.cache import atomic_torch_save
+from privbench.api.cache import atomic_torch_save, load_verified
 from privbench.api.errors import DataError
 from privbench.api.evaluation import RunContext
 from privbench.api.profiling import section
+from privbench.nn.epochs import check_diverged, training_curve
 
 Score = Any  # a float, or a tuple of floats compared lexicographically
 
@@ -197,10 +198,9 @@ class TrainingState:
         """Load the checkpoint at ``path`` if readable and its signature matches; True if loaded."""
         if self.path is None or not self.path.exists():
             return False
-        try:
-            checkpoint = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as error:  # a checkpoint cut short by a kill: start over
-            self.ctx.log(f"{self.name}: ignoring unreadable checkpoint {self.path} ({error})")
+        checkpoint = load_verified(self.path, weights_only=False)
+        if checkpoint is None:  # cut short by a kill, or damaged: start over
+            self.ctx.log(f"{self.name}: ignoring unreadable or damaged checkpoint {self.path}")
             return False
         if checkpoint.get("signature") != self.signature:
             return False
@@ -348,6 +348,7 @@ def fit(
             with section("validate"):
                 score, metrics = validate()
             record.update(metrics)
+            check_diverged(name, epoch + 1, record, history.epochs[0] if history.epochs else record)
             if isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
                 record["lr"] = float(scheduler.get_last_lr()[0])
             record["time_s"] = time.perf_counter() - epoch_started
@@ -364,4 +365,5 @@ def fit(
     else:
         model.eval()
     history.wall_time_s += time.perf_counter() - started
+    ctx.curves.append(training_curve(name, history))
     return history

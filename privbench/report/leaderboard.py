@@ -25,8 +25,11 @@ from privbench.report.formatting import (
     display_columns,
     format_reported,
     format_value,
+    headline_columns,
     rank_label,
 )
+from privbench.report.curves import page_curves, write_tensorboard
+from privbench.report.interactive import write_plotly_js
 from privbench.report.page import CLEAN_SAMPLE, Section, to_html
 from privbench.report.pareto import plot_pareto
 from privbench.report.reported import SOURCE_COLUMN, comparison_table, reported_rows
@@ -89,7 +92,7 @@ def to_markdown(table: pd.DataFrame, title: str, comparison: pd.DataFrame | None
         "|" + "---|" * (len(columns) + 1),
     ]
     for rank, (_, row) in enumerate(table.iterrows(), start=1):
-        cells = " | ".join(format_value(row.get(c)) for c in columns)
+        cells = " | ".join(format_value(row.get(c), c) for c in columns)
         lines.append(f"| {rank_label(rank, row)} | {cells} |")
     lines += ["", SCORES_NOTE, ""]
     if comparison is not None and not comparison.empty:
@@ -98,19 +101,19 @@ def to_markdown(table: pd.DataFrame, title: str, comparison: pd.DataFrame | None
 
 
 def print_table(table: pd.DataFrame, title: str, console=None) -> None:
-    """The ranked table on the terminal: scores and the top-1 / accuracy metrics."""
+    """The ranked table on the terminal: the scores and one headline metric per evaluation
+    (the Markdown, CSV and HTML tables start with the same columns)."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    metric_columns = [c for c in table.columns if c.endswith((".top1", ".accuracy"))]
-    columns = SUMMARY_COLUMNS + metric_columns
+    columns = SUMMARY_COLUMNS + headline_columns(table)
     rich_table = Table(title=title, show_lines=False)
     rich_table.add_column("#", justify="right")
     for column in columns:
         rich_table.add_column(column, justify="left" if column in LEFT_RANKED else "right")
     for rank, (_, row) in enumerate(table.iterrows(), start=1):
-        rich_table.add_row(rank_label(rank, row), *(format_value(row.get(c)) for c in columns))
+        rich_table.add_row(rank_label(rank, row), *(format_value(row.get(c), c) for c in columns))
     console.print(rich_table)
 
 
@@ -118,9 +121,7 @@ def write_sample_images(
     data, encoders: dict[str, Any], out_dir: Path, count: int, device
 ) -> dict[str, str]:
     """One picture per encoder: the first ``count`` test face crops and their measurements."""
-    import numpy as np
-
-    from privbench.report.visualize import measurement_to_rgb, save_rgb_png
+    from privbench.report.visualize import measurement_to_rgb, sample_strip, save_rgb_png
 
     if count <= 0 or data is None or data.identities is None:
         return {}
@@ -131,18 +132,11 @@ def write_sample_images(
     for label, encoder in encoders.items():
         with torch.no_grad():
             measurements = encoder.to(device).eval()(images).cpu()
-        tiles = [measurement_to_rgb(m) for m in measurements]
-        height = max(t.shape[0] for t in tiles)
-        padded = [
-            np.pad(t, ((0, height - t.shape[0]), (0, 1), (0, 0)), constant_values=1.0)
-            for t in tiles
-        ]
-        strip = np.concatenate(padded, axis=1)
         path = folder / f"{_slug(label)}.png"
-        save_rgb_png(strip, path, upscale_to=256)
+        save_rgb_png(sample_strip([measurement_to_rgb(m) for m in measurements]), path, 0)
         paths[label] = f"samples/{path.name}"
-    clean_strip = torch.cat([im for im in images.cpu()], dim=2).permute(1, 2, 0).numpy()
-    save_rgb_png(clean_strip, folder / "_clean.png", upscale_to=256)
+    clean = [image.permute(1, 2, 0).numpy() for image in images.cpu()]
+    save_rgb_png(sample_strip(clean), folder / "_clean.png", 0)
     paths[CLEAN_SAMPLE] = "samples/_clean.png"
     return paths
 
@@ -156,16 +150,37 @@ def write_detection_curves(rows: pd.DataFrame, folder: Path) -> dict[str, str]:
     if rows.empty or "evaluation" not in rows.columns:
         return {}
     paths = {}
-    for label in rows.loc[rows["evaluation"] == "face-detection-attack", "encoder_label"].unique():
+    attack = rows[rows["evaluation"] == "face-detection-attack"]
+    for label in attack["encoder_label"].unique():
         curves = curves_from_rows(rows, encoder_label=label)
         if curves:
-            path = plot_protocol_curves(
-                curves,
-                folder / f"{_slug(label)}.png",
-                title=f"face detection as an attack: {label}",
+            path = folder / f"{_slug(label)}.png"
+            cells = sorted(attack.loc[attack["encoder_label"] == label, "cell_key"])
+            drawn = draw_once(
+                path,
+                repr(cells),
+                lambda: plot_protocol_curves(
+                    curves, path, title=f"face detection as an attack: {label}"
+                ),
             )
-            paths[str(label)] = f"{folder.name}/{path.name}"
+            paths[str(label)] = f"{folder.name}/{drawn.name}"
     return paths
+
+
+def draw_once(path: Path, inputs: str, draw) -> Path:
+    """Draw the figure at ``path`` unless it was drawn from the same ``inputs`` (its cell keys or
+    its table as text; a hash of them is kept beside it): a rerun of a finished run renders in
+    seconds instead of redrawing every figure."""
+    import hashlib
+
+    stamp = path.with_name(f".{path.name}.inputs")
+    digest = hashlib.sha256(inputs.encode()).hexdigest()
+    if path.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return path
+    stamp.unlink(missing_ok=True)
+    drawn = Path(draw())
+    stamp.write_text(digest)
+    return drawn
 
 
 def _slug(text: str) -> str:
@@ -216,13 +231,28 @@ def render_outputs(
         table = leaderboard_table(rows)
         section_title = _group_title(key, rows) if len(groups) > 1 or title is None else title
         plot_name = "pareto.png" if index == 0 else f"pareto-{index + 1}.png"
-        plot_pareto(table, out / plot_name, title=section_title)
+        draw_once(
+            out / plot_name,
+            section_title + table.to_csv(index=False),
+            lambda: plot_pareto(table, out / plot_name, title=section_title),
+        )
         reported = reported_rows(key[0])
         comparison = comparison_table(reported, table)
         curves = write_detection_curves(
             rows, out / ("detection" if index == 0 else f"detection-{index + 1}")
         )
-        sections.append(Section(section_title, table, plot_name, comparison, curves))
+        events = write_tensorboard(rows, out / ("curves" if index == 0 else f"curves-{index + 1}"))
+        sections.append(
+            Section(
+                section_title,
+                table,
+                plot_name,
+                comparison,
+                curves,
+                training=page_curves(rows),
+                tensorboard=events.name if events is not None else None,
+            )
+        )
         markdown.append(to_markdown(table, section_title, comparison))
         group = {"benchmark": key[0], "benchmark_version": key[1], "dataset_fingerprint": key[2]}
         tables.append(table.assign(**{SOURCE_COLUMN: "measured"}, **group))
@@ -252,7 +282,8 @@ def render_outputs(
             else pd.DataFrame(columns=SUMMARY_COLUMNS)
         ).to_csv(outputs["csv"], index=False)
         figure = QUALITATIVE_FIGURE if (out / QUALITATIVE_FIGURE).is_file() else None
-        outputs["html"].write_text(to_html(sections, sample_paths, figure))
+        plotly = write_plotly_js(out) if groups else None
+        outputs["html"].write_text(to_html(sections, sample_paths, figure, plotly))
     except OSError as error:
         raise OutputError(f"Cannot write the leaderboard into {str(out)!r}: {error}.") from None
     if groups:

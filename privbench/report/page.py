@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from privbench.report.interactive import points_json
 from privbench.report.formatting import (
     LEFT_RANKED,
     LEFT_REPORTED,
@@ -38,6 +39,10 @@ class Section:
     plot: str | None = None
     comparison: pd.DataFrame | None = None
     curves: dict[str, str] = field(default_factory=dict)
+    #: Encoder label → its cells' training curves (:func:`privbench.report.curves.page_curves`).
+    training: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: The folder of the curves' TensorBoard event files, relative to the page (None: none).
+    tensorboard: str | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,8 +57,14 @@ def environment() -> jinja2.Environment:
     )
 
 
-def to_html(sections: list[Section], samples: dict[str, str], figure: str | None = None) -> str:
-    """A self-contained page: sortable tables (click a header), the Pareto plots, samples and,
+def to_html(
+    sections: list[Section],
+    samples: dict[str, str],
+    figure: str | None = None,
+    plotly: str | None = None,
+) -> str:
+    """A page that works offline: sortable tables (click a header), the interactive Pareto plots
+    (``plotly``: the plotly.js file beside the page; None: the PNGs only), the PNGs, samples and,
     when given, the qualitative figure."""
     return (
         environment()
@@ -65,6 +76,7 @@ def to_html(sections: list[Section], samples: dict[str, str], figure: str | None
             samples=samples,
             clean_sample=CLEAN_SAMPLE,
             figure=figure,
+            plotly=plotly,
         )
     )
 
@@ -73,9 +85,17 @@ def _section_view(index: int, section: Section) -> dict[str, Any]:
     columns = display_columns(section.table)
     rows = [
         {
+            "encoder": str(row.get("encoder")),
             "rank": rank_label(rank, row),
             "front": bool(row.get("pareto")),
-            "cells": [_cell(format_value(row.get(c)), c in LEFT_RANKED) for c in columns],
+            "cells": [
+                _cell(
+                    format_value(row.get(c), c),
+                    c in LEFT_RANKED,
+                    _curves_anchor(section, row) if c == "encoder" else None,
+                )
+                for c in columns
+            ],
         }
         for rank, (_, row) in enumerate(section.table.iterrows(), start=1)
     ]
@@ -87,6 +107,12 @@ def _section_view(index: int, section: Section) -> dict[str, Any]:
         "rows": rows,
         "reported": None,
         "curves": section.curves,
+        "tensorboard": section.tensorboard,
+        "points": points_json(section.table),
+        "training": [
+            {"label": label, "anchor": _anchor(section, label), "curves": curves}
+            for label, curves in section.training.items()
+        ],
     }
     comparison = section.comparison
     if comparison is not None and not comparison.empty:
@@ -100,5 +126,14 @@ def _section_view(index: int, section: Section) -> dict[str, Any]:
     return view
 
 
-def _cell(text: str, left: bool) -> dict[str, Any]:
-    return {"text": text, "left": left}
+def _cell(text: str, left: bool, href: str | None = None) -> dict[str, Any]:
+    return {"text": text, "left": left, "href": href}
+
+
+def _anchor(section: Section, label: str) -> str:
+    return f"curves-{section.title}-{label}".replace(" ", "_")
+
+
+def _curves_anchor(section: Section, row: pd.Series) -> str | None:
+    label = str(row.get("encoder"))
+    return f"#{_anchor(section, label)}" if label in section.training else None

@@ -12,6 +12,7 @@ from privbench.api.adapter import DEFAULT_MAX_IMAGE_PIXELS
 from privbench.api.errors import InputError, OutputError
 from privbench.api.registry import get_encoder
 from privbench.data.formats.images import header_size, too_large_error
+from privbench.data.formats.pixels import to_rgb8
 from privbench.report.visualize import measurement_to_rgb
 
 
@@ -31,7 +32,7 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
                 opened.draft("RGB", (size * 2, size * 2))
             if opened.size[0] * opened.size[1] > DEFAULT_MAX_IMAGE_PIXELS:
                 raise too_large_error(path, width, height, DEFAULT_MAX_IMAGE_PIXELS)
-            picture = opened.convert("RGB")
+            picture = to_rgb8(opened)
     except Image.DecompressionBombError:
         raise too_large_error(path, *header_size(path), DEFAULT_MAX_IMAGE_PIXELS) from None
     except (UnidentifiedImageError, OSError) as error:
@@ -60,13 +61,21 @@ def show(
     config: dict[str, Any] | None = None,
     size=None,
 ) -> Path:
+    """``privbench show``: the registered encoder ``encoder_name`` (with ``config``) on
+    ``image`` (default: a synthfaces face), see :func:`show_encoder`."""
+    encoder = get_encoder(encoder_name, **(config or {}))
+    clean = load_image(image, size) if image is not None else sample_face()
+    return show_encoder(encoder, clean, out)
+
+
+def show_encoder(encoder, clean: torch.Tensor, out: str | Path) -> Path:
+    """``clean`` (1, 3, H, W) beside ``encoder``'s measurement of it and its diagnostics (PSF,
+    kernels, thresholds), as one PNG at ``out`` (fitted encoders too: the card uses it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    encoder = get_encoder(encoder_name, **(config or {}))
-    clean = load_image(image, size) if image is not None else sample_face()
     with torch.no_grad():
         measurement = encoder.eval()(clean)[0]
     panels: list[tuple[str, np.ndarray, str | None]] = [

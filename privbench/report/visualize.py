@@ -53,3 +53,22 @@ def save_rgb_png(image: np.ndarray, path, upscale_to: int = 128) -> None:
     if factor > 1:
         picture = picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
     picture.save(path)
+
+
+def sample_strip(pictures: list[np.ndarray], tile_px: int = 64, gap_px: int = 2) -> np.ndarray:
+    """Pictures side by side, each scaled (nearest neighbour) to ``tile_px`` × ``tile_px`` with a
+    white gap between them: every strip of as many pictures has the same size, so rows of
+    different encoders line up on a page."""
+    from PIL import Image
+
+    tiles = []
+    for picture in pictures:
+        array = (np.clip(picture, 0, 1) * 255).round().astype(np.uint8)
+        resized = Image.fromarray(array).resize((tile_px, tile_px), Image.NEAREST)
+        tiles.append(np.asarray(resized, dtype=np.float32) / 255.0)
+    width = len(tiles) * tile_px + (len(tiles) - 1) * gap_px
+    strip = np.ones((tile_px, width, 3), dtype=np.float32)
+    for index, tile in enumerate(tiles):
+        start = index * (tile_px + gap_px)
+        strip[:, start : start + tile_px] = tile
+    return strip

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from privbench import __version__ as privbench_version
 from privbench.api.adapter import load_dataset
 from privbench.api.arrays import ArrayFile, ArrayWriter, open_array
 from privbench.api.cache import ArtifactCache
@@ -174,10 +175,10 @@ def cached_measurements(
     those of :func:`~privbench.api.encoder.encode_batches`, so the values are the ones an
     in-memory encoding gives, bit for bit."""
     path = cache.path("encoded", key, ".npy")
-    array = open_array(path)
+    array = open_array(path, verify=True)
     if array is None:
         with cache.lock("encoded", key):
-            array = open_array(path)
+            array = open_array(path, verify=True)
             if array is None:
                 _encode_to_array(encoder, split, path, device)
                 array = ArrayFile(path)
@@ -207,6 +208,12 @@ def _encode_to_array(
             stack.enter_context(ArrayWriter(path, shape, torch.float32))
 
 
+#: What the cached measurements' keys hold besides the encoder's own config, version (or source,
+#: unregistered) and weights: the privbench release, so that no release reads measurements an
+#: earlier one computed (an encoder fixed between releases bumps its own version too).
+MEASUREMENT_CODE = privbench_version
+
+
 def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str], Measurements]:
     """``(part, split) -> measurements`` of the cell's encoder: read from the cache when the
     encoder allows it (:meth:`~privbench.api.encoder.Encoder.caches_measurements`: no sensor
@@ -217,6 +224,7 @@ def encode_split_function(cell: Cell, view: BenchmarkData) -> Callable[[str, str
     def encode(part: str, split: str) -> Measurements:
         key = stable_hash(
             {
+                "code": MEASUREMENT_CODE,
                 "encoder": fitted.config_hash,
                 "weights": fitted.weights_hash,
                 "dataset": view.fingerprint,
@@ -243,6 +251,7 @@ def encode_images_function(cell: Cell) -> Callable[[torch.Tensor], torch.Tensor]
         digest = hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
         key = stable_hash(
             {
+                "code": MEASUREMENT_CODE,
                 "encoder": fitted.config_hash,
                 "weights": fitted.weights_hash,
                 "images": [list(images.shape), digest],
@@ -296,6 +305,8 @@ class CellOutcome:
     result: EvalResult
     wall_time_s: float
     data_source_fingerprint: str | None
+    #: The training curves of the cell's models (:func:`privbench.nn.epochs.training_curve`).
+    curves: list[dict[str, Any]] = field(default_factory=list)
 
 
 def evaluate_cell(
@@ -323,4 +334,4 @@ def evaluate_cell(
             "(metric − chance) ÷ (clean metric − chance)."
         )
     source = inputs.data.fingerprint if cell.evaluation_entry.data is not None else None
-    return ResultRow.from_cell(cell, CellOutcome(result, elapsed, source))
+    return ResultRow.from_cell(cell, CellOutcome(result, elapsed, source, ctx.curves))

@@ -82,6 +82,62 @@ class _RichBar(ProgressBar):
             self._progress.remove_task(self._task)
 
 
+class LineProgressFactory(ProgressFactory):
+    """Progress for a log file, a pipe or a batch job (no terminal): each run stage prints a
+    line when it starts, on every step at most every ``interval_s`` seconds (and its last), with
+    the count, elapsed time and an estimate of the time left; training bars stay silent (their
+    epochs show in the stage's cells)."""
+
+    def __init__(self, print_line, interval_s: float = 30.0, clock=None) -> None:
+        import time
+
+        self._print = print_line
+        self._interval_s = interval_s
+        self._clock = clock or time.monotonic
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def stage(self, description: str, total: int) -> ProgressBar:
+        return _LineBar(self._print, description, total, self._interval_s, self._clock)
+
+
+class _LineBar(ProgressBar):
+    def __init__(self, print_line, description: str, total: int, interval_s: float, clock) -> None:
+        self._print, self._description, self._total = print_line, description, max(total, 0)
+        self._interval_s, self._clock = interval_s, clock
+        self._done = 0
+        self._started = clock()
+        self._last_print = self._started
+        if self._total:
+            self._print(f"{description}: 0/{self._total}")
+
+    def update(self, advance: int = 1, **info: Any) -> None:
+        self._done += advance
+        now = self._clock()
+        if advance and (self._done >= self._total or now - self._last_print >= self._interval_s):
+            self._last_print = now
+            self._print(self.line(now, info))
+
+    def line(self, now: float, info: dict[str, Any]) -> str:
+        elapsed = now - self._started
+        text = f"{self._description}: {self._done}/{self._total}, {_clock_text(elapsed)} elapsed"
+        if 0 < self._done < self._total:
+            left = elapsed / self._done * (self._total - self._done)
+            text += f", about {_clock_text(left)} left"
+        extra = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
+        return f"{text}  {extra}".rstrip()
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
 class RunDisplay(Reporter):
     """The driver's live view of tasks running in workers: one row per running cell or fit,
     with its worker and its current training bar; log lines prefixed with their task."""

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
+import platform
+import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,16 +34,79 @@ JSON_COLUMNS = (
 )
 
 
+#: Distributions whose version can change a metric: the models and training (torch,
+#: torchvision, mmdet/mmengine/mmcv), the scorers (torchmetrics, pycocotools, pycocoevalcap,
+#: scipy's assignment), the real face models (dlib, its weights, OpenCV) and the image decoder.
+METRIC_PACKAGES = (
+    "privbench",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "torchmetrics",
+    "pycocotools",
+    "pycocoevalcap",
+    "mmdet",
+    "mmengine",
+    "mmcv",
+    "opencv-python",
+    "opencv-python-headless",
+    "dlib",
+    "dlib-bin",
+    "face_recognition_models",
+    "pillow",
+)
+
+
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
-    """Versions of the packages a result depends on (looked up once per process)."""
+    """Versions of everything installed that a result depends on (:data:`METRIC_PACKAGES`, and
+    ``java``: the runtime of the caption scorers), looked up once per process."""
     versions = {}
-    for name in ("privbench", "torch", "torchvision", "numpy", "torchmetrics"):
+    for name in METRIC_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
+    java = java_version()
+    if java is not None:
+        versions["java"] = java
     return versions
+
+
+def java_version() -> str | None:
+    """The Java runtime's version line (``openjdk version "17.0.15" 2025-04-15`` → ``openjdk
+    17.0.15``), or None without one."""
+    java = shutil.which("java")
+    if java is None:
+        return None
+    try:
+        output = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = (output.stderr or output.stdout).strip().splitlines()
+    match = re.match(r'(\S+) version "([^"]+)"', first[0]) if first else None
+    return f"{match.group(1)} {match.group(2)}" if match else (first[0] if first else None)
+
+
+@functools.lru_cache(maxsize=1)
+def hardware() -> dict[str, str]:
+    """The CPU model of this machine (and the GPU's, when CUDA is available), as rows record
+    where a cell ran: floating-point results can differ between CPU and GPU models."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    described = {"cpu": cpu, "cpu_count": str(os.cpu_count() or 1)}
+    import torch
+
+    if torch.cuda.is_available():
+        described["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())
+    return described
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,6 +180,8 @@ class ResultRow:
         details = dict(result.details)
         if result.items is not None:
             details["items"] = result.items.to_dict()
+        if outcome.curves:
+            details["curves"] = outcome.curves
         if fitted.designer is not None:
             details["designer"] = fitted.designer
         if outcome.data_source_fingerprint is not None:

@@ -13,8 +13,9 @@ makes every cell here and now (figures, tests). Rendering is not the runner's bu
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ from privbench.api.adapter import load_dataset
 from privbench.api.cache import ArtifactCache
 from privbench.api.config import stable_hash
 from privbench.api.encoder import Encoder
-from privbench.api.errors import ConfigError, OutputError, PrivbenchError, TaskError
+from privbench.api.errors import (
+    ConfigError,
+    OutputError,
+    PrerequisiteError,
+    PrivbenchError,
+    TaskError,
+)
 from privbench.api.evaluation import Evaluation
 from privbench.api.registry import ATTACKS, DESIGNERS, ENCODERS, TASKS, Registry
 from privbench.data.containers import BenchmarkData
@@ -129,6 +136,18 @@ def check_requirements(
             )
 
 
+def check_prerequisites(evaluations: list[tuple[ComponentSpec, Evaluation]]) -> None:
+    """What the evaluations need on the machine (:meth:`Evaluation.missing_prerequisites`: a
+    Java runtime, ...) must be there before any work; one error lists all that is missing."""
+    missing: dict[str, list[str]] = {}
+    for entry, evaluation in evaluations:
+        for reason in evaluation.missing_prerequisites():
+            missing.setdefault(reason, []).append(entry.display_name)
+    if missing:
+        listed = "; ".join(f"{reason} (for {', '.join(names)})" for reason, names in missing.items())
+        raise PrerequisiteError(f"This run needs what the machine does not have: {listed}.")
+
+
 class Runner:
     """Plans and executes one resolved benchmark spec into a store (see module docstring)."""
 
@@ -145,8 +164,11 @@ class Runner:
         trial: int | None = None,
         design_report: Callable[[int, dict], None] | None = None,
         execution: ExecutionConfig | None = None,
+        cameras: Mapping[str, Encoder] | None = None,
     ) -> None:
         self.spec = spec
+        #: Unregistered encoders by the entry name standing for them (privbench.runs.cameras).
+        self.cameras = dict(cameras or {})
         self.store = store
         self.device = device
         self.cache = cache
@@ -175,8 +197,13 @@ class Runner:
         return built + [(e, construct_component(ATTACKS, e)) for e in self.spec.attacks]
 
     def construct_encoder(self, entry: ComponentSpec) -> Encoder:
-        """The entry's encoder at its initial weights (a designer on a fixed one: ConfigError)."""
-        encoder = construct_component(ENCODERS, entry)
+        """The entry's encoder at its initial weights (a designer on a fixed one: ConfigError);
+        an entry standing for one of :attr:`cameras` gets a copy of it (fits and ``.to(device)``
+        never touch the caller's object)."""
+        if entry.name in self.cameras:
+            encoder = copy.deepcopy(self.cameras[entry.name])
+        else:
+            encoder = construct_component(ENCODERS, entry)
         if entry.designer is not None and not encoder.learnable:
             raise ConfigError(
                 f"Encoder entry {entry.display_name!r} names designer {entry.designer.name!r}, but "
@@ -292,6 +319,18 @@ class Runner:
             ]
         return cells, fitted
 
+    def check(self) -> list[tuple[ComponentSpec, Evaluation]]:
+        """Build every component of the spec (a bad config is a ConfigError naming it) and check
+        that the machine has what the evaluations need, before any data is built or any file
+        written; returns the evaluations."""
+        evaluations = self.evaluations()
+        check_prerequisites(evaluations)
+        for entry in self.spec.encoders:
+            self.construct_encoder(entry)
+            if entry.designer is not None:
+                construct_component(DESIGNERS, entry.designer)
+        return evaluations
+
     def dataset_reference(self, data: BenchmarkData) -> DatasetRef:
         return DatasetRef.of(data, self.spec.dataset.name, self.spec.dataset.config, self.cache)
 
@@ -302,12 +341,10 @@ class Runner:
         if self.store is None:
             raise ConfigError("Runner.execute needs a results store to write the rows to.")
         started = time.perf_counter()
+        evaluations = self.check()
         data = self.load_data()
         data_time_s = time.perf_counter() - started
-        evaluations = self.evaluations()
         check_requirements(evaluations, data)
-        for entry in self.spec.encoders:  # a bad encoder config fails before any work
-            self.construct_encoder(entry)
         report = RunReport(
             spec=self.spec, results=pd.DataFrame(), data=data, data_time_s=data_time_s
         )

@@ -200,6 +200,7 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
         record["privacy"] = worst_case_privacy(privacies.values())
         finite = {k: v for k, v in privacies.items() if not math.isnan(v)}
         record["worst_attack"] = min(finite, key=finite.get) if finite else None
+        record["still_improving"] = _still_improving_attacks(group)
         record["seeds"] = int(group["seed"].nunique())
         record.update(_interval(group, bootstrap, record["seeds"]))
         records.append(record)
@@ -209,9 +210,16 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
         for i in pareto_front_indices(table["utility"].to_numpy(), table["privacy"].to_numpy())
     ]
     table["pareto"] = table.index.isin(front)
-    leading = ["encoder", "utility", "privacy", "worst_attack", "pareto"] + INTERVAL_COLUMNS
+    headlines = [
+        f"{key}.{metric}"
+        for key, metric in dict(zip(scored["eval_key"], scored["headline_metric"])).items()
+        if f"{key}.{metric}" in table.columns
+    ]
+    leading = ["encoder", "utility", "privacy", "worst_attack", "pareto"] + headlines
+    leading += INTERVAL_COLUMNS
     rest = [c for c in table.columns if c not in leading]
-    metric_columns = sorted(c for c in rest if "." in c)
+    # raw metrics by evaluation; the baselines (chance-level scores) after the measured ones
+    metric_columns = sorted((c for c in rest if "." in c), key=lambda c: (".baseline" in c, c))
     meta = [c for c in rest if c not in metric_columns]
     table = table[leading + metric_columns + meta]
     table = table.sort_values(
@@ -226,7 +234,20 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
         else (None if _missing(lo) or _missing(next_hi) else bool(lo > next_hi))
         for index, (lo, next_hi) in enumerate(zip(low, below))
     ]
+    table.attrs["headlines"] = headlines  # every view shows them right after the summary
     return table
+
+
+def _still_improving_attacks(group: pd.DataFrame) -> str | None:
+    """The attacks of an encoder whose model was still improving at its last epoch
+    (:func:`privbench.nn.epochs.training_curve`): a longer budget might succeed more, so their
+    privacy may be overstated."""
+    keys = set()
+    for row in group.itertuples(index=False):
+        curves = row.details.get("curves", []) if isinstance(row.details, dict) else []
+        if row.role == "privacy" and any(curve.get("still_improving") for curve in curves):
+            keys.add(row.eval_key)
+    return ", ".join(sorted(keys)) or None
 
 
 def _interval(group: pd.DataFrame, bootstrap, seeds: int) -> dict:

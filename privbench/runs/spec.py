@@ -20,6 +20,10 @@ from privbench.api.errors import ConfigError, UnknownNameError
 from privbench.engine.config import TaskResources
 
 
+#: Seeds are 32-bit: every random generator a cell seeds (torch, numpy, Python) accepts them.
+MAX_SEED = 2**32
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -138,6 +142,12 @@ class BenchmarkSpec(_Strict):
     def _seeds(cls, value: list[int]) -> list[int]:
         if not value:
             raise ValueError("a benchmark needs at least one seed")
+        out_of_range = [seed for seed in value if not 0 <= seed < MAX_SEED]
+        if out_of_range:
+            raise ValueError(
+                f"seeds must be integers from 0 to {MAX_SEED - 1} (numpy's and Python's random "
+                f"generators take 32 bits); got {out_of_range}"
+            )
         if len(set(value)) != len(value):
             raise ValueError(f"seeds must be distinct, got {value}")
         return value
@@ -226,6 +236,11 @@ def load_spec(source: str | Path | dict | BenchmarkSpec) -> BenchmarkSpec:
         return source
     if isinstance(source, dict):
         return _validate(source, where="the spec dictionary")
+    if not isinstance(source, (str, Path)):
+        raise ConfigError(
+            f"A benchmark spec is a BenchmarkSpec, a mapping, a YAML file path or a benchmark "
+            f"name (see `privbench list benchmarks`); got {type(source).__name__}."
+        )
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
@@ -246,66 +261,15 @@ def load_spec(source: str | Path | dict | BenchmarkSpec) -> BenchmarkSpec:
 
 
 def _validate(raw: dict, *, where: str) -> BenchmarkSpec:
+    from privbench.runs.spec_checks import check_keys, check_names
+
+    check_keys(raw, where, "")
     try:
-        spec = BenchmarkSpec(**raw)
+        spec = BenchmarkSpec.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, what=where, model=BenchmarkSpec)) from None
-    _check_names(spec, where)
+    check_names(spec, where)
     return spec
-
-
-def _check_names(spec: BenchmarkSpec, where: str) -> None:
-    """Fail early (before any training) on unknown component names, with suggestions."""
-    from privbench.api.registry import ATTACKS, DATASETS, ENCODERS, TASKS
-
-    for registry, entries in (
-        (ENCODERS, spec.encoders),
-        (TASKS, spec.tasks),
-        (ATTACKS, spec.attacks),
-    ):
-        for entry in entries:
-            try:
-                registry.get(entry.name)
-            except UnknownNameError as error:
-                raise UnknownNameError(f"In {where}: {error}") from None
-    for entry in spec.encoders:
-        if entry.designer is not None:
-            from privbench.api.registry import DESIGNERS
-
-            try:
-                DESIGNERS.get(entry.designer.name)
-            except UnknownNameError as error:
-                raise UnknownNameError(f"In {where}: {error}") from None
-    try:
-        builder = DATASETS.get(spec.dataset.name)
-    except UnknownNameError as error:
-        raise UnknownNameError(f"In {where}: {error}") from None
-    _check_data_sources(spec, builder, where)
-
-
-def _check_data_sources(spec: BenchmarkSpec, builder, where: str) -> None:
-    """``data:`` of an evaluation or designer must name a source of a composite dataset."""
-    routed = [(entry.display_name, entry.data) for entry in spec.tasks + spec.attacks if entry.data]
-    routed += [
-        (f"designer of {e.display_name}", e.designer.data)
-        for e in spec.encoders
-        if e.designer and e.designer.data
-    ]
-    if not routed:
-        return
-    labels = builder.source_labels(spec.dataset.config)
-    if labels is None:
-        raise ConfigError(
-            f"In {where}: {routed[0][0]!r} reads 'data: {routed[0][1]}', but dataset "
-            f"{spec.dataset.name!r} has no sources to choose from; 'data' is for the composite "
-            "dataset (dataset: {name: composite, config: {sources: ...}})."
-        )
-    for owner, label in routed:
-        if label not in labels:
-            raise ConfigError(
-                f"In {where}: {owner!r} reads 'data: {label}', but the composite dataset has no "
-                f"source {label!r}; its sources are: {', '.join(labels) or 'none'}."
-            )
 
 
 #: What ``privbench run`` runs without arguments.
@@ -338,9 +302,11 @@ def resolve_spec(
     seed: int | None = None,
     data_paths: dict[str, str] | None = None,
     log: Callable[[str], None] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> BenchmarkSpec:
     """The spec a run executes: loaded, preset applied (the spec's default when None; the
-    resolved spec's ``preset`` names it), data paths filled, restricted to ``encoders`` and to
+    resolved spec's ``preset`` names it), data paths filled, ``overrides`` set
+    (:func:`privbench.runs.overrides.apply_overrides`), restricted to ``encoders`` and to
     ``seed`` when given."""
     spec = load_spec(spec if spec is not None else DEFAULT_BENCHMARK)
     if preset is None and spec.presets:
@@ -353,9 +319,15 @@ def resolve_spec(
             f"--data {name}: not used by {spec.name} ({preset or 'default'} preset); ignored."
         )
     spec = require_data_paths(spec, data_paths or {})
+    if overrides:
+        from privbench.runs.overrides import apply_overrides
+
+        spec = apply_overrides(spec, overrides)
     if encoders:
         spec = spec.with_encoders(encoders)
     if seed is not None:
+        if not 0 <= seed < MAX_SEED:
+            raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED - 1}; got {seed}.")
         spec = spec.model_copy(update={"seeds": [seed]})
     return spec
 

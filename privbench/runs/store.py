@@ -15,6 +15,9 @@ an earlier privbench wrote before the schema was versioned.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import functools
 import json
 from datetime import datetime, timezone
@@ -127,6 +130,8 @@ class ResultStore:
             #: The schema revision the store is at after opening (the newest this version knows).
             self.schema_revision = upgrade(self.engine)
         except SQLAlchemyError as error:
+            if url.startswith("sqlite") and isinstance(error, sa.exc.DatabaseError):
+                raise StoreError(_read_failure(url, error)) from None
             raise StoreError(
                 f"Cannot open the results store {_shown(url)!r}: {_first_line(error)}. Check the "
                 f"URL, that the database server is reachable and that the file or database is "
@@ -207,14 +212,24 @@ class ResultStore:
             ) from None
 
     # -- reading ------------------------------------------------------------------------
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """A read connection; a database error (a damaged file, a lost server) becomes a
+        StoreError that says what to do instead of a driver's traceback."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except SQLAlchemyError as error:
+            raise StoreError(_read_failure(self.url, error)) from None
+
     def has(self, cell_key: str) -> bool:
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             query = sa.select(results_table.c.id).where(results_table.c.cell_key == cell_key)
             return connection.execute(query).first() is not None
 
     def cell_keys(self) -> set[str]:
         """The keys of the stored results (a failed cell is not among them: a rerun retries it)."""
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return {r[0] for r in connection.execute(sa.select(results_table.c.cell_key))}
 
     def dataframe(self, *, benchmark: str | None = None, study: str | None = None) -> pd.DataFrame:
@@ -225,7 +240,7 @@ class ResultStore:
             query = query.where(results_table.c.benchmark == benchmark)
         if study is not None:
             query = query.where(results_table.c.study == study)
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             frame = pd.read_sql(query.order_by(results_table.c.id), connection)
         for column in JSON_COLUMNS:
             frame[column] = frame[column].map(lambda value: {} if value is None else value)
@@ -239,12 +254,12 @@ class ResultStore:
         query = sa.select(failures_table).where(~stored)
         if benchmark is not None:
             query = query.where(failures_table.c.benchmark == benchmark)
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return pd.read_sql(query.order_by(failures_table.c.id), connection)
 
     def __len__(self) -> int:
         query = sa.select(sa.func.count()).select_from(results_table)
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return int(connection.execute(query).scalar_one())
 
     def close(self) -> None:
@@ -320,6 +335,21 @@ def _shown(url: str) -> str:
         return sa.make_url(url).render_as_string(hide_password=True)
     except (SQLAlchemyError, ValueError):
         return url
+
+
+def _read_failure(url: str, error: Exception) -> str:
+    """What to say when a store cannot be read: for a damaged SQLite file, how to recover the
+    rows that are still readable into a new file."""
+    text = f"Cannot read the results store {_shown(url)!r}: {_first_line(error)}."
+    database = engine_url(url).database if url.startswith("sqlite") else None
+    if database and isinstance(error, sa.exc.DatabaseError):
+        text += (
+            f" The file looks damaged: copy what is still readable into a new store with "
+            f"`sqlite3 {database} .recover | sqlite3 recovered.db` (Debian: apt-get install "
+            "sqlite3), then point --store at sqlite:///recovered.db; a run into a fresh store "
+            "recomputes the rest."
+        )
+    return text
 
 
 def _first_line(error: Exception) -> str:

@@ -36,7 +36,7 @@ from privbench.data.containers import BenchmarkData
 from privbench.engine.config import TaskResources
 from privbench.engine.events import Reporter, worker_id
 from privbench.runs.cells import Cell, dataset_view, evaluate_cell
-from privbench.runs.rows import ResultRow
+from privbench.runs.rows import ResultRow, hardware
 
 
 @contextmanager
@@ -98,6 +98,7 @@ def run_cell(
             "engine": engine,
             "threads": resources.cpus,
             "worker": worker,
+            **hardware(),
             "profile": profile.as_dict(),
         }
         if resources.gpus:

@@ -176,6 +176,7 @@ class TrainedConfig(EvaluationConfig):
     crash_after: int = 2
     #: Fault injection: raise an exception / report a NaN metric instead of a result.
     fail: str | None = None
+    lr: float = 0.05
 
 
 @register_attack("toy-trained-attack", override=True)
@@ -208,7 +209,7 @@ class ToyTrainedAttack(Evaluation):
         )
         classes = int(y.max()) + 1
         model = torch.nn.Linear(x.shape[1], classes)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
 
         def train_epoch(epoch, generator):
             for batch in shuffled_batches(x.shape[0], 8, generator):

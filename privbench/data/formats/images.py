@@ -29,6 +29,8 @@ import torch
 
 from privbench.api.adapter import DEFAULT_MAX_IMAGE_PIXELS
 from privbench.api.arrays import ArrayFile, ArrayWriter, open_array
+from privbench.api.cache import load_verified
+from privbench.data.formats.pixels import to_rgb8
 from privbench.api.errors import DataError
 from privbench.data.formats.files import EXAMPLES_IN_MESSAGES, stat_files
 from privbench.data.formats.fingerprints import tensor_digest
@@ -173,7 +175,7 @@ def _decode_one(
                 )
             if picture.size[0] * picture.size[1] > max_pixels:
                 raise too_large_error(request.path, source_w, source_h, max_pixels)
-            picture = picture.convert("RGB")
+            picture = to_rgb8(picture)
             fx, fy = picture.size[0] / source_w, picture.size[1] / source_h
             box = (x0 * fx, y0 * fy, x1 * fx, y1 * fy)
             if box != (0.0, 0.0, float(picture.size[0]), float(picture.size[1])):
@@ -328,7 +330,9 @@ def _read_cached(path: Path, count: int) -> LoadedImages | None:
     if store is None or not geometry.is_file() or len(store) != count:
         return None
     try:
-        payload = torch.load(geometry, map_location="cpu", weights_only=True)
+        payload = load_verified(geometry)
+        if payload is None:
+            return None
         return LoadedImages(
             store.tensor(),
             payload["transforms"],

@@ -13,6 +13,7 @@ import torch
 
 from privbench.api.adapter import DatasetAdapter, dataset_cache_root
 from privbench.api.arrays import open_array, write_array
+from privbench.api.cache import load_verified
 from privbench.api.config import stable_hash
 from privbench.api.errors import DataError
 from privbench.api.registry import register_dataset
@@ -151,7 +152,9 @@ def _load_tensors(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_verified(path)
+        if payload is None:
+            return None
         payload["stores"] = {}
         for part in ("identities", "nonfaces", "scenes", "face_vs_noface"):
             for split in SPLITS:
