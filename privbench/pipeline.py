@@ -18,9 +18,9 @@ from privbench.api.camera import as_encoder
 from privbench.api.encoder import Encoder
 from privbench.api.errors import ConfigError
 from privbench.engine import ExecutionConfig
+from privbench.runs.cameras import camera_spec
 from privbench.runs.progress import ProgressFactory
 from privbench.runs.runner import DEFAULT_OUT, Runner, RunReport, prepare_output_dir, resolve_device
-from privbench.runs.cameras import camera_spec
 from privbench.runs.spec import resolve_spec
 from privbench.runs.store import ResultStore, default_store_url
 
@@ -76,6 +76,7 @@ def run(
         cpus_per_cell=cpus_per_cell,
         gpus_per_cell=gpus_per_cell,
     )
+    source = spec
     spec = resolve_spec(
         spec,
         preset=preset,
@@ -95,7 +96,12 @@ def run(
         execution=execution,
         cameras=cameras,
     )
-    runner.check()  # a bad component or a missing prerequisite: an error before any file exists
+    try:  # a bad component or a missing prerequisite: an error before any file exists
+        runner.check()
+    except ConfigError as error:
+        if isinstance(source, (str, Path)) and Path(source).suffix in (".yaml", ".yml"):
+            raise ConfigError(f"In spec file {str(source)!r}: {error}") from None
+        raise
     out_path = prepare_output_dir(out_dir) if out_dir is not None else None
     if store is None:
         if out_path is None:

@@ -30,7 +30,11 @@ def _fields(component) -> list[str]:
         return []
     rows = ["| field | default | description |", "|---|---|---|"]
     for name, field in config.model_fields.items():
-        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        default = (
+            "required"
+            if field.is_required()
+            else repr(field.get_default(call_default_factory=True))
+        )
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
         default = default.replace("|", "\\|")
         rows.append(f"| `{name}` | `{default}` | {description} |")

@@ -52,12 +52,19 @@ def _write_spec(toy, tmp_path, **overrides) -> Path:
         ["pareto"],
         ["data"],
         ["data", "check"],
+        ["export"],
+        ["validate"],
+        ["card"],
+        ["encoder"],
+        ["encoder", "export"],
+        ["encoder", "load"],
     ],
 )
 def test_help_of_every_command(capsys, command):
     code, output = _cli(capsys, *command, "--help")
     assert code == 0
     assert "Usage" in output and "--help" in output and len(output) > 200
+    assert "<bool>" not in output  # flags take no value
 
 
 def test_list_kinds(capsys, toy):
@@ -94,27 +101,20 @@ def test_leaderboard_of_a_store_that_does_not_exist_names_it_and_creates_nothing
     assert not missing.exists()
 
 
-def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
+def _run_in_a_process(toy, tmp_path) -> list[str]:
+    """The command line of a toy run in its own Python process (the toy components registered)."""
     spec = _write_spec(toy, tmp_path)
     script = tmp_path / "run_privbench.py"
     script.write_text(RUNNER_SCRIPT)
-    args = [sys.executable, str(script), *_run_args(spec, tmp_path / "out", tmp_path / "cache")]
+    return [sys.executable, str(script), *_run_args(spec, tmp_path / "out", tmp_path / "cache")]
+
+
+def test_killed_run_resumes_without_lost_or_doubled_rows(toy, tmp_path):
+    args = _run_in_a_process(toy, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(TESTS), "TOY_SLEEP": "1.0"}
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     database = tmp_path / "out" / "results.db"
-    deadline = time.time() + 120
-    stored = 0
-    while time.time() < deadline and process.poll() is None:
-        if database.exists():
-            try:
-                stored = (
-                    sqlite3.connect(database).execute("select count(*) from results").fetchone()[0]
-                )
-            except sqlite3.OperationalError:
-                stored = 0
-            if stored >= 2:
-                break
-        time.sleep(0.1)
+    _wait_for_rows(database, 2, process)
     assert process.poll() is None, "the run finished before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -150,6 +150,7 @@ def test_bad_inputs_give_one_paragraph_errors(capsys, toy, tmp_path):
     bad.write_text(yaml.safe_dump(toy.toy_spec(encoders=[blur])))
     code, output = run(bad, tmp_path / "o3")
     assert code != 0 and "'sigma'" in output and "sigma_px" in output
+    assert f"In spec file '{bad}'" in output and not (tmp_path / "o3" / "results.db").exists()
 
     bad.write_text("name: [unclosed")
     code, output = run(bad, tmp_path / "o4")
@@ -259,10 +260,7 @@ def _wait_for_rows(database, count: int, process, timeout: float = 120) -> None:
 
 
 def test_output_to_a_pipe_streams_progress_and_prints_the_whole_table(toy, tmp_path):
-    spec = _write_spec(toy, tmp_path)
-    script = tmp_path / "run_privbench.py"
-    script.write_text(RUNNER_SCRIPT)
-    args = [sys.executable, str(script), *_run_args(spec, tmp_path / "out", tmp_path / "cache")]
+    args = _run_in_a_process(toy, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "80"}
     finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stdout + finished.stderr
@@ -277,12 +275,11 @@ def test_output_to_a_pipe_streams_progress_and_prints_the_whole_table(toy, tmp_p
 
 
 def test_sigterm_prints_the_resume_hint(toy, tmp_path):
-    spec = _write_spec(toy, tmp_path)
-    script = tmp_path / "run_privbench.py"
-    script.write_text(RUNNER_SCRIPT)
-    args = [sys.executable, str(script), *_run_args(spec, tmp_path / "out", tmp_path / "cache")]
+    args = _run_in_a_process(toy, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(TESTS), "TOY_SLEEP": "1.0"}
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for_rows(tmp_path / "out" / "results.db", 1, process)
     assert process.poll() is None, "the run finished before it could be terminated"
     process.send_signal(signal.SIGTERM)
@@ -302,12 +299,17 @@ def test_list_shows_whole_first_paragraphs(capsys):
     for name in privbench.list_encoders():
         text = description(ENCODERS.get(name))
         assert text and " ".join(text.split()) in output, name
-    multi_line = [n for n in privbench.list_encoders() if "\n" in (ENCODERS.get(n).__doc__ or "").strip().split("\n\n")[0]]
+    multi_line = [
+        n
+        for n in privbench.list_encoders()
+        if "\n" in (ENCODERS.get(n).__doc__ or "").strip().split("\n\n")[0]
+    ]
     for name in multi_line:  # the ones a first line used to cut
         assert description(ENCODERS.get(name)).endswith((".", ")")), name
 
 
-def test_help_texts_show_option_types_people_can_read(capsys):
+def test_help_texts_show_option_types_people_can_read(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # one line per option
     code, output = _cli(capsys, "run", "--help")
     assert code == 0 and "<bool>" not in output
     code, output = _cli(capsys, "figure", "--help")

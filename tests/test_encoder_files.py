@@ -25,9 +25,11 @@ def test_an_exported_encoder_loads_back_identical(tmp_path):
     path = save_encoder(encoder, tmp_path, history=history)
     assert (tmp_path / "canopic-conv1-mp-q.safetensors").is_file()
     loaded = load_encoder(path)
-    assert loaded.weights_hash() == encoder.weights_hash() != privbench.get_encoder(
-        "canopic-conv1-mp-q"
-    ).weights_hash()
+    assert (
+        loaded.weights_hash()
+        == encoder.weights_hash()
+        != privbench.get_encoder("canopic-conv1-mp-q").weights_hash()
+    )
     images = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(images), encoder(images))

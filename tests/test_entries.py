@@ -102,7 +102,15 @@ def test_the_published_schema_is_the_models():
 def test_export_from_the_command_line(exported, capsys):
     root, _, _ = exported
     store = f"sqlite:///{root / 'out' / 'results.db'}"
-    args = ["export", "--store", store, "--out", str(root / "cli"), "--cache-dir", str(root / "cache")]
+    args = [
+        "export",
+        "--store",
+        store,
+        "--out",
+        str(root / "cli"),
+        "--cache-dir",
+        str(root / "cache"),
+    ]
     with pytest.raises(SystemExit) as info:
         main(args)
     assert info.value.code in (0, None)

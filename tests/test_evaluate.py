@@ -103,7 +103,9 @@ def test_the_cache_keys_follow_the_cameras_source_file(toy, tmp_path):
 def test_registered_encoders_keep_their_keys_and_subclasses_hash_their_source():
     blur = privbench.get_encoder("gaussian-blur", sigma_px=4)
     # The keys stored rows were written under: name + config (version 1 implied).
-    assert blur.config_hash() == stable_hash({"encoder": "gaussian-blur", "config": blur.config_dict()})
+    assert blur.config_hash() == stable_hash(
+        {"encoder": "gaussian-blur", "config": blur.config_dict()}
+    )
     assert blur.weights_hash() is None and blur.is_registered()
     halver = Halver()
     assert not halver.is_registered() and halver.name == "Halver"

@@ -105,7 +105,10 @@ def test_false_positives_after_the_last_true_positive_change_no_resampled_ap():
 
     base = ItemScores("ap", scores=[[0.9, 0.4], [0.8]], hits=[[1, 0], [1]], faces=[2, 1])
     padded = ItemScores(
-        "ap", scores=[[0.9, 0.4, 0.05, 0.01], [0.8, 0.02]], hits=[[1, 0, 0, 0], [1, 0]], faces=[2, 1]
+        "ap",
+        scores=[[0.9, 0.4, 0.05, 0.01], [0.8, 0.02]],
+        hits=[[1, 0, 0, 0], [1, 0]],
+        faces=[2, 1],
     )
     counts = np.random.default_rng(0).integers(0, 3, size=(50, 2)).astype(float)
     assert np.allclose(base.resampled(counts), padded.resampled(counts))

@@ -44,7 +44,7 @@ def test_evaluation_and_designer_configs_merge_into_the_resolved_preset():
     ("overrides", "message"),
     [
         ({"evaluations.nope.epochs": 1}, "no task or attack entry.*face-id"),
-        ({"designers.end-to-end": 1}, "name a field of .end-to-end.s config"),
+        ({"designers.end-to-end": 1}, "name a field of the end-to-end config"),
         ({"designers.nope.x": 1}, "no designer entry.*adversarial, end-to-end"),
         ({"nosuch": 1}, "the spec has no field 'nosuch'; its fields are: .*seeds"),
         ({"seeds.x": 1}, "seeds is a list of 1; 'x' is not an index"),

@@ -168,7 +168,9 @@ def test_bad_components_and_missing_prerequisites_fail_before_any_file_or_data(
         _run(toy, tmp_path, spec=bad)
     monkeypatch.setattr(caption_metrics.shutil, "which", lambda name: None)
     needs_java = toy.toy_spec(tasks=["toy-utility", "captioning"])
-    with pytest.raises(PrerequisiteError, match="Java runtime.*openjdk-17-jre-headless.*captioning"):
+    with pytest.raises(
+        PrerequisiteError, match="Java runtime.*openjdk-17-jre-headless.*captioning"
+    ):
         _run(toy, tmp_path, spec=needs_java)
     assert toy.CALLS["dataset"] == before  # no data was built
     assert not (tmp_path / "out").exists()
@@ -213,8 +215,14 @@ def test_sample_strips_line_up_and_the_titles_agree(toy, tmp_path):
         (None, "got NoneType"),
         ([1, 2], "got list"),
         ({"name": "x", 1: 2, "encoders": ["identity"]}, "the key 1 at the top level is a int"),
-        ({"name": "x", "encoders": [{"name": "identity", "config": {None: 1}}]}, "encoders\\[0\\].config"),
-        ({"name": "x", "encoders": ["identity"], "tasks": ["toy-utility"], "seeds": [2**64]}, "seeds must be integers from 0"),
+        (
+            {"name": "x", "encoders": [{"name": "identity", "config": {None: 1}}]},
+            "encoders\\[0\\].config",
+        ),
+        (
+            {"name": "x", "encoders": ["identity"], "tasks": ["toy-utility"], "seeds": [2**64]},
+            "seeds must be integers from 0",
+        ),
     ],
 )
 def test_malformed_specs_are_config_errors(toy, source, message):

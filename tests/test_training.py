@@ -6,6 +6,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from privbench.api.cache import load_verified
 from privbench.api.errors import ConfigError, InputError
 from privbench.api.evaluation import Progress, ProgressBar, RunContext
 from privbench.nn.classifiers import ARCHITECTURES, ClassifierHead, build_classifier
@@ -167,7 +168,7 @@ def test_resume_from_checkpoint_continues_and_matches_an_uninterrupted_run(tmp_p
     killed_ctx = RunContext(workdir=tmp_path / "b", progress=_KillAfter(2))
     with pytest.raises(_Killed):
         train_classifier(fresh(), x, y, x, y, config, killed_ctx, "m")
-    partial = torch.load(tmp_path / "b" / "m.pt", weights_only=False)
+    partial = load_verified(tmp_path / "b" / "m.pt", weights_only=False)
     assert partial["epoch"] == 2 and not partial["finished"]
 
     logs = []
@@ -250,7 +251,7 @@ def test_training_state_starts_over_on_an_unreadable_checkpoint_and_counts_patie
     assert resumed.resume()
     assert (resumed.epoch, resumed.finished, resumed.bad_epochs) == (3, True, 2)
     assert resumed.best_score == (0.5, -1.0) and resumed.history.resumed_from_epoch == 3
-    assert torch.load(path, weights_only=False)["best_score"] == [0.5, -1.0]
+    assert load_verified(path, weights_only=False)["best_score"] == [0.5, -1.0]
 
 
 def test_a_diverged_training_is_a_failed_cell_never_a_row(toy, tmp_path):

@@ -4,9 +4,9 @@ Artifacts are stored under ``<root>/<kind>/<key>.pt`` where ``key`` hashes every
 artifact depends on, so a rerun finds what it computed before and a changed config misses
 exactly the artifacts it touches. Writes are atomic (temp file + rename): a killed process
 never leaves a half-written artifact behind, and a reader that opens the file while a writer
-replaces it keeps reading the complete old file. Each artifact has the SHA-256 of its bytes
-beside it (``<key>.pt.sha256``): a damaged file (a bad disk, a partial copy) is recomputed, not
-loaded (``torch.load`` reads random bytes inside a tensor without complaint).
+replaces it keeps reading the complete old file. Each artifact is headed by the SHA-256 of its
+bytes: a damaged file (a bad disk, a partial copy) is recomputed, not loaded (``torch.load``
+reads random bytes inside a tensor without complaint).
 
 Several processes (Ray workers of one run, or several runs) may share one cache. An artifact
 that many cells need (the clean detector, the clean face-ID model, ...) is built through
@@ -163,29 +163,26 @@ def _read(path: Path) -> Any | None:
     return load_verified(path)
 
 
-def checksum_path(path: Path) -> Path:
-    """The SHA-256 of the bytes of ``path``, written beside it by :func:`atomic_torch_save`."""
-    return path.with_name(path.name + ".sha256")
+#: The first bytes of every file :func:`atomic_torch_save` writes: then the SHA-256 (hex) of
+#: the rest, a newline, and ``torch.save``'s bytes. A file that verifies itself: its checksum
+#: cannot be read apart from its bytes (a sidecar file could be, while a writer replaces both).
+CHECKSUMMED = b"privbench-sha256 "
 
 
 @section("io")
 def atomic_torch_save(value: Any, path: Path) -> None:
-    """Save ``value`` at ``path`` atomically (a temporary file renamed into place) with the
-    SHA-256 of its bytes beside it (written first: a kill in between leaves a mismatch, which
-    :func:`load_verified` reads as damage). ``torch.load`` does not notice damage inside a
-    file — random bytes in a weights tensor load fine — so the checksum is what does."""
+    """Save ``value`` at ``path`` atomically (a temporary file renamed into place), headed by
+    the SHA-256 of its bytes. ``torch.load`` does not notice damage inside a file — random bytes
+    in a weights tensor load fine — so the checksum is what does (:func:`load_verified`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(value, buffer)
     data = buffer.getvalue()
-    _atomic_write(checksum_path(path), hashlib.sha256(data).hexdigest().encode())
-    _atomic_write(path, data)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
+    header = CHECKSUMMED + hashlib.sha256(data).hexdigest().encode() + b"\n"
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
+            stream.write(header)
             stream.write(data)
         os.replace(temporary, path)
     finally:
@@ -196,20 +193,21 @@ def _atomic_write(path: Path, data: bytes) -> None:
 @section("io")
 def load_verified(path: Path, *, weights_only: bool = True) -> Any | None:
     """The value :func:`atomic_torch_save` stored at ``path``, or None when the file is
-    missing, has no checksum, or its bytes do not match it (damaged, or written by a privbench
-    that kept no checksums): the caller rebuilds it, never trusting it."""
+    missing, is not headed by a checksum (written by a privbench that kept none), or its bytes
+    do not match it (damaged): the caller rebuilds it, never trusting it."""
     path = Path(path)
-    if not path.is_file():
-        return None
     try:
         data = path.read_bytes()
-        expected = checksum_path(path).read_text().strip()
     except OSError:
         return None
-    if hashlib.sha256(data).hexdigest() != expected:
+    end = data.find(b"\n", 0, len(CHECKSUMMED) + 80)
+    if not data.startswith(CHECKSUMMED) or end < 0:
+        return None
+    expected, payload = data[len(CHECKSUMMED) : end].decode("ascii", "replace"), data[end + 1 :]
+    if hashlib.sha256(payload).hexdigest() != expected:
         return None
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=weights_only)
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=weights_only)
     except Exception:  # noqa: BLE001 - a checksummed file torch cannot read: rebuild it
         return None
 

@@ -103,7 +103,9 @@ class ModuleEncoder(Encoder):
 
     @property
     def name(self) -> str:
-        return type(self.module).__name__
+        # (asked while the base class validates the config, before ``module`` is set)
+        module = self.__dict__.get("_modules", {}).get("module")
+        return type(module).__name__ if module is not None else "camera"
 
     def measure(self, images: torch.Tensor) -> torch.Tensor:
         output = self.module(images)
@@ -150,9 +152,7 @@ class ModuleEncoder(Encoder):
         return source_fingerprint(self.module)
 
 
-def as_encoder(
-    camera: Any, *, measurement_range: tuple[float, float] | None = None
-) -> Encoder:
+def as_encoder(camera: Any, *, measurement_range: tuple[float, float] | None = None) -> Encoder:
     """``camera`` as an encoder: an :class:`Encoder` as it is, a plain ``nn.Module`` wrapped in a
     :class:`ModuleEncoder` (``measurement_range`` only applies to a plain module: an encoder
     declares its own)."""
@@ -212,7 +212,9 @@ def load_encoder_file(reference: str) -> Encoder:
                 f"{error} (a class is built without arguments; give a function that builds it "
                 "with yours)"
             ) from error
-    return as_encoder(target)
+    encoder = as_encoder(target)
+    encoder.config_hash()  # fingerprints the file as it is now, the code just imported
+    return encoder
 
 
 def _pickle_by_value(module) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -29,7 +30,7 @@ def validate_config(model: type[C], values: dict[str, Any], *, what: str) -> C:
     """Build ``model`` from ``values``; on failure raise a ConfigError naming
     ``what`` and the field."""
     try:
-        return model(**values)
+        return model.model_validate(values)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, what=what, model=model)) from None
 
@@ -53,3 +54,25 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     """A short content hash of a JSON-serialisable payload (sorted keys, so order-independent)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` (``what`` names the file in errors: "entry", "encoder file")."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{what} {str(path)!r} is not a readable JSON file: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{what} {str(path)!r} must hold a JSON object; got {type(raw).__name__}."
+        )
+    return raw
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

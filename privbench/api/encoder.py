@@ -66,9 +66,7 @@ class Encoder(nn.Module):
             return False
         from privbench.api.registry import ENCODERS
 
-        return self.registered_name in ENCODERS and ENCODERS.get(self.registered_name) is type(
-            self
-        )
+        return self.registered_name in ENCODERS and ENCODERS.get(self.registered_name) is type(self)
 
     def code_fingerprint(self) -> str:
         """What identifies an unregistered encoder's code, which declares no :attr:`version`:
@@ -89,7 +87,10 @@ class Encoder(nn.Module):
         if self.version != "1":  # version 1 is implied: the keys of stored results stay valid
             payload["version"] = self.version
         if not self.is_registered():
-            payload["source"] = self.code_fingerprint()
+            # the code as it was when first asked (a file edited later is another camera)
+            if "_code_fingerprint" not in self.__dict__:
+                self.__dict__["_code_fingerprint"] = self.code_fingerprint()
+            payload["source"] = self.__dict__["_code_fingerprint"]
         return stable_hash(payload)
 
     @section("hash")

@@ -9,14 +9,12 @@ published, or an error says why not.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from privbench.api.config import format_validation_error
+from privbench.api.config import file_sha256, read_json_object, validate_config
 from privbench.api.encoder import Encoder, state_hash
 from privbench.api.errors import ConfigError
 
@@ -66,7 +64,7 @@ def save_encoder(
 
         path = folder / f"{stem}.safetensors"
         save_file(state, str(path))
-        weights_file, weights_sha256 = path.name, _sha256(path)
+        weights_file, weights_sha256 = path.name, file_sha256(path)
     record = EncoderFile(
         encoder=encoder.name,
         config=encoder.config_dict(),
@@ -84,16 +82,8 @@ def save_encoder(
 
 
 def read_encoder_file(path: str | Path) -> EncoderFile:
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-        return EncoderFile.model_validate(raw)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"Encoder file {str(path)!r} is not readable JSON: {error}") from None
-    except ValidationError as error:
-        raise ConfigError(
-            format_validation_error(error, what=f"encoder file {str(path)!r}", model=EncoderFile)
-        ) from None
+    raw = read_json_object(Path(path), "Encoder file")
+    return validate_config(EncoderFile, raw, what=f"encoder file {str(path)!r}")
 
 
 def load_encoder(path: str | Path) -> Encoder:
@@ -112,7 +102,7 @@ def load_encoder(path: str | Path) -> Encoder:
         weights = path.parent / record.weights_file
         if not weights.is_file():
             raise ConfigError(f"{path} names weights {record.weights_file!r}, not found beside it.")
-        if _sha256(weights) != record.weights_sha256:
+        if file_sha256(weights) != record.weights_sha256:
             raise ConfigError(f"{weights} does not have the SHA-256 {path.name} records: damaged?")
         from safetensors.torch import load_file
 
@@ -129,7 +119,3 @@ def load_encoder(path: str | Path) -> Encoder:
             f"not {record.config_hash}: exported by a privbench whose encoder differs."
         )
     return encoder.eval()
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

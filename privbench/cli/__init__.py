@@ -20,8 +20,10 @@ from privbench.cli import (
     tune,
 )
 from privbench.cli.console import error_console
+from privbench.cli.options import Command, Group
 
 app = typer.Typer(
+    cls=Group,
     help=(
         "privbench: benchmark privacy encoders (cameras that destroy private information before "
         "digitization) against utility tasks and privacy attacks, and publish a leaderboard.\n\n"
@@ -31,16 +33,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("list")(listing.list_command)
-app.command("run")(run.run_command)
-app.command("leaderboard")(leaderboard.leaderboard_command)
-app.command("figure")(figure.figure_command)
-app.command("tune")(tune.tune_command)
-app.command("pareto")(pareto.pareto_command)
-app.command("show")(show.show_command)
-app.command("export")(entries.export_command)
-app.command("validate")(entries.validate_command)
-app.command("card")(encoders.card_command)
+app.command("list", cls=Command)(listing.list_command)
+app.command("run", cls=Command)(run.run_command)
+app.command("leaderboard", cls=Command)(leaderboard.leaderboard_command)
+app.command("figure", cls=Command)(figure.figure_command)
+app.command("tune", cls=Command)(tune.tune_command)
+app.command("pareto", cls=Command)(pareto.pareto_command)
+app.command("show", cls=Command)(show.show_command)
+app.command("export", cls=Command)(entries.export_command)
+app.command("validate", cls=Command)(entries.validate_command)
+app.command("card", cls=Command)(encoders.card_command)
 app.add_typer(encoders.encoder_app, name="encoder")
 
 

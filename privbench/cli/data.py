@@ -10,9 +10,10 @@ import typer
 
 from privbench.api.errors import DataError
 from privbench.cli.console import console
-from privbench.cli.options import parse_settings
+from privbench.cli.options import Command, Group, parse_settings
 
 data_app = typer.Typer(
+    cls=Group,
     help="Check real dataset folders (COCO, VGGFace2, WIDER FACE, FDDB, ImageNet, LFW), show "
     "their expected layout, pre-load them.",
     no_args_is_help=True,
@@ -42,7 +43,7 @@ def _builder(name: str):
     return builder
 
 
-@data_app.command("check")
+@data_app.command("check", cls=Command)
 def check_command(
     name: Annotated[
         str, typer.Argument(help="Dataset: coco, vggface2, widerface, fddb, imagenet or lfw.")
@@ -74,7 +75,7 @@ def check_command(
         raise typer.Exit(1)
 
 
-@data_app.command("layout")
+@data_app.command("layout", cls=Command)
 def layout_command(name: Annotated[str, typer.Argument(help="Dataset name.")]):
     """Print the folder layout, annotation syntax and protocol an adapter expects."""
     builder = _builder(name)
@@ -94,7 +95,7 @@ def layout_command(name: Annotated[str, typer.Argument(help="Dataset name.")]):
         )
 
 
-@data_app.command("load")
+@data_app.command("load", cls=Command)
 def load_command(
     name: Annotated[str, typer.Argument(help="Dataset name.")],
     path: Annotated[Path, typer.Argument(help="The dataset's root folder.")],

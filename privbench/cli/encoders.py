@@ -10,9 +10,10 @@ import typer
 
 from privbench.api.errors import ConfigError
 from privbench.cli.console import console
-from privbench.cli.options import parse_settings
+from privbench.cli.options import Command, Group, parse_settings
 
 encoder_app = typer.Typer(
+    cls=Group,
     help="Export an encoder (fitted or not) as JSON + safetensors, or load one back and check it.",
     no_args_is_help=True,
 )
@@ -49,12 +50,14 @@ def _source(source: str, settings: list[str] | None):
     return encoder, None, []
 
 
-@encoder_app.command("export")
+@encoder_app.command("export", cls=Command)
 def export_command(
     source: Annotated[
         str,
-        typer.Argument(help="A leaderboard entry (JSON, its fitted weights beside it) or a "
-        "registered encoder name (initial weights)."),
+        typer.Argument(
+            help="A leaderboard entry (JSON, its fitted weights beside it) or a "
+            "registered encoder name (initial weights)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")] = Path(
         "encoders"
@@ -70,7 +73,7 @@ def export_command(
     console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
-@encoder_app.command("load")
+@encoder_app.command("load", cls=Command)
 def load_command(
     file: Annotated[Path, typer.Argument(help="An exported encoder (NAME.json).")],
 ):
@@ -89,11 +92,14 @@ def load_command(
 def card_command(
     source: Annotated[
         str,
-        typer.Argument(help="A registered encoder name (with --set), an exported encoder "
-        "(NAME.json) or a leaderboard entry (JSON)."),
+        typer.Argument(
+            help="A registered encoder name (with --set), an exported encoder "
+            "(NAME.json) or a leaderboard entry (JSON)."
+        ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for card.md and its pictures.")]
-    = Path("card"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for card.md and its pictures.")
+    ] = Path("card"),
     settings: SettingsOption = None,
 ):
     """Write a Markdown card of a camera: description, PSF or kernels, levels, sample

@@ -57,5 +57,7 @@ def leaderboard_command(
         where = f"the store {store!r}"
     if rows.empty:
         which = f" for {benchmark}" if benchmark else ""
-        raise PrivbenchError(f"{where[0].upper()}{where[1:]} holds no results{which}; run `privbench run` first.")
+        raise PrivbenchError(
+            f"{where[0].upper()}{where[1:]} holds no results{which}; run `privbench run` first."
+        )
     print_outputs(render_outputs(rows, out, console=console, print_terminal=True))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from privbench.api.errors import PrivbenchError
 
@@ -152,3 +153,23 @@ DataOption = Annotated[
         "benchmarks; run without it to see what is needed).",
     ),
 ]
+
+
+class Command(TyperCommand):
+    """A command whose help lists on/off flags without a value type: Typer's panel shows
+    ``<bool>`` beside every flag (``--help`` included), as if the flag took a value."""
+
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
+def _untyped_flags(params):
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:  # typer's own classes
+            param.metavar = ""
+    return params

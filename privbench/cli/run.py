@@ -100,9 +100,9 @@ def run_command(
     """
     from rich.markup import escape
 
-    from privbench.data.paths import parse_data_option
     from privbench.api.camera import load_encoder_file
     from privbench.api.errors import ConfigError
+    from privbench.data.paths import parse_data_option
     from privbench.pipeline import evaluate, render_report, run
 
     source = benchmark_source(benchmark, spec)

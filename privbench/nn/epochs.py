@@ -53,8 +53,10 @@ def training_curve(name: str, history: FitHistory) -> dict[str, Any]:
     ``still_improving``: it ran every epoch it was given and its last was its best, so a longer
     budget might have done better (for an attacker: privacy may be overstated)."""
     epochs = [
-        {key: (value if not isinstance(value, float) or math.isfinite(value) else None)
-         for key, value in record.items()}
+        {
+            key: (value if not isinstance(value, float) or math.isfinite(value) else None)
+            for key, value in record.items()
+        }
         for record in history.epochs
     ]
     return {

@@ -200,7 +200,9 @@ class TrainingState:
             return False
         checkpoint = load_verified(self.path, weights_only=False)
         if checkpoint is None:  # cut short by a kill, or damaged: start over
-            self.ctx.log(f"{self.name}: ignoring unreadable or damaged checkpoint {self.path}")
+            self.ctx.log(
+                f"{self.name}: ignoring unreadable checkpoint {self.path} (cut short or damaged)"
+            )
             return False
         if checkpoint.get("signature") != self.signature:
             return False

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from privbench.api.encoder import Encoder
-from privbench.api.errors import OutputError
 
 #: Sample faces shown on a card (synthfaces tiny test crops).
 CARD_SAMPLES = 4
@@ -25,12 +24,10 @@ def write_card(
     history: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write ``card.md`` and its pictures into ``out_dir``; returns the Markdown file."""
-    folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"Cannot create {str(folder)!r}: {error}. Choose another --out.") from None
     from privbench.report.show import sample_face, show_encoder
+    from privbench.runs.runner import prepare_output_dir
+
+    folder = prepare_output_dir(out_dir)
 
     title = label or encoder.name
     show_encoder(encoder, sample_face(), folder / "camera.png")

@@ -8,6 +8,7 @@ leaderboard's ``still_improving`` column.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -115,10 +116,7 @@ def write_tensorboard(rows: pd.DataFrame, folder: Path) -> Path | None:
     import hashlib
     import shutil
 
-    cells = sorted(
-        str(key) for key, details in zip(rows["cell_key"], rows["details"]) if _has_curves(details)
-    )
-    digest = hashlib.sha256(repr(cells).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(found, sort_keys=True, default=str).encode()).hexdigest()
     stamp = folder / ".inputs"
     if stamp.is_file() and stamp.read_text() == digest:
         return folder  # written from these very cells already

@@ -9,6 +9,8 @@ matching encoder, unranked and outside the normalized scores and the Pareto plot
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pandas as pd
 import torch
 
 from privbench.api.errors import OutputError
+from privbench.report.curves import page_curves, write_tensorboard
 from privbench.report.formatting import (
     LEFT_RANKED,
     LEFT_REPORTED,
@@ -28,7 +31,6 @@ from privbench.report.formatting import (
     headline_columns,
     rank_label,
 )
-from privbench.report.curves import page_curves, write_tensorboard
 from privbench.report.interactive import write_plotly_js
 from privbench.report.page import CLEAN_SAMPLE, Section, to_html
 from privbench.report.pareto import plot_pareto
@@ -155,12 +157,14 @@ def write_detection_curves(rows: pd.DataFrame, folder: Path) -> dict[str, str]:
         curves = curves_from_rows(rows, encoder_label=label)
         if curves:
             path = folder / f"{_slug(label)}.png"
-            cells = sorted(attack.loc[attack["encoder_label"] == label, "cell_key"])
             drawn = draw_once(
                 path,
-                repr(cells),
-                lambda: plot_protocol_curves(
-                    curves, path, title=f"face detection as an attack: {label}"
+                json.dumps(curves, sort_keys=True, default=str),
+                functools.partial(
+                    plot_protocol_curves,
+                    curves,
+                    path,
+                    title=f"face detection as an attack: {label}",
                 ),
             )
             paths[str(label)] = f"{folder.name}/{drawn.name}"
@@ -168,7 +172,7 @@ def write_detection_curves(rows: pd.DataFrame, folder: Path) -> dict[str, str]:
 
 
 def draw_once(path: Path, inputs: str, draw) -> Path:
-    """Draw the figure at ``path`` unless it was drawn from the same ``inputs`` (its cell keys or
+    """Draw the figure at ``path`` unless it was drawn from the same ``inputs`` (its curves or
     its table as text; a hash of them is kept beside it): a rerun of a finished run renders in
     seconds instead of redrawing every figure."""
     import hashlib
@@ -213,13 +217,9 @@ def render_outputs(
 ) -> dict[str, Path]:
     """Write leaderboard.md / .csv, index.html, pareto.png (and sample pictures) into
     ``out_dir``; with ``print_terminal``, print each ranked table on ``console`` as well."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(
-            f"Cannot create the output folder {str(out)!r}: {error}. Choose another --out."
-        ) from None
+    from privbench.runs.runner import prepare_output_dir
+
+    out = prepare_output_dir(out_dir)
     measured = (
         results[results["source"].fillna("measured") == "measured"]
         if "source" in results.columns
@@ -234,7 +234,7 @@ def render_outputs(
         draw_once(
             out / plot_name,
             section_title + table.to_csv(index=False),
-            lambda: plot_pareto(table, out / plot_name, title=section_title),
+            functools.partial(plot_pareto, table, out / plot_name, title=section_title),
         )
         reported = reported_rows(key[0])
         comparison = comparison_table(reported, table)

@@ -13,7 +13,6 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from privbench.report.interactive import points_json
 from privbench.report.formatting import (
     LEFT_RANKED,
     LEFT_REPORTED,
@@ -24,6 +23,7 @@ from privbench.report.formatting import (
     format_value,
     rank_label,
 )
+from privbench.report.interactive import points_json
 
 PAGE_TEMPLATE = "leaderboard.html.j2"
 #: Key of the clean-input picture among the sample pictures.

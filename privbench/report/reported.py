@@ -32,9 +32,9 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from privbench.api.config import format_validation_error
+from privbench.api.config import validate_config
 from privbench.api.errors import ConfigError
 
 #: The published reference entries ship with the user-facing ``leaderboard/`` folder (package data).
@@ -105,14 +105,7 @@ def load_reported_file(path: str | Path) -> ReportedTable:
             f"Reported-results file {str(path)!r} must hold a mapping with benchmark, paper, "
             f"table, metrics, rows."
         )
-    try:
-        return ReportedTable(**raw)
-    except ValidationError as error:
-        raise ConfigError(
-            format_validation_error(
-                error, what=f"reported-results file {str(path)!r}", model=ReportedTable
-            )
-        ) from None
+    return validate_config(ReportedTable, raw, what=f"reported-results file {str(path)!r}")
 
 
 @cache

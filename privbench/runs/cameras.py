@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
-from privbench.api.config import format_validation_error
+from privbench.api.config import validate_config
 from privbench.api.encoder import Encoder
 from privbench.api.errors import ConfigError
 from privbench.runs.scores import CLEAN_ENCODER
@@ -52,12 +50,7 @@ def camera_spec(
         entry["alphas"] = list(alphas)
     data = spec.model_dump()
     data["encoders"] = [e.model_dump() for e in compared] + [entry]
-    try:
-        camera_run = BenchmarkSpec(**data)
-    except ValidationError as error:
-        raise ConfigError(
-            format_validation_error(error, what=f"the run of camera {label!r}", model=BenchmarkSpec)
-        ) from None
+    camera_run = validate_config(BenchmarkSpec, data, what=f"the run of camera {label!r}")
     return camera_run, {name: encoder}
 
 

@@ -13,8 +13,6 @@ a folder needs the benchmark's ``identity`` entry, the clean reference). The sch
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from datetime import datetime, timezone
@@ -23,9 +21,10 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from privbench.api.config import format_validation_error
+from privbench.api.cache import load_verified
+from privbench.api.config import file_sha256, read_json_object, validate_config
 from privbench.api.encoder import state_hash
 from privbench.api.errors import ConfigError, DataError
 from privbench.runs.rows import JSON_COLUMNS, ResultRow, git_commit, package_versions
@@ -153,9 +152,9 @@ def _entry(cells: pd.DataFrame, scores: pd.Series, weights: EntryWeights | None)
             name=first["encoder"],
             config=first["encoder_config"],
             config_hash=first["encoder_config_hash"],
-            weights_hash=None if _missing(first["encoder_weights_hash"]) else first[
-                "encoder_weights_hash"
-            ],
+            weights_hash=None
+            if _missing(first["encoder_weights_hash"])
+            else first["encoder_weights_hash"],
             alpha=None if _missing(first["alpha"]) else float(first["alpha"]),
             designer=first["details"].get("designer"),
             card=first["encoder_description"],
@@ -188,11 +187,9 @@ def _fitted(cache_root: str | Path | None) -> dict[str, dict[str, Any]]:
         return {}
     fits = {}
     for path in sorted((Path(cache_root) / "fitted").glob("*.pt")):
-        try:
-            fitted = torch.load(path, map_location="cpu", weights_only=True)
+        fitted = load_verified(path)  # a damaged artifact cannot be the source of weights
+        if isinstance(fitted, dict) and "state" in fitted:
             fits[state_hash(fitted["state"])] = fitted
-        except Exception:  # a damaged artifact cannot be the source of published weights
-            continue
     return fits
 
 
@@ -207,21 +204,13 @@ def _write_weights(state: dict[str, torch.Tensor], path: Path) -> EntryWeights:
 def read_entry(path: str | Path) -> LeaderboardEntry:
     """The entry in ``path``, validated against the schema (a ConfigError names what is wrong)."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"Entry {str(path)!r} is not a readable JSON file: {error}") from None
-    if isinstance(raw, dict) and raw.get("schema_version") not in (None, SCHEMA_VERSION):
+    raw = read_json_object(path, "Entry")
+    if raw.get("schema_version") not in (None, SCHEMA_VERSION):
         raise ConfigError(
             f"Entry {str(path)!r} has schema_version {raw.get('schema_version')!r}; this "
             f"privbench reads schema_version {SCHEMA_VERSION} (upgrade privbench to read it)."
         )
-    try:
-        return LeaderboardEntry.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(
-            format_validation_error(error, what=f"entry {str(path)!r}", model=LeaderboardEntry)
-        ) from None
+    return validate_config(LeaderboardEntry, raw, what=f"entry {str(path)!r}")
 
 
 def validate_entry(path: str | Path) -> list[str]:
@@ -305,14 +294,6 @@ def entries_dataframe(folder: str | Path) -> pd.DataFrame:
     for column in JSON_COLUMNS:
         frame[column] = frame[column].map(lambda value: {} if value is None else value)
     return frame
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _slug(text: str) -> str:

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from privbench.api.config import format_validation_error
+from privbench.api.config import validate_config
 from privbench.api.errors import ConfigError
 from privbench.runs.spec import BenchmarkSpec, deep_merge
 
@@ -39,14 +37,7 @@ def apply_overrides(spec: BenchmarkSpec, overrides: dict[str, Any]) -> Benchmark
             _set_in_entries(designers, key, rest, value, "designer")
         else:
             _set_path(data, key, key.split("."), value)
-    try:
-        return BenchmarkSpec(**data)
-    except ValidationError as error:
-        raise ConfigError(
-            format_validation_error(
-                error, what=f"the spec after --set {', '.join(overrides)}", model=BenchmarkSpec
-            )
-        ) from None
+    return validate_config(BenchmarkSpec, data, what=f"the spec after --set {', '.join(overrides)}")
 
 
 def _set_in_entries(entries: list[dict], key: str, rest: str, value: Any, kind: str) -> None:
@@ -62,7 +53,7 @@ def _set_in_entries(entries: list[dict], key: str, rest: str, value: Any, kind: 
     else:
         if rest in names:
             raise ConfigError(
-                f"--set {key}: name a field of {rest!r}'s config after it, e.g. "
+                f"--set {key}: name a field of the {rest} config after it, e.g. "
                 f"--set {key}.FIELD=VALUE."
             )
         raise ConfigError(

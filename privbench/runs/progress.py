@@ -128,7 +128,9 @@ class _LineBar(ProgressBar):
         if 0 < self._done < self._total:
             left = elapsed / self._done * (self._total - self._done)
             text += f", about {_clock_text(left)} left"
-        extra = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
+        extra = "  ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items()
+        )
         return f"{text}  {extra}".rstrip()
 
 

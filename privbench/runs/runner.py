@@ -144,7 +144,9 @@ def check_prerequisites(evaluations: list[tuple[ComponentSpec, Evaluation]]) -> 
         for reason in evaluation.missing_prerequisites():
             missing.setdefault(reason, []).append(entry.display_name)
     if missing:
-        listed = "; ".join(f"{reason} (for {', '.join(names)})" for reason, names in missing.items())
+        listed = "; ".join(
+            f"{reason} (for {', '.join(names)})" for reason, names in missing.items()
+        )
         raise PrerequisiteError(f"This run needs what the machine does not have: {listed}.")
 
 

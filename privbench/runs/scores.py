@@ -222,8 +222,10 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
     metric_columns = sorted((c for c in rest if "." in c), key=lambda c: (".baseline" in c, c))
     meta = [c for c in rest if c not in metric_columns]
     table = table[leading + metric_columns + meta]
+    # ties are ordered by label, so that the same rows rank alike whatever order they come in
+    # (a store's insertion order, a folder of entries)
     table = table.sort_values(
-        ["privacy", "utility"], ascending=False, na_position="last"
+        ["privacy", "utility", "encoder"], ascending=[False, False, True], na_position="last"
     ).reset_index(drop=True)
     # a rank is separated from the next one when their privacy intervals do not overlap (None:
     # an interval is unknown; the last rank has no next one)

@@ -16,9 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from privbench.api.config import format_validation_error, stable_hash
-from privbench.api.errors import ConfigError, UnknownNameError
+from privbench.api.errors import ConfigError
 from privbench.engine.config import TaskResources
-
 
 #: Seeds are 32-bit: every random generator a cell seeds (torch, numpy, Python) accepts them.
 MAX_SEED = 2**32

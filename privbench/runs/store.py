@@ -15,11 +15,10 @@ an earlier privbench wrote before the schema was versioned.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,7 @@ class ResultStore:
             #: The schema revision the store is at after opening (the newest this version knows).
             self.schema_revision = upgrade(self.engine)
         except SQLAlchemyError as error:
-            if url.startswith("sqlite") and isinstance(error, sa.exc.DatabaseError):
+            if _damaged_sqlite(url, error):
                 raise StoreError(_read_failure(url, error)) from None
             raise StoreError(
                 f"Cannot open the results store {_shown(url)!r}: {_first_line(error)}. Check the "
@@ -219,7 +218,7 @@ class ResultStore:
         try:
             with self.engine.connect() as connection:
                 yield connection
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, pd.errors.DatabaseError) as error:  # pandas wraps its reads
             raise StoreError(_read_failure(self.url, error)) from None
 
     def has(self, cell_key: str) -> bool:
@@ -342,7 +341,7 @@ def _read_failure(url: str, error: Exception) -> str:
     rows that are still readable into a new file."""
     text = f"Cannot read the results store {_shown(url)!r}: {_first_line(error)}."
     database = engine_url(url).database if url.startswith("sqlite") else None
-    if database and isinstance(error, sa.exc.DatabaseError):
+    if database and _damaged_sqlite(url, error):
         text += (
             f" The file looks damaged: copy what is still readable into a new store with "
             f"`sqlite3 {database} .recover | sqlite3 recovered.db` (Debian: apt-get install "
@@ -350,6 +349,12 @@ def _read_failure(url: str, error: Exception) -> str:
             "recomputes the rest."
         )
     return text
+
+
+def _damaged_sqlite(url: str, error: Exception) -> bool:
+    """SQLite's own words for a file whose pages are not a database any more."""
+    text = str(error)
+    return url.startswith("sqlite") and ("malformed" in text or "not a database" in text)
 
 
 def _first_line(error: Exception) -> str:

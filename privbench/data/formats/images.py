@@ -30,10 +30,10 @@ import torch
 from privbench.api.adapter import DEFAULT_MAX_IMAGE_PIXELS
 from privbench.api.arrays import ArrayFile, ArrayWriter, open_array
 from privbench.api.cache import load_verified
-from privbench.data.formats.pixels import to_rgb8
 from privbench.api.errors import DataError
 from privbench.data.formats.files import EXAMPLES_IN_MESSAGES, stat_files
 from privbench.data.formats.fingerprints import tensor_digest
+from privbench.data.formats.pixels import to_rgb8
 
 #: Bumped whenever the loader's output for the same files and options changes (enters cache keys).
 LOADER_VERSION = "1"
