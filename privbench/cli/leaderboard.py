@@ -48,16 +48,14 @@ def leaderboard_command(
         rows = entries_dataframe(entries)
         if benchmark is not None:
             rows = rows[rows["benchmark"] == benchmark]
-        where = f"the entries under {str(entries)!r}"
+        where = f"The entries under {str(entries)!r} hold"
     else:
         from privbench.runs.store import ResultStore, require_existing_store
 
         require_existing_store(store)
         rows = ResultStore(store).dataframe(benchmark=benchmark)
-        where = f"the store {store!r}"
+        where = f"The store {store!r} holds"
     if rows.empty:
         which = f" for {benchmark}" if benchmark else ""
-        raise PrivbenchError(
-            f"{where[0].upper()}{where[1:]} holds no results{which}; run `privbench run` first."
-        )
+        raise PrivbenchError(f"{where} no results{which}; run `privbench run` first.")
     print_outputs(render_outputs(rows, out, console=console, print_terminal=True))
