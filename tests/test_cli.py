@@ -1,5 +1,6 @@
 """The command line: help, listing, runs, resume after a kill, and bad input."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -250,12 +251,10 @@ def _wait_for_rows(database, count: int, process, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
         if database.exists():
-            try:
-                query = "select count(*) from results"
+            query = "select count(*) from results"
+            with contextlib.suppress(sqlite3.OperationalError):  # locked or not yet created
                 if sqlite3.connect(database).execute(query).fetchone()[0] >= count:
                     return
-            except sqlite3.OperationalError:
-                pass
         time.sleep(0.1)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
+from privbench.report.formatting import file_name
 from privbench.runs.scores import evaluation_key
 
 #: Record entries that are bookkeeping, not curves.
@@ -125,7 +126,7 @@ def write_tensorboard(rows: pd.DataFrame, folder: Path) -> Path | None:
     shutil.rmtree(folder, ignore_errors=True)  # a rerender must not append to old runs
     for label, key, curves in found:
         for index, curve in enumerate(curves):
-            run = folder / _slug(label) / _slug(key) / f"{index}-{_slug(curve['name'])}"
+            run = folder / file_name(label) / file_name(key) / f"{index}-{file_name(curve['name'])}"
             with SummaryWriter(log_dir=str(run)) as writer:
                 for name, points in series(curve).items():
                     for epoch, value in points:
@@ -136,10 +137,6 @@ def write_tensorboard(rows: pd.DataFrame, folder: Path) -> Path | None:
 
 def _has_curves(details: Any) -> bool:
     return isinstance(details, dict) and bool(details.get("curves"))
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in text)
 
 
 def _escape(text: str) -> str:

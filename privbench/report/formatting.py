@@ -80,3 +80,9 @@ def rank_label(rank: int, row: pd.Series) -> str:
     """The rank, marked ≈ where the row's privacy interval overlaps the next row's."""
     separated = row.get("privacy_separated")
     return f"{rank} ≈" if separated is not None and not bool(separated) else str(rank)
+
+
+def file_name(text: str) -> str:
+    """``text`` (an encoder label, an evaluation key) as a file or folder name: letters, digits
+    and ``-_.`` kept, anything else ``_``."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)

@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
+from privbench.runs.scores import is_missing
+
 #: The plotly.js bundle beside the page.
 PLOTLY_JS = "plotly.min.js"
 #: Raw metrics shown on hover: each evaluation's headline-like columns.
@@ -57,7 +59,9 @@ def plot_points(table: pd.DataFrame) -> list[dict[str, Any]]:
                 "utility": utility,
                 "privacy": privacy,
                 "pareto": bool(row.get("pareto")),
-                "worst_attack": None if _missing(row.get("worst_attack")) else row["worst_attack"],
+                "worst_attack": None
+                if is_missing(row.get("worst_attack"))
+                else row["worst_attack"],
                 "alpha": _number(row.get("alpha")),
                 "metrics": metrics,
             }
@@ -76,7 +80,3 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))

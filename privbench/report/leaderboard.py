@@ -26,6 +26,7 @@ from privbench.report.formatting import (
     SCORES_NOTE,
     SUMMARY_COLUMNS,
     display_columns,
+    file_name,
     format_reported,
     format_value,
     headline_columns,
@@ -134,7 +135,7 @@ def write_sample_images(
     for label, encoder in encoders.items():
         with torch.no_grad():
             measurements = encoder.to(device).eval()(images).cpu()
-        path = folder / f"{_slug(label)}.png"
+        path = folder / f"{file_name(label)}.png"
         save_rgb_png(sample_strip([measurement_to_rgb(m) for m in measurements]), path, 0)
         paths[label] = f"samples/{path.name}"
     clean = [image.permute(1, 2, 0).numpy() for image in images.cpu()]
@@ -156,7 +157,7 @@ def write_detection_curves(rows: pd.DataFrame, folder: Path) -> dict[str, str]:
     for label in attack["encoder_label"].unique():
         curves = curves_from_rows(rows, encoder_label=label)
         if curves:
-            path = folder / f"{_slug(label)}.png"
+            path = folder / f"{file_name(label)}.png"
             drawn = draw_once(
                 path,
                 json.dumps(curves, sort_keys=True, default=str),
@@ -185,10 +186,6 @@ def draw_once(path: Path, inputs: str, draw) -> Path:
     drawn = Path(draw())
     stamp.write_text(digest)
     return drawn
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
 #: The qualitative figure `privbench figure` writes into an output folder (2PSC Fig. 3 style).

@@ -26,7 +26,6 @@ reference points, measured on another setup.
 from __future__ import annotations
 
 import importlib.resources
-import math
 from functools import cache
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from privbench.api.config import validate_config
 from privbench.api.errors import ConfigError
+from privbench.runs.scores import is_missing
 
 #: The published reference entries ship with the user-facing ``leaderboard/`` folder (package data).
 REFERENCE_DIR = Path(str(importlib.resources.files("privbench.leaderboard") / "reference"))
@@ -161,18 +161,14 @@ def comparison_table(reported: pd.DataFrame, measured: pd.DataFrame) -> pd.DataF
         measured_row = by_label.get(row["matches"]) if isinstance(row["matches"], str) else None
         for column in metric_columns:
             value = row[column]
-            record[f"paper: {column}"] = None if _missing(value) else float(value)
+            record[f"paper: {column}"] = None if is_missing(value) else float(value)
             record[f"measured: {column}"] = (
                 float(measured_row[column])
                 if measured_row is not None
                 and column in measured_row
-                and not _missing(measured_row[column])
+                and not is_missing(measured_row[column])
                 else None
             )
         record["reference"] = row["reference"]
         records.append(record)
     return pd.DataFrame.from_records(records)
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -13,7 +13,6 @@ a folder needs the benchmark's ``identity`` entry, the clean reference). The sch
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from privbench.api.config import file_sha256, read_json_object, validate_config
 from privbench.api.encoder import state_hash
 from privbench.api.errors import ConfigError, DataError
 from privbench.runs.rows import JSON_COLUMNS, ResultRow, git_commit, package_versions
+from privbench.runs.scores import is_missing, leaderboard_table, split_groups
 
 SCHEMA_VERSION = 1
 #: Where the JSON Schema of :class:`LeaderboardEntry` is published (a test keeps it current).
@@ -107,8 +107,6 @@ def export_entries(
     ``rows`` (measured rows of runs, not tuning trials), under ``out_dir/<benchmark>-v<version>/``;
     a learned encoder's fitted weights are looked up in the artifact cache at ``cache_root``
     (the run's ``--cache-dir``) and written beside it."""
-    from privbench.runs.scores import leaderboard_table, split_groups
-
     rows = rows[rows["study"].isna() & (rows["source"].fillna("measured") == "measured")]
     if rows.empty:
         raise DataError("There are no measured rows to export (tuning trials are not exported).")
@@ -122,7 +120,7 @@ def export_entries(
             list(ENTRY_COLUMNS), dropna=False, sort=False
         ):
             stem = _slug(f"{label}-{config_hash[:8]}")
-            weights_hash = None if _missing(weights_hash) else weights_hash
+            weights_hash = None if is_missing(weights_hash) else weights_hash
             weights, fitted = None, fits.get(weights_hash) if weights_hash is not None else None
             if fitted is not None:
                 weights = _write_weights(fitted["state"], folder / f"{stem}.safetensors")
@@ -145,7 +143,7 @@ def _entry(cells: pd.DataFrame, scores: pd.Series, weights: EntryWeights | None)
             version=first["benchmark_version"],
             dataset=first["dataset"],
             dataset_fingerprint=first["dataset_fingerprint"],
-            preset=None if _missing(first["preset"]) else first["preset"],
+            preset=None if is_missing(first["preset"]) else first["preset"],
         ),
         encoder=EntryEncoder(
             label=first["encoder_label"],
@@ -153,16 +151,16 @@ def _entry(cells: pd.DataFrame, scores: pd.Series, weights: EntryWeights | None)
             config=first["encoder_config"],
             config_hash=first["encoder_config_hash"],
             weights_hash=None
-            if _missing(first["encoder_weights_hash"])
+            if is_missing(first["encoder_weights_hash"])
             else first["encoder_weights_hash"],
-            alpha=None if _missing(first["alpha"]) else float(first["alpha"]),
+            alpha=None if is_missing(first["alpha"]) else float(first["alpha"]),
             designer=first["details"].get("designer"),
             card=first["encoder_description"],
         ),
         weights=weights,
         scores=EntryScores(
             **{
-                name: None if _missing(scores.get(name)) else scores.get(name)
+                name: None if is_missing(scores.get(name)) else scores.get(name)
                 for name in EntryScores.model_fields
             }
         ),
@@ -176,7 +174,7 @@ def _entry(cells: pd.DataFrame, scores: pd.Series, weights: EntryWeights | None)
 
 def _row(record: dict[str, Any]) -> ResultRow:
     fields = ResultRow.__dataclass_fields__
-    values = {k: (None if _missing(v) else v) for k, v in record.items() if k in fields}
+    values = {k: (None if is_missing(v) else v) for k, v in record.items() if k in fields}
     return ResultRow(**values)
 
 
@@ -218,7 +216,21 @@ def validate_entry(path: str | Path) -> list[str]:
     belonging to its benchmark and encoder, the weights file's hash and the weights' own hash,
     and its benchmark version against the installed benchmark of that name."""
     path = Path(path)
+    return entry_problems(read_entry(path), path.parent)
+
+
+def read_valid_entry(path: str | Path) -> LeaderboardEntry:
+    """The entry in ``path``, read once; a ConfigError listing its problems if it has any."""
+    path = Path(path)
     entry = read_entry(path)
+    problems = entry_problems(entry, path.parent)
+    if problems:
+        raise ConfigError(f"Entry {str(path)!r} is not valid: {'; '.join(problems)}.")
+    return entry
+
+
+def entry_problems(entry: LeaderboardEntry, folder: Path) -> list[str]:
+    """What :func:`validate_entry` checks, of an entry already read from ``folder``."""
     problems = []
     bench, encoder = entry.benchmark, entry.encoder
     for index, cell in enumerate(entry.cells):
@@ -236,7 +248,7 @@ def validate_entry(path: str | Path) -> list[str]:
                     f"cell {index} ({cell.evaluation}) has {field} {getattr(cell, field)!r}, "
                     f"the entry {value!r}"
                 )
-    problems += _weights_problems(entry, path.parent)
+    problems += _weights_problems(entry, folder)
     problems += _benchmark_problems(entry)
     return problems
 
@@ -286,10 +298,7 @@ def entries_dataframe(folder: str | Path) -> pd.DataFrame:
         raise DataError(f"There are no entry files (*.json) under {str(folder)!r}.")
     records = []
     for path in paths:
-        problems = validate_entry(path)
-        if problems:
-            raise ConfigError(f"Entry {str(path)!r} is not valid: {'; '.join(problems)}.")
-        records += [cell.to_record() for cell in read_entry(path).cells]
+        records += [cell.to_record() for cell in read_valid_entry(path).cells]
     frame = pd.DataFrame.from_records(records)
     for column in JSON_COLUMNS:
         frame[column] = frame[column].map(lambda value: {} if value is None else value)
@@ -300,20 +309,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+=-]+", "_", text.replace("α", "alpha")).strip("_")
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def entry_encoder(path: str | Path):
     """The encoder an entry measured, rebuilt from its config with its weights file (checked
     against the entry's weights hash); returns ``(encoder, entry)``."""
     from privbench.api.registry import get_encoder
 
     path = Path(path)
-    problems = validate_entry(path)
-    if problems:
-        raise ConfigError(f"Entry {str(path)!r} is not valid: {'; '.join(problems)}.")
-    entry = read_entry(path)
+    entry = read_valid_entry(path)
     encoder = get_encoder(entry.encoder.name, **entry.encoder.config)
     if entry.weights is not None:
         from safetensors.torch import load_file

@@ -8,6 +8,7 @@ Rows with different benchmark or evaluation versions are never ranked together.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import os
@@ -94,13 +95,11 @@ def hardware() -> dict[str, str]:
     """The CPU model of this machine (and the GPU's, when CUDA is available), as rows record
     where a cell ran: floating-point results can differ between CPU and GPU models."""
     cpu = platform.processor() or platform.machine()
-    try:
+    with contextlib.suppress(OSError):  # no /proc (macOS, Windows): platform's name stays
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     described = {"cpu": cpu, "cpu_count": str(os.cpu_count() or 1)}
     import torch
 

@@ -171,6 +171,7 @@ class Runner:
         self.spec = spec
         #: Unregistered encoders by the entry name standing for them (privbench.runs.cameras).
         self.cameras = dict(cameras or {})
+        self._checked: list[tuple[ComponentSpec, Evaluation]] | None = None
         self.store = store
         self.device = device
         self.cache = cache
@@ -324,13 +325,16 @@ class Runner:
     def check(self) -> list[tuple[ComponentSpec, Evaluation]]:
         """Build every component of the spec (a bad config is a ConfigError naming it) and check
         that the machine has what the evaluations need, before any data is built or any file
-        written; returns the evaluations."""
+        written; returns the evaluations (built once per runner: the spec does not change)."""
+        if self._checked is not None:
+            return self._checked
         evaluations = self.evaluations()
         check_prerequisites(evaluations)
         for entry in self.spec.encoders:
             self.construct_encoder(entry)
             if entry.designer is not None:
                 construct_component(DESIGNERS, entry.designer)
+        self._checked = evaluations
         return evaluations
 
     def dataset_reference(self, data: BenchmarkData) -> DatasetRef:

@@ -72,7 +72,7 @@ def normalized_privacy(
 def _share_of_clean_advantage(
     value: float, clean_value: float, chance: float, higher_is_better: bool
 ) -> float:
-    if _missing(value) or _missing(clean_value) or _missing(chance):
+    if is_missing(value) or is_missing(clean_value) or is_missing(chance):
         return math.nan
     return float(share_of_clean_advantage(value, clean_value, chance, higher_is_better))
 
@@ -89,17 +89,18 @@ def share_of_clean_advantage(values, clean_values, chance: float, higher_is_bett
 
 
 def worst_case_privacy(privacies: Iterable[float]) -> float:
-    values = [p for p in privacies if not _missing(p)]
+    values = [p for p in privacies if not is_missing(p)]
     return min(values) if values else math.nan
 
 
 def _higher(value) -> bool:
     """A row's declared direction; rows stored before directions were recorded are
     higher-is-better."""
-    return True if _missing(value) else bool(value)
+    return True if is_missing(value) else bool(value)
 
 
-def _missing(value) -> bool:
+def is_missing(value) -> bool:
+    """None or NaN: a value a row or a table does not have."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -116,6 +117,8 @@ def _with_keys(rows: pd.DataFrame) -> pd.DataFrame:
     rows["eval_config_key"] = rows["evaluation_config"].map(
         lambda c: repr(sorted(c.items())) if isinstance(c, dict) else repr(c)
     )
+    if "details" not in rows:  # rows built by hand (reported, tests): no per-cell details
+        rows["details"] = [{} for _ in range(len(rows))]
     for column in ENCODER_COLUMNS:
         if column not in rows:
             rows[column] = None
@@ -233,7 +236,7 @@ def leaderboard_table(rows: pd.DataFrame) -> pd.DataFrame:
     table["privacy_separated"] = [
         True
         if index == len(low) - 1
-        else (None if _missing(lo) or _missing(next_hi) else bool(lo > next_hi))
+        else (None if is_missing(lo) or is_missing(next_hi) else bool(lo > next_hi))
         for index, (lo, next_hi) in enumerate(zip(low, below))
     ]
     table.attrs["headlines"] = headlines  # every view shows them right after the summary
@@ -244,8 +247,6 @@ def _still_improving_attacks(group: pd.DataFrame) -> str | None:
     """The attacks of an encoder whose model was still improving at its last epoch
     (:func:`privbench.nn.epochs.training_curve`): a longer budget might succeed more, so their
     privacy may be overstated."""
-    if "details" not in group.columns:  # rows built by hand (reported, tests): no curves
-        return None
     keys = set()
     for row in group.itertuples(index=False):
         curves = row.details.get("curves", []) if isinstance(row.details, dict) else []
