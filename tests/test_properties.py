@@ -5,7 +5,7 @@ nothing else may escape (a TypeError from deep inside pydantic or Pillow is a bu
 import io
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from privbench.api.errors import PrivbenchError
@@ -80,6 +80,7 @@ def _png(width: int, height: int, mode: str) -> bytes:
     cut=st.one_of(st.none(), st.integers(min_value=0, max_value=400)),
     noise=st.binary(max_size=64),
 )
+@example(width=1, height=2, mode="RGB", cut=45, noise=b"\x08\x08" + b"\x00" * 13)  # found in CI
 def test_any_image_file_loads_or_is_an_input_error(tmp_path, width, height, mode, cut, noise):
     from privbench.report.show import load_image
 

@@ -35,7 +35,7 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
             picture = to_rgb8(opened)
     except Image.DecompressionBombError:
         raise too_large_error(path, *header_size(path), DEFAULT_MAX_IMAGE_PIXELS) from None
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:  # as the stores
         raise InputError(
             f"Cannot read {str(path)!r} as an image ({error}); give a PNG or JPEG file."
         ) from None
